@@ -1,0 +1,271 @@
+//! Catalog data as the assistant sees it: stores, products, money and the
+//! product cards shown to shoppers. Cards are always built from these records,
+//! never from model text.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ProductId, StoreId};
+use crate::language::Language;
+
+/// An ISO 4217 currency code such as `EUR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency([u8; 3]);
+
+/// The currencies the catalog accepts, with their number of minor units.
+const CURRENCIES: &[(&str, u32)] = &[
+    ("EUR", 2),
+    ("USD", 2),
+    ("GBP", 2),
+    ("CHF", 2),
+    ("SEK", 2),
+    ("NOK", 2),
+    ("DKK", 2),
+    ("PLN", 2),
+    ("CZK", 2),
+    ("CAD", 2),
+    ("AUD", 2),
+    ("JPY", 0),
+];
+
+/// Why a currency code was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown currency {0:?}: expected an ISO 4217 code such as EUR or USD")]
+pub struct UnknownCurrency(pub String);
+
+impl Currency {
+    pub fn parse(code: &str) -> Result<Self, UnknownCurrency> {
+        let upper = code.trim().to_ascii_uppercase();
+        CURRENCIES
+            .iter()
+            .find(|(c, _)| *c == upper)
+            .map(|(c, _)| {
+                let b = c.as_bytes();
+                Currency([b[0], b[1], b[2]])
+            })
+            .ok_or_else(|| UnknownCurrency(code.to_owned()))
+    }
+
+    pub fn code(&self) -> &str {
+        // The bytes always come from the ASCII table above.
+        std::str::from_utf8(&self.0).unwrap_or("XXX")
+    }
+
+    /// Digits after the decimal point (2 for EUR, 0 for JPY).
+    pub fn minor_digits(&self) -> u32 {
+        CURRENCIES
+            .iter()
+            .find(|(c, _)| c.as_bytes() == self.0)
+            .map_or(2, |(_, d)| *d)
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = UnknownCurrency;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Currency> for String {
+    fn from(value: Currency) -> Self {
+        value.code().to_owned()
+    }
+}
+
+/// An amount in minor units (cents), so prices never round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    pub minor: i64,
+    pub currency: Currency,
+}
+
+impl Money {
+    /// The amount as a plain decimal string (`"49.95"`, `"1200"` for JPY).
+    pub fn decimal(&self) -> String {
+        let digits = self.currency.minor_digits();
+        if digits == 0 {
+            return self.minor.to_string();
+        }
+        let scale = 10_i64.pow(digits);
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let abs = self.minor.unsigned_abs();
+        let scale = scale.unsigned_abs();
+        format!(
+            "{sign}{}.{:0width$}",
+            abs / scale,
+            abs % scale,
+            width = digits as usize
+        )
+    }
+}
+
+/// Why a price text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("price {0:?} is not a non-negative decimal amount such as 49.95")]
+pub struct InvalidPrice(pub String);
+
+impl Money {
+    /// Parses "49.95", "49,95" or "49" into minor units, exactly (no floats).
+    pub fn parse(text: &str, currency: Currency) -> Result<Self, InvalidPrice> {
+        let bad = || InvalidPrice(text.to_owned());
+        let digits = currency.minor_digits() as usize;
+        let trimmed = text.trim();
+        let (whole, fraction) = match trimmed.split_once(['.', ',']) {
+            Some((w, f)) => (w, f),
+            None => (trimmed, ""),
+        };
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty()
+            || !all_digits(whole)
+            || !all_digits(fraction)
+            || fraction.len() > digits
+        {
+            return Err(bad());
+        }
+        let whole: i64 = whole.parse().map_err(|_| bad())?;
+        let fraction: i64 = if fraction.is_empty() {
+            0
+        } else {
+            format!("{fraction:0<digits$}").parse().map_err(|_| bad())?
+        };
+        let minor = whole
+            .checked_mul(10_i64.pow(digits as u32))
+            .and_then(|m| m.checked_add(fraction))
+            .ok_or_else(bad)?;
+        Ok(Money { minor, currency })
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.decimal(), self.currency.code())
+    }
+}
+
+/// One product of a store's catalog.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: ProductId,
+    pub name: String,
+    #[serde(default)]
+    pub brand: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub description: String,
+    /// Extra search words (Shopify tags, feed labels, translated keywords).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub price: Money,
+    pub image_url: String,
+    pub url: String,
+    #[serde(default = "in_stock_by_default")]
+    pub in_stock: bool,
+}
+
+fn in_stock_by_default() -> bool {
+    true
+}
+
+impl Product {
+    /// The card a shopper sees, built from catalog data only.
+    pub fn card(&self) -> ProductCard {
+        ProductCard {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            price: self.price,
+            image_url: self.image_url.clone(),
+            url: self.url.clone(),
+        }
+    }
+}
+
+/// What the widget renders for a recommended product.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProductCard {
+    pub id: ProductId,
+    pub name: String,
+    pub price: Money,
+    pub image_url: String,
+    pub url: String,
+}
+
+/// A store's settings as the assistant needs them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoreProfile {
+    pub id: StoreId,
+    pub name: String,
+    /// The shop's public address.
+    pub url: String,
+    /// The owner's instructions for the assistant (tone, policies, focus).
+    #[serde(default)]
+    pub instructions: String,
+    pub default_language: Language,
+    pub currency: Currency,
+    /// Origins allowed to open the widget socket (`https://shop.example`).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_prints_minor_units_exactly() {
+        let eur = Currency::parse("eur").expect("EUR is in the table");
+        let jpy = Currency::parse("JPY").expect("JPY is in the table");
+        assert_eq!(
+            Money {
+                minor: 4995,
+                currency: eur
+            }
+            .decimal(),
+            "49.95"
+        );
+        assert_eq!(
+            Money {
+                minor: 5,
+                currency: eur
+            }
+            .decimal(),
+            "0.05"
+        );
+        assert_eq!(
+            Money {
+                minor: 1200,
+                currency: jpy
+            }
+            .decimal(),
+            "1200"
+        );
+        assert_eq!(
+            Money {
+                minor: -150,
+                currency: eur
+            }
+            .to_string(),
+            "-1.50 EUR"
+        );
+    }
+
+    #[test]
+    fn prices_parse_exactly() {
+        let eur = Currency::parse("EUR").expect("EUR is known");
+        assert_eq!(Money::parse("49.95", eur).map(|m| m.minor), Ok(4995));
+        assert_eq!(Money::parse("49,9", eur).map(|m| m.minor), Ok(4990));
+        assert_eq!(Money::parse("12", eur).map(|m| m.minor), Ok(1200));
+        for bad in ["", "-1", "1.234", "1e3", "abc", "99999999999999999999"] {
+            assert!(Money::parse(bad, eur).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_currencies_are_refused() {
+        assert!(Currency::parse("EURO").is_err());
+        assert!(Currency::parse("").is_err());
+    }
+}

@@ -1,0 +1,210 @@
+//! What a widget session receives from and sends to its shopper, as typed
+//! events. The JSON wire format that carries them lives in the `mikabot`
+//! crate's protocol module; this crate never sees JSON.
+
+use std::time::Duration;
+
+use crate::catalog::ProductCard;
+use crate::ids::{ConversationId, MessageId, SessionId};
+use crate::language::Language;
+use crate::model::FinishReason;
+use crate::prompt::Role;
+
+/// The protocol version this node speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Stable error codes. Their text forms are documented in `docs/protocol.md`
+/// and never change meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidJson,
+    InvalidFrame,
+    UnknownFrameType,
+    BinaryNotSupported,
+    FrameTooLarge,
+    MessageEmpty,
+    MessageTooLong,
+    HelloRequired,
+    DuplicateHello,
+    UnsupportedVersion,
+    RateLimited,
+    TooManySessions,
+    UnknownStore,
+    StorageFailed,
+    ModelUnavailable,
+    ModelFailed,
+    SlowConsumer,
+    TooManyErrors,
+    HelloTimeout,
+    HeartbeatTimeout,
+    ServerShutdown,
+    ProtocolError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidFrame => "invalid_frame",
+            ErrorCode::UnknownFrameType => "unknown_frame_type",
+            ErrorCode::BinaryNotSupported => "binary_not_supported",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::MessageEmpty => "message_empty",
+            ErrorCode::MessageTooLong => "message_too_long",
+            ErrorCode::HelloRequired => "hello_required",
+            ErrorCode::DuplicateHello => "duplicate_hello",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManySessions => "too_many_sessions",
+            ErrorCode::UnknownStore => "unknown_store",
+            ErrorCode::StorageFailed => "storage_failed",
+            ErrorCode::ModelUnavailable => "model_unavailable",
+            ErrorCode::ModelFailed => "model_failed",
+            ErrorCode::SlowConsumer => "slow_consumer",
+            ErrorCode::TooManyErrors => "too_many_errors",
+            ErrorCode::HelloTimeout => "hello_timeout",
+            ErrorCode::HeartbeatTimeout => "heartbeat_timeout",
+            ErrorCode::ServerShutdown => "server_shutdown",
+            ErrorCode::ProtocolError => "protocol_error",
+        }
+    }
+}
+
+/// WebSocket close codes the node uses.
+pub mod close_code {
+    /// The node is stopping.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A WebSocket-level protocol violation.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Repeated misuse or a client too slow to read its frames.
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// A frame above the transport limit.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The hello did not arrive, or the client stopped answering heartbeats.
+    pub const TIMEOUT: u16 = 4408;
+    /// The store in the URL does not exist.
+    pub const UNKNOWN_STORE: u16 = 4404;
+    /// The hello asked for a protocol version this node does not speak.
+    pub const UNSUPPORTED_VERSION: u16 = 4400;
+    /// Too many new sessions from this address; retry later.
+    pub const TOO_MANY_SESSIONS: u16 = 4429;
+}
+
+/// The first frame of every session.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hello {
+    pub version: u32,
+    /// Present when the shopper returns with a stored session id.
+    pub session_id: Option<String>,
+    /// The browser's language tag (`nl-BE`).
+    pub language: Option<String>,
+    pub page_url: Option<String>,
+    pub referrer: Option<String>,
+}
+
+/// Something the shopper's client did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientEvent {
+    Hello(Hello),
+    Message {
+        client_id: String,
+        text: String,
+    },
+    /// An application-level ping; answered with a pong carrying the nonce.
+    Ping {
+        nonce: Option<String>,
+    },
+    /// A WebSocket ping; answered with a WebSocket pong.
+    TransportPing(Vec<u8>),
+    /// Any sign of life (WebSocket pong).
+    Alive,
+    /// A frame that could not be understood; the connection stays open.
+    Invalid {
+        code: ErrorCode,
+        message: String,
+    },
+    /// The transport failed; the session ends.
+    Broken {
+        code: ErrorCode,
+        close: u16,
+        message: String,
+    },
+    /// The client closed the socket.
+    Closed,
+}
+
+/// One message of a resumed conversation, for the client to render.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryEntry {
+    pub message_id: MessageId,
+    pub role: Role,
+    pub text: String,
+    pub incomplete: bool,
+    pub cards: Vec<ProductCard>,
+}
+
+/// An error told to the shopper's client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ErrorEvent {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+    /// The client message the error is about, if any.
+    pub client_id: Option<String>,
+    /// The reply the error ends, if any.
+    pub reply_id: Option<MessageId>,
+}
+
+impl ErrorEvent {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+            client_id: None,
+            reply_id: None,
+        }
+    }
+}
+
+/// Something the node tells the shopper's client.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerEvent {
+    Ready {
+        session_id: SessionId,
+        conversation_id: ConversationId,
+        resumed: bool,
+        language: Language,
+        history: Vec<HistoryEntry>,
+    },
+    Ack {
+        client_id: String,
+        message_id: MessageId,
+    },
+    Token {
+        reply_id: MessageId,
+        seq: u32,
+        text: String,
+    },
+    Products {
+        reply_id: MessageId,
+        cards: Vec<ProductCard>,
+    },
+    Done {
+        reply_id: MessageId,
+        finish: FinishReason,
+    },
+    Error(ErrorEvent),
+    Pong {
+        nonce: Option<String>,
+    },
+    /// A WebSocket ping (heartbeat).
+    TransportPing,
+    /// A WebSocket pong answering the client's ping.
+    TransportPong(Vec<u8>),
+    /// Close the socket with this code and reason; nothing follows.
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
+}

@@ -1,0 +1,16 @@
+//! Mikabot's behaviour: widget sessions, store catalogs, replies and the
+//! ports they use (model, conversation log). This crate knows no HTTP, no
+//! JSON wire format and no database; the `mikabot` crate supplies those.
+
+pub mod catalog;
+pub mod events;
+pub mod ids;
+pub mod language;
+pub mod live;
+pub mod log;
+pub mod model;
+pub mod prompt;
+pub mod reply;
+pub mod search;
+pub mod session;
+pub mod store;

@@ -1,0 +1,82 @@
+//! The model port: how a reply is generated. Two implementations live in the
+//! `mikabot` crate (an OpenAI-compatible streaming client and the offline
+//! responder); tests add a third through a real local HTTP server.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::Stream;
+use futures_util::future::BoxFuture;
+
+use crate::prompt::Prompt;
+
+/// Why a model stopped generating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// A natural end.
+    Stop,
+    /// The configured token limit was reached.
+    Length,
+    /// The provider withheld content.
+    ContentFilter,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ContentFilter => "content_filter",
+        }
+    }
+}
+
+/// One piece of a streamed reply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelChunk {
+    /// Text to show the shopper.
+    Text(String),
+    /// The model's own end marker. The stream ends after it.
+    Finished(FinishReason),
+}
+
+/// The chunks of one reply. A stream that ends without `Finished` was cut.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ModelChunk, ModelError>> + Send>>;
+
+/// What went wrong talking to a model.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// HTTP 429; `retry_after` is the provider's `Retry-After`, if any.
+    #[error("the model provider is rate limiting (retry after {retry_after:?})")]
+    RateLimited { retry_after: Option<Duration> },
+    /// 5xx, connection refused or reset, or a stream cut off.
+    #[error("the model provider is unavailable: {0}")]
+    Unavailable(String),
+    /// No answer, or no next chunk, within the configured time.
+    #[error("the model provider did not answer in time")]
+    Timeout,
+    /// Any other refusal (bad key, unknown model, bad request): retrying
+    /// would not help.
+    #[error("the model provider refused the request: {0}")]
+    Rejected(String),
+}
+
+impl ModelError {
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ModelError::Rejected(_))
+    }
+}
+
+/// A model that streams a reply to a prompt.
+pub trait ChatModel: Send + Sync + 'static {
+    /// A short name for logs (`openai`, `offline`).
+    fn name(&self) -> &'static str;
+
+    /// Starts one reply. The future fails for errors before the first byte
+    /// of the answer (status codes, refused connections); the stream's
+    /// items fail for errors after.
+    fn start(&self, prompt: Arc<Prompt>) -> BoxFuture<'static, Result<ChunkStream, ModelError>>;
+}

@@ -1,0 +1,281 @@
+//! One reply's generation, run as its own task so it outlives the shopper's
+//! socket: it calls the model, retries before the first token, streams
+//! events to the session while the session listens, and records the reply
+//! (complete, or partial and marked incomplete) whatever happens.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::catalog::ProductCard;
+use crate::ids::{ConversationId, MessageId, StoreId};
+use crate::log::{ConversationLog, ReplyOutcome, StoredMessage, now_ms};
+use crate::model::{ChatModel, FinishReason, ModelChunk, ModelError};
+use crate::prompt::{Prompt, Role};
+use crate::search::analysis::fold;
+
+/// Events of one reply, from its task to its session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyEvent {
+    Token {
+        seq: u32,
+        text: String,
+    },
+    /// The reply is complete and stored; `cards` may be empty.
+    Finished {
+        cards: Vec<ProductCard>,
+        finish: FinishReason,
+    },
+    /// The reply failed. Any partial text is stored marked incomplete.
+    Failed {
+        error: ModelError,
+        after_tokens: bool,
+    },
+}
+
+/// How a reply retries a failing model before its first token.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Delay before the first retry; doubles each attempt.
+    pub base_delay: Duration,
+    /// Longest delay between attempts.
+    pub max_delay: Duration,
+    /// Total time a reply may spend on retries before giving up.
+    pub budget: Duration,
+    /// Longest wait for the model's answer to start, and between chunks.
+    pub idle_timeout: Duration,
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with jitter: a random delay in the upper half of
+    /// the doubled window, and never less than the provider's Retry-After.
+    fn delay(&self, attempt: u32, error: &ModelError) -> Duration {
+        let window = self
+            .base_delay
+            .saturating_mul(2_u32.saturating_pow(attempt))
+            .min(self.max_delay);
+        let jittered = window.mul_f64(0.5 + fastrand::f64() * 0.5);
+        match error {
+            ModelError::RateLimited {
+                retry_after: Some(after),
+            } => jittered.max(*after),
+            _ => jittered,
+        }
+    }
+}
+
+/// Everything one reply needs.
+pub struct ReplyJob {
+    pub model: Arc<dyn ChatModel>,
+    pub log: Arc<dyn ConversationLog>,
+    pub prompt: Arc<Prompt>,
+    pub store: StoreId,
+    pub conversation: ConversationId,
+    pub reply_id: MessageId,
+    pub policy: RetryPolicy,
+}
+
+/// Events buffered between a reply task and its session.
+const REPLY_EVENT_BUFFER: usize = 64;
+
+/// Starts the reply on the current runtime; events arrive on the receiver.
+pub fn spawn(job: ReplyJob) -> mpsc::Receiver<ReplyEvent> {
+    let (tx, rx) = mpsc::channel(REPLY_EVENT_BUFFER);
+    tokio::spawn(run(job, tx));
+    rx
+}
+
+/// Stores the reply when it ends. Dropped without `finish` (the runtime
+/// stopped, the task panicked), it stores what was generated as incomplete.
+struct Recorder {
+    log: Arc<dyn ConversationLog>,
+    store: StoreId,
+    conversation: ConversationId,
+    reply_id: MessageId,
+    text: String,
+    recorded: bool,
+}
+
+impl Recorder {
+    fn record(&mut self, outcome: ReplyOutcome) -> Result<(), crate::log::LogError> {
+        self.recorded = true;
+        let message = StoredMessage {
+            id: self.reply_id,
+            conversation: self.conversation,
+            role: Role::Assistant,
+            text: std::mem::take(&mut self.text),
+            at_ms: now_ms(),
+            client_id: None,
+            reply: Some(outcome),
+        };
+        self.log.append(&self.store, &message)
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !self.recorded && !self.text.is_empty() {
+            let outcome = ReplyOutcome {
+                finish: None,
+                incomplete: true,
+                cards: Vec::new(),
+            };
+            if let Err(error) = self.record(outcome) {
+                tracing::error!(%error, reply = %self.reply_id, "partial reply lost");
+            }
+        }
+    }
+}
+
+/// Sends to the session while it listens; after it has gone the reply goes
+/// on and is still recorded.
+struct Listener {
+    tx: Option<mpsc::Sender<ReplyEvent>>,
+}
+
+impl Listener {
+    async fn send(&mut self, event: ReplyEvent) {
+        if let Some(tx) = &self.tx
+            && tx.send(event).await.is_err()
+        {
+            self.tx = None;
+        }
+    }
+}
+
+async fn run(job: ReplyJob, tx: mpsc::Sender<ReplyEvent>) {
+    let mut listener = Listener { tx: Some(tx) };
+    let mut recorder = Recorder {
+        log: Arc::clone(&job.log),
+        store: job.store.clone(),
+        conversation: job.conversation,
+        reply_id: job.reply_id,
+        text: String::new(),
+        recorded: false,
+    };
+    let outcome = generate(&job, &mut listener, &mut recorder).await;
+    match outcome {
+        Ok(finish) => {
+            let cards = recommended_cards(&job.prompt, &recorder.text);
+            let stored = recorder.record(ReplyOutcome {
+                finish: Some(finish),
+                incomplete: false,
+                cards: cards.clone(),
+            });
+            let flushed = match stored {
+                Ok(()) => job.log.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(error) = flushed {
+                tracing::error!(%error, reply = %job.reply_id, "reply not stored");
+            }
+            listener.send(ReplyEvent::Finished { cards, finish }).await;
+        }
+        Err(error) => {
+            let after_tokens = !recorder.text.is_empty();
+            if after_tokens {
+                let stored = recorder.record(ReplyOutcome {
+                    finish: None,
+                    incomplete: true,
+                    cards: Vec::new(),
+                });
+                if let Err(e) = stored {
+                    tracing::error!(error = %e, reply = %job.reply_id, "partial reply not stored");
+                }
+                if let Err(e) = job.log.flush().await {
+                    tracing::error!(error = %e, reply = %job.reply_id, "partial reply not flushed");
+                }
+            }
+            tracing::warn!(%error, reply = %job.reply_id, after_tokens, "reply failed");
+            listener
+                .send(ReplyEvent::Failed {
+                    error,
+                    after_tokens,
+                })
+                .await;
+        }
+    }
+}
+
+/// Runs attempts until one finishes, a failure may not be retried, or the
+/// retry budget is spent.
+async fn generate(
+    job: &ReplyJob,
+    listener: &mut Listener,
+    recorder: &mut Recorder,
+) -> Result<FinishReason, ModelError> {
+    let started = Instant::now();
+    let mut seq = 0_u32;
+    let mut attempt = 0_u32;
+    loop {
+        let error = match attempt_once(job, listener, recorder, &mut seq).await {
+            Ok(finish) => return Ok(finish),
+            Err(error) => error,
+        };
+        // Once a token has reached the shopper a retry would repeat or
+        // contradict it: the failure ends the reply.
+        if seq > 0 || !error.is_retryable() {
+            return Err(error);
+        }
+        let delay = job.policy.delay(attempt, &error);
+        if started.elapsed() + delay > job.policy.budget {
+            return Err(error);
+        }
+        tracing::info!(%error, attempt, delay_ms = delay.as_millis() as u64, "retrying model");
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    }
+}
+
+async fn attempt_once(
+    job: &ReplyJob,
+    listener: &mut Listener,
+    recorder: &mut Recorder,
+    seq: &mut u32,
+) -> Result<FinishReason, ModelError> {
+    let idle = job.policy.idle_timeout;
+    let mut stream = tokio::time::timeout(idle, job.model.start(Arc::clone(&job.prompt)))
+        .await
+        .map_err(|_| ModelError::Timeout)??;
+    let mut finish = None;
+    loop {
+        let next = tokio::time::timeout(idle, stream.next())
+            .await
+            .map_err(|_| ModelError::Timeout)?;
+        match next {
+            Some(Ok(ModelChunk::Text(text))) => {
+                if text.is_empty() {
+                    continue;
+                }
+                recorder.text.push_str(&text);
+                listener.send(ReplyEvent::Token { seq: *seq, text }).await;
+                *seq += 1;
+            }
+            Some(Ok(ModelChunk::Finished(reason))) => finish = Some(reason),
+            Some(Err(error)) => return Err(error),
+            None => {
+                return finish.ok_or_else(|| {
+                    ModelError::Unavailable("the stream ended without a finish reason".into())
+                });
+            }
+        }
+    }
+}
+
+/// Cards for the retrieved products the reply names, in the order it names
+/// them. Built from catalog records only.
+pub fn recommended_cards(prompt: &Prompt, reply: &str) -> Vec<ProductCard> {
+    let folded_reply = fold(reply);
+    let mut found: Vec<(usize, ProductCard)> = prompt
+        .products
+        .iter()
+        .filter_map(|p| {
+            let name = fold(&p.name);
+            folded_reply.find(&name).map(|at| (at, p.card()))
+        })
+        .collect();
+    found.sort_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, card)| card).collect()
+}

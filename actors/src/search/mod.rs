@@ -1,0 +1,6 @@
+//! Product search: text analysis and the in-memory index a store actor holds.
+
+pub mod analysis;
+mod index;
+
+pub use index::{Hit, SearchIndex};

@@ -1,0 +1,689 @@
+//! `WidgetSession`: one actor per shopper socket. The HTTP edge starts it
+//! with the socket's decoded inbound events as a stream and a bounded sender
+//! for outbound events. It greets, persists each shopper message durably
+//! before acknowledging it, starts one reply at a time and relays the
+//! reply's events. It ends on close, transport error, hello or heartbeat
+//! timeout, repeated misuse, a reader too slow for its frames, or shutdown;
+//! its [`Registration`] deregisters it in every case.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, StreamHandler,
+    WrapFuture,
+};
+use futures_util::StreamExt;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use crate::events::{
+    ClientEvent, ErrorCode, ErrorEvent, Hello, HistoryEntry, PROTOCOL_VERSION, ServerEvent,
+    close_code,
+};
+use crate::ids::{ConversationId, MessageId, SessionId, StoreId};
+use crate::language::{Language, detect};
+use crate::live::{LiveSessions, Registration, Shutdown};
+use crate::log::{ClientClass, ConversationLog, ConversationMeta, StoredMessage, now_ms};
+use crate::model::{ChatModel, ModelError};
+use crate::prompt::{Prompt, Role, Turn, bounded_history};
+use crate::reply::{self, ReplyEvent, ReplyJob, RetryPolicy};
+use crate::store::{FindProducts, Found, GetProfile, StoreCatalog};
+
+/// Longest client message id accepted.
+pub const MAX_CLIENT_ID_BYTES: usize = 64;
+/// Client message ids remembered for idempotent resends.
+const REMEMBERED_CLIENT_IDS: usize = 64;
+
+/// Limits and timings for widget sessions, from configuration.
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    pub heartbeat_interval: Duration,
+    pub client_timeout: Duration,
+    pub hello_timeout: Duration,
+    pub max_message_chars: usize,
+    pub messages_per_minute: NonZeroU32,
+    /// Token budget for history in the prompt.
+    pub history_tokens: usize,
+    /// Messages loaded when a session resumes.
+    pub history_messages: usize,
+    /// Products retrieved per turn.
+    pub retrieval_limit: usize,
+    /// Frames that could not be understood before the session is closed.
+    pub max_protocol_errors: u32,
+    pub retry: RetryPolicy,
+}
+
+/// What every session of a store shares.
+#[derive(Clone)]
+pub struct SessionDeps {
+    pub store: StoreId,
+    pub catalog: Addr<StoreCatalog>,
+    pub log: Arc<dyn ConversationLog>,
+    pub model: Arc<dyn ChatModel>,
+    pub live: LiveSessions,
+    pub settings: Arc<SessionSettings>,
+}
+
+/// Facts about the shopper's connection, already anonymised.
+#[derive(Clone, Debug, Default)]
+pub struct Connection {
+    pub ip: Option<String>,
+    pub client: ClientClass,
+}
+
+/// One shopper's live chat over one socket.
+pub struct WidgetSession {
+    deps: SessionDeps,
+    connection: Connection,
+    out: mpsc::Sender<ServerEvent>,
+    phase: Phase,
+    last_seen: Instant,
+    protocol_errors: u32,
+    limiter: DefaultDirectRateLimiter,
+    registration: Option<Registration>,
+    reply: Option<ActiveReply>,
+    /// A shopper message arrived while a reply was running.
+    turn_waiting: bool,
+    closing: bool,
+}
+
+enum Phase {
+    AwaitingHello,
+    /// The hello is being answered; frames wait for it.
+    Greeting,
+    Ready(Box<Chat>),
+}
+
+struct Chat {
+    meta: ConversationMeta,
+    /// Whether the conversation record exists in storage yet.
+    opened: bool,
+    history: Vec<Turn>,
+    acked: VecDeque<(String, MessageId)>,
+}
+
+struct ActiveReply {
+    id: MessageId,
+    text: String,
+}
+
+impl WidgetSession {
+    pub fn new(deps: SessionDeps, connection: Connection, out: mpsc::Sender<ServerEvent>) -> Self {
+        let limiter = RateLimiter::direct(Quota::per_minute(deps.settings.messages_per_minute));
+        Self {
+            deps,
+            connection,
+            out,
+            phase: Phase::AwaitingHello,
+            last_seen: Instant::now(),
+            protocol_errors: 0,
+            limiter,
+            registration: None,
+            reply: None,
+            turn_waiting: false,
+            closing: false,
+        }
+    }
+
+    fn send(&mut self, ctx: &mut Context<Self>, event: ServerEvent) {
+        if self.closing {
+            return;
+        }
+        match self.out.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                // The shopper's client reads slower than we write; holding
+                // frames without bound is not an option, and a reply in
+                // progress is recorded by its own task.
+                tracing::warn!(store = %self.deps.store, "closing session: outgoing buffer full");
+                self.closing = true;
+                ctx.stop();
+            }
+            Err(TrySendError::Closed(_)) => {
+                self.closing = true;
+                ctx.stop();
+            }
+        }
+    }
+
+    fn error(&mut self, ctx: &mut Context<Self>, error: ErrorEvent) {
+        self.send(ctx, ServerEvent::Error(error));
+    }
+
+    /// Tells the client why, closes the socket and stops.
+    fn close(&mut self, ctx: &mut Context<Self>, code: ErrorCode, close: u16, message: &str) {
+        self.error(ctx, ErrorEvent::new(code, message));
+        self.send(
+            ctx,
+            ServerEvent::Close {
+                code: close,
+                reason: code.as_str(),
+            },
+        );
+        self.closing = true;
+        ctx.stop();
+    }
+
+    fn on_hello(&mut self, hello: Hello, ctx: &mut Context<Self>) {
+        if !matches!(self.phase, Phase::AwaitingHello) {
+            self.protocol_error(
+                ctx,
+                ErrorEvent::new(ErrorCode::DuplicateHello, "hello was already received"),
+            );
+            return;
+        }
+        if hello.version != PROTOCOL_VERSION {
+            let message = format!(
+                "protocol version {} is not supported; this node speaks {PROTOCOL_VERSION}",
+                hello.version
+            );
+            self.close(
+                ctx,
+                ErrorCode::UnsupportedVersion,
+                close_code::UNSUPPORTED_VERSION,
+                &message,
+            );
+            return;
+        }
+        self.phase = Phase::Greeting;
+        // Frames after the hello wait until it is answered.
+        ctx.wait(self.deps.catalog.send(GetProfile).into_actor(self).map(
+            move |profile, act, ctx| match profile {
+                Ok(profile) => act.greet(hello, profile.default_language, ctx),
+                Err(_) => act.close(
+                    ctx,
+                    ErrorCode::UnknownStore,
+                    close_code::UNKNOWN_STORE,
+                    "the store is no longer served",
+                ),
+            },
+        ));
+    }
+
+    fn greet(&mut self, hello: Hello, store_language: Language, ctx: &mut Context<Self>) {
+        let browser_language = hello.language.as_deref().and_then(Language::from_tag);
+        let resumed = hello
+            .session_id
+            .as_deref()
+            .and_then(SessionId::parse)
+            .map(|id| self.deps.log.find_session(&self.deps.store, id))
+            .transpose();
+        let resumed = match resumed {
+            Ok(found) => found.flatten(),
+            Err(error) => {
+                tracing::error!(%error, "session lookup failed");
+                self.error(
+                    ctx,
+                    ErrorEvent::new(
+                        ErrorCode::StorageFailed,
+                        "the earlier conversation could not be loaded; starting a new one",
+                    ),
+                );
+                None
+            }
+        };
+        let (chat, history) = match resumed {
+            Some(meta) => self.resume(meta, ctx),
+            None => {
+                let meta = ConversationMeta {
+                    store: self.deps.store.clone(),
+                    conversation: ConversationId::new(),
+                    session: SessionId::new(),
+                    started_at_ms: now_ms(),
+                    language: browser_language.unwrap_or(store_language),
+                    page_url: hello.page_url,
+                    referrer: hello.referrer,
+                    client: self.connection.client.clone(),
+                    ip: self.connection.ip.clone(),
+                };
+                let chat = Chat {
+                    meta,
+                    opened: false,
+                    history: Vec::new(),
+                    acked: VecDeque::new(),
+                };
+                (chat, Vec::new())
+            }
+        };
+        let ready = ServerEvent::Ready {
+            session_id: chat.meta.session,
+            conversation_id: chat.meta.conversation,
+            resumed: chat.opened,
+            language: chat.meta.language,
+            history,
+        };
+        tracing::info!(
+            store = %self.deps.store,
+            conversation = %chat.meta.conversation,
+            resumed = chat.opened,
+            "session ready"
+        );
+        self.phase = Phase::Ready(Box::new(chat));
+        self.send(ctx, ready);
+    }
+
+    fn resume(
+        &mut self,
+        meta: ConversationMeta,
+        ctx: &mut Context<Self>,
+    ) -> (Chat, Vec<HistoryEntry>) {
+        let limit = self.deps.settings.history_messages;
+        let stored = match self
+            .deps
+            .log
+            .history(&self.deps.store, meta.conversation, limit)
+        {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::error!(%error, "history load failed");
+                self.error(
+                    ctx,
+                    ErrorEvent::new(ErrorCode::StorageFailed, "the history could not be loaded"),
+                );
+                Vec::new()
+            }
+        };
+        let mut acked = VecDeque::new();
+        let mut history = Vec::with_capacity(stored.len());
+        let mut entries = Vec::with_capacity(stored.len());
+        for message in stored {
+            if let Some(client_id) = &message.client_id {
+                acked.push_back((client_id.clone(), message.id));
+            }
+            history.push(Turn {
+                role: message.role,
+                text: message.text.clone(),
+            });
+            let (incomplete, cards) = message
+                .reply
+                .map_or((false, Vec::new()), |r| (r.incomplete, r.cards));
+            entries.push(HistoryEntry {
+                message_id: message.id,
+                role: message.role,
+                text: message.text,
+                incomplete,
+                cards,
+            });
+        }
+        while acked.len() > REMEMBERED_CLIENT_IDS {
+            acked.pop_front();
+        }
+        let chat = Chat {
+            meta,
+            opened: true,
+            history,
+            acked,
+        };
+        (chat, entries)
+    }
+
+    fn on_message(&mut self, client_id: String, text: String, ctx: &mut Context<Self>) {
+        let settings = Arc::clone(&self.deps.settings);
+        let Phase::Ready(chat) = &mut self.phase else {
+            let error = ErrorEvent::new(ErrorCode::HelloRequired, "send hello first");
+            self.protocol_error(ctx, error);
+            return;
+        };
+        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
+            let error = ErrorEvent::new(
+                ErrorCode::InvalidFrame,
+                format!("client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"),
+            );
+            self.protocol_error(ctx, error);
+            return;
+        }
+        // A resend of an acknowledged message is acknowledged again, never
+        // stored twice.
+        if let Some((_, message_id)) = chat.acked.iter().find(|(id, _)| *id == client_id) {
+            let ack = ServerEvent::Ack {
+                client_id,
+                message_id: *message_id,
+            };
+            self.send(ctx, ack);
+            return;
+        }
+        let text = text.trim();
+        let refusal = if text.is_empty() {
+            Some(ErrorEvent::new(
+                ErrorCode::MessageEmpty,
+                "the message is empty",
+            ))
+        } else if text.chars().count() > settings.max_message_chars {
+            Some(ErrorEvent::new(
+                ErrorCode::MessageTooLong,
+                format!(
+                    "a message is at most {} characters",
+                    settings.max_message_chars
+                ),
+            ))
+        } else if let Err(not_until) = self.limiter.check() {
+            let mut error = ErrorEvent::new(
+                ErrorCode::RateLimited,
+                format!("at most {} messages a minute", settings.messages_per_minute),
+            );
+            error.retry_after = Some(not_until.wait_time_from(DefaultClock::default().now()));
+            Some(error)
+        } else {
+            None
+        };
+        if let Some(mut error) = refusal {
+            error.client_id = Some(client_id);
+            self.error(ctx, error);
+            return;
+        }
+        chat.meta.language = detect(text, chat.meta.language);
+        let message = StoredMessage {
+            id: MessageId::new(),
+            conversation: chat.meta.conversation,
+            role: Role::Shopper,
+            text: text.to_owned(),
+            at_ms: now_ms(),
+            client_id: Some(client_id.clone()),
+            reply: None,
+        };
+        let stored = if chat.opened {
+            Ok(())
+        } else {
+            self.deps.log.open_conversation(&chat.meta)
+        }
+        .and_then(|()| self.deps.log.append(&self.deps.store, &message));
+        if let Err(error) = stored {
+            tracing::error!(%error, "shopper message not stored");
+            let mut error = ErrorEvent::new(
+                ErrorCode::StorageFailed,
+                "the message could not be stored; send it again",
+            );
+            error.client_id = Some(client_id);
+            self.error(ctx, error);
+            return;
+        }
+        chat.opened = true;
+        let flush = self.deps.log.flush();
+        ctx.spawn(flush.into_actor(self).map(move |flushed, act, ctx| {
+            if let Err(error) = flushed {
+                tracing::error!(%error, "shopper message not flushed");
+                let mut error = ErrorEvent::new(
+                    ErrorCode::StorageFailed,
+                    "the message could not be stored; send it again",
+                );
+                error.client_id = Some(client_id);
+                act.error(ctx, error);
+                return;
+            }
+            if let Phase::Ready(chat) = &mut act.phase {
+                chat.history.push(Turn {
+                    role: Role::Shopper,
+                    text: message.text,
+                });
+                chat.acked.push_back((client_id.clone(), message.id));
+                if chat.acked.len() > REMEMBERED_CLIENT_IDS {
+                    chat.acked.pop_front();
+                }
+            }
+            act.send(
+                ctx,
+                ServerEvent::Ack {
+                    client_id,
+                    message_id: message.id,
+                },
+            );
+            act.start_reply(ctx);
+        }));
+    }
+
+    /// Starts a reply to the shopper's newest message, or notes that one is
+    /// due once the running reply ends.
+    fn start_reply(&mut self, ctx: &mut Context<Self>) {
+        if self.reply.is_some() {
+            self.turn_waiting = true;
+            return;
+        }
+        let Phase::Ready(chat) = &self.phase else {
+            return;
+        };
+        let Some(query) = chat
+            .history
+            .iter()
+            .rev()
+            .find(|t| t.role == Role::Shopper)
+            .map(|t| t.text.clone())
+        else {
+            return;
+        };
+        let reply_id = MessageId::new();
+        self.reply = Some(ActiveReply {
+            id: reply_id,
+            text: String::new(),
+        });
+        let find = FindProducts {
+            query,
+            language: chat.meta.language,
+            limit: self.deps.settings.retrieval_limit,
+        };
+        ctx.spawn(
+            self.deps
+                .catalog
+                .send(find)
+                .into_actor(self)
+                .map(move |found, act, ctx| match found {
+                    Ok(found) => act.launch_reply(reply_id, found, ctx),
+                    Err(_) => act.end_reply(
+                        ctx,
+                        ServerEvent::Error(ErrorEvent {
+                            reply_id: Some(reply_id),
+                            ..ErrorEvent::new(
+                                ErrorCode::ModelUnavailable,
+                                "the store's catalog is not available",
+                            )
+                        }),
+                    ),
+                }),
+        );
+    }
+
+    fn launch_reply(&mut self, reply_id: MessageId, found: Found, ctx: &mut Context<Self>) {
+        let Phase::Ready(chat) = &self.phase else {
+            return;
+        };
+        let settings = &self.deps.settings;
+        let (message, earlier) = match chat.history.split_last() {
+            Some((last, earlier)) => (last.text.clone(), earlier),
+            None => return,
+        };
+        let prompt = Prompt {
+            store_name: found.profile.name.clone(),
+            store_url: found.profile.url.clone(),
+            instructions: found.profile.instructions.clone(),
+            language: chat.meta.language,
+            products: found.hits.into_iter().map(|hit| hit.product).collect(),
+            history: bounded_history(earlier, settings.history_tokens),
+            message,
+        };
+        let events = reply::spawn(ReplyJob {
+            model: Arc::clone(&self.deps.model),
+            log: Arc::clone(&self.deps.log),
+            prompt: Arc::new(prompt),
+            store: self.deps.store.clone(),
+            conversation: chat.meta.conversation,
+            reply_id,
+            policy: settings.retry.clone(),
+        });
+        let events = futures_util::stream::unfold(events, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        })
+        .map(move |event| (reply_id, event));
+        ctx.add_stream(events);
+    }
+
+    /// Sends the reply's last frame, keeps its text as history and starts
+    /// the next reply if a message came in meanwhile.
+    fn end_reply(&mut self, ctx: &mut Context<Self>, last: ServerEvent) {
+        if let Some(reply) = self.reply.take()
+            && let Phase::Ready(chat) = &mut self.phase
+            && !reply.text.is_empty()
+        {
+            chat.history.push(Turn {
+                role: Role::Assistant,
+                text: reply.text,
+            });
+        }
+        self.send(ctx, last);
+        if std::mem::take(&mut self.turn_waiting) {
+            self.start_reply(ctx);
+        }
+    }
+
+    fn protocol_error(&mut self, ctx: &mut Context<Self>, error: ErrorEvent) {
+        self.protocol_errors += 1;
+        if self.protocol_errors > self.deps.settings.max_protocol_errors {
+            self.close(
+                ctx,
+                ErrorCode::TooManyErrors,
+                close_code::POLICY_VIOLATION,
+                "too many frames that could not be understood",
+            );
+        } else {
+            self.error(ctx, error);
+        }
+    }
+}
+
+impl Actor for WidgetSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.registration = Some(self.deps.live.register(ctx.address().recipient()));
+        let settings = Arc::clone(&self.deps.settings);
+        ctx.run_later(settings.hello_timeout, |act, ctx| {
+            if matches!(act.phase, Phase::AwaitingHello) {
+                act.close(
+                    ctx,
+                    ErrorCode::HelloTimeout,
+                    close_code::TIMEOUT,
+                    "no hello received in time",
+                );
+            }
+        });
+        ctx.run_interval(settings.heartbeat_interval, |act, ctx| {
+            if act.last_seen.elapsed() > act.deps.settings.client_timeout {
+                act.close(
+                    ctx,
+                    ErrorCode::HeartbeatTimeout,
+                    close_code::TIMEOUT,
+                    "the client stopped answering heartbeats",
+                );
+            } else {
+                act.send(ctx, ServerEvent::TransportPing);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        tracing::debug!(store = %self.deps.store, "session stopped");
+    }
+}
+
+impl StreamHandler<ClientEvent> for WidgetSession {
+    fn handle(&mut self, event: ClientEvent, ctx: &mut Context<Self>) {
+        self.last_seen = Instant::now();
+        match event {
+            ClientEvent::Hello(hello) => self.on_hello(hello, ctx),
+            ClientEvent::Message { client_id, text } => self.on_message(client_id, text, ctx),
+            ClientEvent::Ping { nonce } => self.send(ctx, ServerEvent::Pong { nonce }),
+            ClientEvent::TransportPing(payload) => {
+                self.send(ctx, ServerEvent::TransportPong(payload));
+            }
+            ClientEvent::Alive => {}
+            ClientEvent::Invalid { code, message } => {
+                self.protocol_error(ctx, ErrorEvent::new(code, message));
+            }
+            ClientEvent::Broken {
+                code,
+                close,
+                message,
+            } => self.close(ctx, code, close, &message),
+            ClientEvent::Closed => {
+                self.closing = true;
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl StreamHandler<(MessageId, ReplyEvent)> for WidgetSession {
+    fn handle(&mut self, (reply_id, event): (MessageId, ReplyEvent), ctx: &mut Context<Self>) {
+        match event {
+            ReplyEvent::Token { seq, text } => {
+                match &mut self.reply {
+                    Some(reply) if reply.id == reply_id => reply.text.push_str(&text),
+                    // A reply this session no longer follows.
+                    _ => return,
+                }
+                self.send(
+                    ctx,
+                    ServerEvent::Token {
+                        reply_id,
+                        seq,
+                        text,
+                    },
+                );
+            }
+            ReplyEvent::Finished { cards, finish } => {
+                if !cards.is_empty() {
+                    self.send(ctx, ServerEvent::Products { reply_id, cards });
+                }
+                self.end_reply(ctx, ServerEvent::Done { reply_id, finish });
+            }
+            ReplyEvent::Failed {
+                error,
+                after_tokens,
+            } => {
+                let (code, message) = if after_tokens {
+                    (
+                        ErrorCode::ModelFailed,
+                        "the reply was interrupted; what arrived is kept",
+                    )
+                } else {
+                    (
+                        ErrorCode::ModelUnavailable,
+                        "the assistant is unavailable right now; try again shortly",
+                    )
+                };
+                let retry_after = match error {
+                    ModelError::RateLimited { retry_after } => retry_after,
+                    _ => None,
+                };
+                let event = ErrorEvent {
+                    retry_after,
+                    reply_id: Some(reply_id),
+                    ..ErrorEvent::new(code, message)
+                };
+                self.end_reply(ctx, ServerEvent::Error(event));
+            }
+        }
+    }
+
+    /// A reply's stream ending is not the session's end.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Shutdown> for WidgetSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        self.close(
+            ctx,
+            ErrorCode::ServerShutdown,
+            close_code::GOING_AWAY,
+            "the node is restarting; reconnect shortly",
+        );
+    }
+}

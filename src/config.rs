@@ -1,0 +1,352 @@
+//! Settings: the embedded `config/default.toml`, then an optional file named
+//! on the command line, then `MIKABOT__SECTION__KEY` environment variables.
+//! A bad value fails start-up with the key, where it came from and what was
+//! expected.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The defaults compiled into the binary.
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+/// Environment variable prefix; `__` separates section and key.
+pub const ENV_PREFIX: &str = "MIKABOT";
+
+/// A configuration problem, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: key `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+/// A secret that never prints.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_empty() {
+            "\"\""
+        } else {
+            "\"[redacted]\""
+        })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub model: ModelSettings,
+    pub offline: OfflineSettings,
+    pub widget: WidgetSettings,
+    pub demo: DemoSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub workers: usize,
+    pub public_url: String,
+    pub shutdown_timeout_secs: u64,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub data_dir: PathBuf,
+}
+
+/// Which model answers shoppers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderChoice {
+    Auto,
+    Openai,
+    Offline,
+}
+
+/// Which request field limits the reply's length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    MaxTokens,
+    MaxCompletionTokens,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    pub provider: ProviderChoice,
+    pub base_url: String,
+    pub api_key: Secret,
+    pub model: String,
+    pub max_tokens: u32,
+    pub max_tokens_field: MaxTokensField,
+    pub temperature: f32,
+    pub timeout_secs: u64,
+    pub retry_budget_secs: u64,
+    pub retry_base_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+    pub history_tokens: usize,
+}
+
+impl ModelSettings {
+    /// Whether shoppers are answered by the OpenAI-compatible provider.
+    pub fn uses_openai(&self) -> bool {
+        match self.provider {
+            ProviderChoice::Openai => true,
+            ProviderChoice::Offline => false,
+            ProviderChoice::Auto => !self.api_key.is_empty(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineSettings {
+    pub token_delay_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetSettings {
+    pub heartbeat_interval_secs: f64,
+    pub client_timeout_secs: f64,
+    pub hello_timeout_secs: f64,
+    pub max_frame_bytes: usize,
+    pub max_message_chars: usize,
+    pub messages_per_minute: u32,
+    pub new_sessions_per_ip_per_minute: u32,
+    pub retrieval_limit: usize,
+    pub history_messages: usize,
+    pub max_protocol_errors: u32,
+    pub outgoing_buffer: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSettings {
+    pub enabled: bool,
+    pub store_id: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub filter: String,
+}
+
+impl Settings {
+    /// Loads defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`load`](Self::load), with the environment given explicitly.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                problem: problem.into(),
+            }
+        }
+        fn http_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
+            let rest = value
+                .strip_prefix("http://")
+                .or_else(|| value.strip_prefix("https://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
+                _ => Err(invalid(
+                    key,
+                    format!("is {value:?}: expected an http:// or https:// URL with a host"),
+                )),
+            }
+        }
+        fn positive(key: &'static str, value: f64) -> Result<(), ConfigError> {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!("is {value}: expected a number of seconds above 0"),
+                ))
+            }
+        }
+        http_url("server.public_url", &self.server.public_url)?;
+        http_url("model.base_url", &self.model.base_url)?;
+        if self.model.model.trim().is_empty() {
+            return Err(invalid("model.model", "is empty: expected a model name"));
+        }
+        if !(0.0..=2.0).contains(&self.model.temperature) {
+            return Err(invalid(
+                "model.temperature",
+                format!(
+                    "is {}: expected a number from 0 to 2",
+                    self.model.temperature
+                ),
+            ));
+        }
+        if self.model.max_tokens == 0 || self.model.timeout_secs == 0 {
+            return Err(invalid(
+                "model.max_tokens / model.timeout_secs",
+                "is 0: expected a positive number",
+            ));
+        }
+        if self.model.retry_base_delay_ms == 0
+            || self.model.retry_max_delay_ms < self.model.retry_base_delay_ms
+        {
+            return Err(invalid(
+                "model.retry_max_delay_ms",
+                "must be at least model.retry_base_delay_ms, which must be above 0",
+            ));
+        }
+        positive(
+            "widget.heartbeat_interval_secs",
+            self.widget.heartbeat_interval_secs,
+        )?;
+        positive(
+            "widget.client_timeout_secs",
+            self.widget.client_timeout_secs,
+        )?;
+        positive("widget.hello_timeout_secs", self.widget.hello_timeout_secs)?;
+        if self.widget.client_timeout_secs <= self.widget.heartbeat_interval_secs {
+            return Err(invalid(
+                "widget.client_timeout_secs",
+                "must be longer than widget.heartbeat_interval_secs",
+            ));
+        }
+        for (key, value) in [
+            ("widget.max_frame_bytes", self.widget.max_frame_bytes),
+            ("widget.max_message_chars", self.widget.max_message_chars),
+            ("widget.retrieval_limit", self.widget.retrieval_limit),
+            ("widget.outgoing_buffer", self.widget.outgoing_buffer),
+            (
+                "widget.messages_per_minute",
+                self.widget.messages_per_minute as usize,
+            ),
+            (
+                "widget.new_sessions_per_ip_per_minute",
+                self.widget.new_sessions_per_ip_per_minute as usize,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "is 0: expected a positive number"));
+            }
+        }
+        if self.demo.enabled && mikabot_actors::ids::StoreId::parse(&self.demo.store_id).is_err() {
+            return Err(invalid(
+                "demo.store_id",
+                "expected 1 to 64 characters of a-z, 0-9 and '-'",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_choose_the_offline_model() {
+        let settings = Settings::load_with_env(None, env(&[])).expect("defaults are valid");
+        assert_eq!(settings.server.port, 8080);
+        assert!(!settings.model.uses_openai());
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let settings = Settings::load_with_env(
+            None,
+            env(&[
+                ("MIKABOT__SERVER__PORT", "9001"),
+                ("MIKABOT__MODEL__API_KEY", "sk-x"),
+            ]),
+        )
+        .expect("overrides are valid");
+        assert_eq!(settings.server.port, 9001);
+        assert!(settings.model.uses_openai());
+        assert!(
+            !format!("{:?}", settings.model).contains("sk-x"),
+            "key never prints"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let error = Settings::load_with_env(None, env(&[("MIKABOT__SERVER__PORT", "eighty")]))
+            .expect_err("a port is a number");
+        assert!(error.to_string().contains("server.port"), "{error}");
+        let error = Settings::load_with_env(None, env(&[("MIKABOT__MODEL__TEMPERATURE", "7")]))
+            .expect_err("temperature is bounded");
+        assert!(error.to_string().contains("model.temperature"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[server]\nprot = 1\n").expect("write");
+        let error = Settings::load_with_env(Some(&path), env(&[])).expect_err("typo");
+        assert!(error.to_string().contains("prot"), "{error}");
+        let missing = dir.path().join("missing.toml");
+        assert!(Settings::load_with_env(Some(&missing), env(&[])).is_err());
+    }
+}

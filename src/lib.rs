@@ -1,0 +1,12 @@
+//! Mikabot's edges: configuration, start-up, HTTP routes, the widget wire
+//! protocol, storage and model providers. The behaviour lives in the
+//! `mikabot-actors` crate.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod model;
+pub mod protocol;
+pub mod startup;
+pub mod storage;

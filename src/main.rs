@@ -1,0 +1,27 @@
+//! The `mikabot` binary: parse the command line, load settings, run.
+
+use clap::Parser;
+use mikabot::cli::{Cli, Command};
+use mikabot::config::Settings;
+use mikabot::startup::Application;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&settings.log.filter))
+        .init();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            println!("{settings:#?}");
+            Ok(())
+        }
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until_stopped(true)
+                .await
+        }
+    }
+}

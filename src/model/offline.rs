@@ -1,0 +1,228 @@
+//! The offline responder: answers from the products retrieved for the turn,
+//! in the shopper's language, streamed word by word. It lets the node do its
+//! whole job on a machine with no model and no network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream;
+use mikabot_actors::catalog::{Money, Product};
+use mikabot_actors::language::Language;
+use mikabot_actors::model::{ChatModel, ChunkStream, FinishReason, ModelChunk, ModelError};
+use mikabot_actors::prompt::Prompt;
+
+/// Products named in one offline answer.
+const MAX_SUGGESTIONS: usize = 3;
+
+/// The built-in responder.
+pub struct OfflineResponder {
+    token_delay: Duration,
+}
+
+impl OfflineResponder {
+    pub fn new(token_delay: Duration) -> Self {
+        Self { token_delay }
+    }
+}
+
+struct Phrases {
+    found: &'static str,
+    nothing: &'static str,
+    more: &'static str,
+    out_of_stock: &'static str,
+}
+
+fn phrases(language: Language) -> Phrases {
+    match language {
+        Language::En => Phrases {
+            found: "Here is what I found for you:",
+            nothing: "I could not find a product that matches. Could you tell me more, for example the kind of product, a brand or your budget?",
+            more: "Would you like to know more about one of them?",
+            out_of_stock: "out of stock",
+        },
+        Language::Nl => Phrases {
+            found: "Dit heb ik voor je gevonden:",
+            nothing: "Ik kon geen passend product vinden. Kun je me meer vertellen, bijvoorbeeld het soort product, een merk of je budget?",
+            more: "Wil je meer weten over een van deze producten?",
+            out_of_stock: "niet op voorraad",
+        },
+        Language::Fr => Phrases {
+            found: "Voici ce que j'ai trouvé pour vous :",
+            nothing: "Je n'ai pas trouvé de produit correspondant. Pouvez-vous m'en dire plus, par exemple le type de produit, une marque ou votre budget ?",
+            more: "Voulez-vous en savoir plus sur l'un d'eux ?",
+            out_of_stock: "en rupture de stock",
+        },
+        Language::De => Phrases {
+            found: "Das habe ich für Sie gefunden:",
+            nothing: "Ich habe kein passendes Produkt gefunden. Können Sie mir mehr sagen, zum Beispiel die Art des Produkts, eine Marke oder Ihr Budget?",
+            more: "Möchten Sie mehr über eines davon erfahren?",
+            out_of_stock: "nicht vorrätig",
+        },
+        Language::Es => Phrases {
+            found: "Esto es lo que he encontrado para ti:",
+            nothing: "No he encontrado ningún producto que coincida. ¿Puedes contarme más, por ejemplo el tipo de producto, una marca o tu presupuesto?",
+            more: "¿Quieres saber más sobre alguno de ellos?",
+            out_of_stock: "agotado",
+        },
+        Language::It => Phrases {
+            found: "Ecco cosa ho trovato per te:",
+            nothing: "Non ho trovato un prodotto corrispondente. Puoi dirmi di più, ad esempio il tipo di prodotto, una marca o il tuo budget?",
+            more: "Vuoi saperne di più su uno di questi?",
+            out_of_stock: "esaurito",
+        },
+    }
+}
+
+/// A price as shoppers of that language write it.
+fn price(money: &Money, language: Language) -> String {
+    let decimal = money.decimal();
+    let code = money.currency.code();
+    let symbol = match code {
+        "EUR" => "€",
+        "USD" => "$",
+        "GBP" => "£",
+        _ => code,
+    };
+    match language {
+        Language::En => format!("{symbol}{decimal}"),
+        Language::Nl => format!("{symbol} {}", decimal.replace('.', ",")),
+        _ => format!("{} {symbol}", decimal.replace('.', ",")),
+    }
+}
+
+/// The whole answer text for a prompt.
+pub fn answer(prompt: &Prompt) -> String {
+    let words = phrases(prompt.language);
+    let mut products: Vec<&Arc<Product>> = prompt.products.iter().collect();
+    // In-stock products first, keeping the retrieval order otherwise.
+    products.sort_by_key(|p| !p.in_stock);
+    if products.is_empty() {
+        return words.nothing.to_owned();
+    }
+    let mut text = String::from(words.found);
+    for product in products.into_iter().take(MAX_SUGGESTIONS) {
+        text.push_str("\n- ");
+        text.push_str(&product.name);
+        if !product.brand.is_empty() {
+            text.push_str(" (");
+            text.push_str(&product.brand);
+            text.push(')');
+        }
+        text.push_str(", ");
+        text.push_str(&price(&product.price, prompt.language));
+        if !product.in_stock {
+            text.push_str(" (");
+            text.push_str(words.out_of_stock);
+            text.push(')');
+        }
+    }
+    text.push('\n');
+    text.push_str(words.more);
+    text
+}
+
+/// Splits text into word tokens that keep their trailing whitespace, so the
+/// concatenated tokens are exactly the text.
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut in_space = false;
+    for c in text.chars() {
+        if !c.is_whitespace() && in_space {
+            out.push(std::mem::take(&mut current));
+            in_space = false;
+        }
+        if c.is_whitespace() {
+            in_space = true;
+        }
+        current.push(c);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+impl ChatModel for OfflineResponder {
+    fn name(&self) -> &'static str {
+        "offline"
+    }
+
+    fn start(&self, prompt: Arc<Prompt>) -> BoxFuture<'static, Result<ChunkStream, ModelError>> {
+        let delay = self.token_delay;
+        Box::pin(async move {
+            let mut chunks: Vec<ModelChunk> = tokens(&answer(&prompt))
+                .into_iter()
+                .map(ModelChunk::Text)
+                .collect();
+            chunks.push(ModelChunk::Finished(FinishReason::Stop));
+            let stream: ChunkStream = Box::pin(stream::unfold(
+                chunks.into_iter(),
+                move |mut rest| async move {
+                    let chunk = rest.next()?;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Some((Ok(chunk), rest))
+                },
+            ));
+            Ok(stream)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mikabot_actors::catalog::Currency;
+    use mikabot_actors::ids::ProductId;
+
+    use super::*;
+
+    fn prompt(language: Language, products: Vec<Arc<Product>>) -> Prompt {
+        Prompt {
+            store_name: "Shop".into(),
+            store_url: "https://shop.example".into(),
+            instructions: String::new(),
+            language,
+            products,
+            history: Vec::new(),
+            message: "jas".into(),
+        }
+    }
+
+    fn jacket() -> Arc<Product> {
+        Arc::new(Product {
+            id: ProductId("j1".into()),
+            name: "Storm Jacket".into(),
+            brand: "Nordwind".into(),
+            category: "Jackets".into(),
+            description: String::new(),
+            tags: Vec::new(),
+            price: Money {
+                minor: 12950,
+                currency: Currency::parse("EUR").expect("EUR is known"),
+            },
+            image_url: "https://shop.example/j1.jpg".into(),
+            url: "https://shop.example/j1".into(),
+            in_stock: true,
+        })
+    }
+
+    #[test]
+    fn answers_name_products_with_local_prices() {
+        let text = answer(&prompt(Language::Nl, vec![jacket()]));
+        assert!(text.starts_with("Dit heb ik voor je gevonden:"), "{text}");
+        assert!(text.contains("Storm Jacket (Nordwind), € 129,50"), "{text}");
+        let text = answer(&prompt(Language::Fr, vec![]));
+        assert!(text.starts_with("Je n'ai pas trouvé"), "{text}");
+    }
+
+    #[test]
+    fn tokens_rebuild_the_text_exactly() {
+        let text = "Hello there,\n- one  two";
+        let tokens = tokens(text);
+        assert!(tokens.len() > 3);
+        assert_eq!(tokens.concat(), text);
+    }
+}

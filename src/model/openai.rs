@@ -1,0 +1,245 @@
+//! The OpenAI-compatible provider: streaming chat completions through
+//! async-openai against any base URL (OpenAI, Azure, vLLM, Ollama,
+//! llama.cpp's llama-server).
+//!
+//! async-openai's own retry layer is replaced by a plain HTTP service that
+//! turns every non-2xx answer into an [`UpstreamStatus`] carrying the status
+//! and `Retry-After`, so the reply task's policy (jitter, budget, only before
+//! the first token) is the only one that retries.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
+use async_openai::types::chat::{
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
+    CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
+    CreateChatCompletionStreamResponse, FinishReason as WireFinish,
+};
+use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, stream};
+use mikabot_actors::model::{ChatModel, ChunkStream, FinishReason, ModelChunk, ModelError};
+use mikabot_actors::prompt::{Prompt, Role};
+
+use crate::config::{MaxTokensField, ModelSettings};
+
+/// Longest error body kept for logs and messages.
+const MAX_ERROR_BODY_BYTES: usize = 2048;
+
+/// A non-2xx answer from the provider.
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP {status}: {body}")]
+struct UpstreamStatus {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: String,
+}
+
+/// Reads `retry-after-ms` (OpenAI) or `retry-after` in seconds.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+    let valid = |v: f64| v.is_finite() && v >= 0.0;
+    if let Some(ms) = value("retry-after-ms").filter(|v| valid(*v)) {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    value("retry-after")
+        .filter(|v| valid(*v))
+        .map(Duration::from_secs_f64)
+}
+
+/// The HTTP service under async-openai: one attempt, errors kept typed.
+#[derive(Clone)]
+struct StatusAware {
+    http: reqwest::Client,
+}
+
+impl tower::Service<HttpRequestFactory> for StatusAware {
+    type Response = reqwest::Response;
+    type Error = OpenAIError;
+    type Future = BoxFuture<'static, Result<reqwest::Response, OpenAIError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), OpenAIError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, factory: HttpRequestFactory) -> Self::Future {
+        let http = self.http.clone();
+        Box::pin(async move {
+            let request = factory.build().await?;
+            let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            let status = response.status().as_u16();
+            let retry_after = retry_after(response.headers());
+            let mut body = response.text().await.unwrap_or_default();
+            if body.len() > MAX_ERROR_BODY_BYTES {
+                let mut end = MAX_ERROR_BODY_BYTES;
+                while !body.is_char_boundary(end) {
+                    end -= 1;
+                }
+                body.truncate(end);
+            }
+            Err(OpenAIError::Boxed(Box::new(UpstreamStatus {
+                status,
+                retry_after,
+                body,
+            })))
+        })
+    }
+}
+
+fn model_error(error: OpenAIError) -> ModelError {
+    match error {
+        OpenAIError::Boxed(boxed) => match boxed.downcast::<UpstreamStatus>() {
+            Ok(upstream) => match upstream.status {
+                429 => ModelError::RateLimited {
+                    retry_after: upstream.retry_after,
+                },
+                408 | 500..=599 => ModelError::Unavailable(upstream.to_string()),
+                _ => ModelError::Rejected(upstream.to_string()),
+            },
+            Err(other) => ModelError::Unavailable(other.to_string()),
+        },
+        OpenAIError::Reqwest(e) => ModelError::Unavailable(e.to_string()),
+        OpenAIError::StreamError(e) => ModelError::Unavailable(format!("stream broken: {e}")),
+        OpenAIError::JSONDeserialize(e, _) => {
+            ModelError::Unavailable(format!("malformed chunk: {e}"))
+        }
+        OpenAIError::ApiError(e) if e.status_code.is_server_error() => {
+            ModelError::Unavailable(e.to_string())
+        }
+        other => ModelError::Rejected(other.to_string()),
+    }
+}
+
+/// Streams replies from an OpenAI-compatible chat completions endpoint.
+pub struct OpenAiModel {
+    client: Client<OpenAIConfig>,
+    model: String,
+    max_tokens: u32,
+    max_tokens_field: MaxTokensField,
+    temperature: f32,
+}
+
+impl OpenAiModel {
+    pub fn new(settings: &ModelSettings) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(settings.timeout_secs))
+            .build()?;
+        let config = OpenAIConfig::new()
+            .with_api_base(settings.base_url.trim_end_matches('/'))
+            .with_api_key(settings.api_key.expose());
+        let client = Client::with_config(config).with_http_service(StatusAware { http });
+        Ok(Self {
+            client,
+            model: settings.model.clone(),
+            max_tokens: settings.max_tokens,
+            max_tokens_field: settings.max_tokens_field,
+            temperature: settings.temperature,
+        })
+    }
+
+    fn request(&self, prompt: &Prompt) -> Result<CreateChatCompletionRequest, OpenAIError> {
+        let mut messages: Vec<ChatCompletionRequestMessage> =
+            Vec::with_capacity(prompt.history.len() + 2);
+        messages.push(ChatCompletionRequestSystemMessage::from(prompt.system_text()).into());
+        for turn in &prompt.history {
+            messages.push(match turn.role {
+                Role::Shopper => ChatCompletionRequestUserMessage::from(turn.text.as_str()).into(),
+                Role::Assistant => {
+                    ChatCompletionRequestAssistantMessage::from(turn.text.as_str()).into()
+                }
+            });
+        }
+        messages.push(ChatCompletionRequestUserMessage::from(prompt.message.as_str()).into());
+        let mut request = CreateChatCompletionRequestArgs::default()
+            .model(&self.model)
+            .messages(messages)
+            .temperature(self.temperature)
+            .stream(true)
+            .build()?;
+        match self.max_tokens_field {
+            MaxTokensField::MaxCompletionTokens => {
+                request.max_completion_tokens = Some(self.max_tokens);
+            }
+            MaxTokensField::MaxTokens => {
+                // Deprecated by OpenAI for reasoning models, but the field
+                // llama-server, vLLM, Ollama and OpenAI chat models all read.
+                #[allow(deprecated)]
+                {
+                    request.max_tokens = Some(self.max_tokens);
+                }
+            }
+        }
+        Ok(request)
+    }
+}
+
+fn chunks(response: CreateChatCompletionStreamResponse) -> Vec<ModelChunk> {
+    let mut out = Vec::new();
+    if let Some(choice) = response.choices.into_iter().next() {
+        if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+            out.push(ModelChunk::Text(text));
+        }
+        if let Some(reason) = choice.finish_reason {
+            out.push(ModelChunk::Finished(match reason {
+                WireFinish::Length => FinishReason::Length,
+                WireFinish::ContentFilter => FinishReason::ContentFilter,
+                _ => FinishReason::Stop,
+            }));
+        }
+    }
+    out
+}
+
+impl ChatModel for OpenAiModel {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    fn start(&self, prompt: Arc<Prompt>) -> BoxFuture<'static, Result<ChunkStream, ModelError>> {
+        let request = self.request(&prompt);
+        let client = self.client.clone();
+        Box::pin(async move {
+            let request = request.map_err(model_error)?;
+            let stream = client
+                .chat()
+                .create_stream(request)
+                .await
+                .map_err(model_error)?;
+            let stream: ChunkStream = Box::pin(stream.flat_map(|item| {
+                let items: Vec<Result<ModelChunk, ModelError>> = match item {
+                    Ok(response) => chunks(response).into_iter().map(Ok).collect(),
+                    Err(error) => vec![Err(model_error(error))],
+                };
+                stream::iter(items)
+            }));
+            Ok(stream)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_milliseconds() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert("retry-after-ms", HeaderValue::from_static("150"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(150)));
+        let mut bad = HeaderMap::new();
+        bad.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&bad), None);
+    }
+}

@@ -1,0 +1,223 @@
+//! `Application`: builds a node from settings (storage, model, store actors,
+//! HTTP listener) and runs it until stopped. `main` and the tests use the
+//! same code.
+
+use std::net::{IpAddr, TcpListener};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use governor::{Quota, RateLimiter};
+use mikabot_actors::ids::StoreId;
+use mikabot_actors::live::LiveSessions;
+use mikabot_actors::reply::RetryPolicy;
+use mikabot_actors::session::SessionSettings;
+use mikabot_actors::store::{StoreCatalog, Stores};
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::storage::Storage;
+use crate::{demo, model};
+
+/// How often idle per-address rate-limit entries are dropped.
+const LIMITER_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest wait for sessions to close before the HTTP server stops.
+const SESSION_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A built node, listening but not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    stopper: Stopper,
+    storage: Storage,
+}
+
+/// Stops a running node gracefully: sessions are told to close, then the
+/// HTTP server stops. Cheap to clone.
+#[derive(Clone)]
+pub struct Stopper {
+    live: LiveSessions,
+    server: ServerHandle,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        self.live.shutdown_all();
+        let deadline = tokio::time::Instant::now() + SESSION_DRAIN_TIMEOUT;
+        while self.live.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.server.stop(true).await;
+    }
+
+    /// Live widget sessions now.
+    pub fn live_sessions(&self) -> usize {
+        self.live.count()
+    }
+}
+
+fn seconds(value: f64) -> Duration {
+    Duration::from_secs_f64(value)
+}
+
+fn session_settings(settings: &Settings) -> SessionSettings {
+    let w = &settings.widget;
+    let m = &settings.model;
+    SessionSettings {
+        heartbeat_interval: seconds(w.heartbeat_interval_secs),
+        client_timeout: seconds(w.client_timeout_secs),
+        hello_timeout: seconds(w.hello_timeout_secs),
+        max_message_chars: w.max_message_chars,
+        messages_per_minute: NonZeroU32::new(w.messages_per_minute).unwrap_or(NonZeroU32::MIN),
+        history_tokens: m.history_tokens,
+        history_messages: w.history_messages,
+        retrieval_limit: w.retrieval_limit,
+        max_protocol_errors: w.max_protocol_errors,
+        retry: RetryPolicy {
+            base_delay: Duration::from_millis(m.retry_base_delay_ms),
+            max_delay: Duration::from_millis(m.retry_max_delay_ms),
+            budget: Duration::from_secs(m.retry_budget_secs),
+            idle_timeout: Duration::from_secs(m.timeout_secs),
+        },
+    }
+}
+
+impl Application {
+    /// Opens storage, loads stores, starts their actors and binds the
+    /// listener. Must run inside an actix system.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let data_dir = &settings.storage.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let storage = Storage::open(data_dir)
+            .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+
+        if settings.demo.enabled {
+            let id = StoreId::parse(&settings.demo.store_id)?;
+            let (profile, products) = demo::demo_store(id, &settings.server.public_url)?;
+            storage.put_store(&profile)?;
+            storage.replace_catalog(&profile.id, &products)?;
+            tracing::info!(store = %profile.id, products = products.len(), "demo store loaded");
+        }
+
+        let stores = Stores::default();
+        for profile in storage.stores()? {
+            let products = storage.catalog(&profile.id)?;
+            let id = profile.id.clone();
+            let count = products.len();
+            stores.insert(id.clone(), StoreCatalog::new(profile, products).start());
+            tracing::info!(store = %id, products = count, "store ready");
+        }
+
+        let model = model::from_settings(&settings)?;
+        tracing::info!(model = model.name(), "model provider ready");
+
+        let new_sessions = Arc::new(RateLimiter::keyed(Quota::per_minute(
+            NonZeroU32::new(settings.widget.new_sessions_per_ip_per_minute)
+                .unwrap_or(NonZeroU32::MIN),
+        )));
+        let sweep = Arc::clone(&new_sessions);
+        actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(LIMITER_SWEEP_INTERVAL);
+            loop {
+                tick.tick().await;
+                sweep.retain_recent();
+            }
+        });
+
+        let live = LiveSessions::default();
+        let state = web::Data::new(AppState {
+            stores,
+            log: Arc::new(storage.clone()),
+            model,
+            live: live.clone(),
+            session_settings: Arc::new(session_settings(&settings)),
+            new_sessions,
+            max_frame_bytes: settings.widget.max_frame_bytes,
+            outgoing_buffer: settings.widget.outgoing_buffer,
+            trust_forwarded_for: settings.server.trust_forwarded_for,
+        });
+
+        let host: IpAddr = settings.server.host;
+        let listener = TcpListener::bind((host, settings.server.port))
+            .with_context(|| format!("binding {host}:{}", settings.server.port))?;
+        let port = listener.local_addr()?.port();
+        let mut server =
+            HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+                .disable_signals()
+                .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.listen(listener)?.run();
+        let stopper = Stopper {
+            live,
+            server: server.handle(),
+        };
+        tracing::info!(address = %format!("{host}:{port}"), "listening");
+        Ok(Self {
+            port,
+            server,
+            stopper,
+            storage,
+        })
+    }
+
+    /// The port the node listens on (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the node gracefully.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// The node's storage (for operators' tools and tests).
+    pub fn storage(&self) -> Storage {
+        self.storage.clone()
+    }
+
+    /// Serves until stopped (by [`Stopper::stop`] or, with
+    /// `handle_signals`, SIGINT/SIGTERM), then flushes storage.
+    pub async fn run_until_stopped(self, handle_signals: bool) -> anyhow::Result<()> {
+        if handle_signals {
+            let stopper = self.stopper.clone();
+            actix_web::rt::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("stopping: closing sessions");
+                stopper.stop().await;
+            });
+        }
+        self.server.await?;
+        self.storage.flush().await?;
+        tracing::info!("stopped; storage flushed");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,97 @@
+//! Starts a real node, as `main` does, on an ephemeral port.
+
+use std::path::Path;
+use std::time::Duration;
+
+use mikabot::config::Settings;
+use mikabot::startup::{Application, Stopper};
+use mikabot::storage::Storage;
+use tempfile::TempDir;
+
+/// A running node and its data directory.
+pub struct TestApp {
+    pub port: u16,
+    pub stopper: Stopper,
+    pub storage: Option<Storage>,
+    pub dir: Option<TempDir>,
+    join: Option<actix_web::rt::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn ws_url(&self, store: &str) -> String {
+        format!("ws://127.0.0.1:{}/v1/widget/ws?store={store}", self.port)
+    }
+
+    pub fn live_sessions(&self) -> usize {
+        self.stopper.live_sessions()
+    }
+
+    pub fn storage(&self) -> &Storage {
+        self.storage.as_ref().expect("the node is running")
+    }
+
+    /// Waits until the live-session count is `expected`, failing after a
+    /// generous deadline (machines are shared and noisy).
+    pub async fn wait_for_live_sessions(&self, expected: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.live_sessions() != expected {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "live sessions stayed at {} instead of {expected}",
+                self.live_sessions()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops the node gracefully and waits until storage is flushed and
+    /// released. Returns the data directory for a restart.
+    pub async fn stop(mut self) -> TempDir {
+        self.stopper.stop().await;
+        self.storage = None;
+        if let Some(join) = self.join.take() {
+            join.await
+                .expect("node task")
+                .expect("node stopped cleanly");
+        }
+        self.dir.take().expect("the data directory")
+    }
+}
+
+/// Settings for tests: port 0, one worker, no demo delays, quick timings.
+pub fn test_settings(dir: &Path) -> Settings {
+    let mut settings = Settings::load_with_env(None, Vec::new()).expect("defaults are valid");
+    settings.server.port = 0;
+    settings.server.workers = 1;
+    // Keeps the node's own address out of stored records, so a test can
+    // look for it in the data files.
+    settings.server.public_url = "http://localhost:8080".into();
+    settings.storage.data_dir = dir.to_path_buf();
+    settings.offline.token_delay_ms = 0;
+    settings.log.filter = "warn".into();
+    settings
+}
+
+/// A node on a fresh temporary directory.
+pub async fn spawn_app(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_in(dir, tweak).await
+}
+
+/// A node on an existing data directory (for restarts).
+pub async fn spawn_app_in(dir: TempDir, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings(dir.path());
+    tweak(&mut settings);
+    let app = Application::build(settings).await.expect("the node builds");
+    let port = app.port();
+    let stopper = app.stopper();
+    let storage = Some(app.storage());
+    let join = actix_web::rt::spawn(app.run_until_stopped(false));
+    TestApp {
+        port,
+        stopper,
+        storage,
+        dir: Some(dir),
+        join: Some(join),
+    }
+}

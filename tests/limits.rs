@@ -1,0 +1,190 @@
+//! Every limit and every malformed input answers with a stable code; the
+//! connection stays where that makes sense and nothing acknowledged is lost.
+
+use mikabot_actors::ids::{ConversationId, StoreId};
+use mikabot_actors::log::ConversationLog;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{Shopper, spawn_app};
+
+fn code(frame: &serde_json::Value) -> &str {
+    assert_eq!(frame["type"], "error", "{frame}");
+    frame["code"].as_str().expect("code")
+}
+
+#[actix_web::test]
+async fn malformed_frames_get_error_frames_and_the_session_goes_on() {
+    let app = spawn_app(|_| {}).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+
+    shopper.message("early", "hello?").await;
+    assert_eq!(code(&shopper.next().await.json()), "hello_required");
+
+    shopper.hello(json!({})).await;
+    let cases: Vec<(Message, &str)> = vec![
+        (Message::text("{not json"), "invalid_json"),
+        (Message::text("[1,2]"), "invalid_frame"),
+        (
+            Message::text(r#"{"type":"teleport"}"#),
+            "unknown_frame_type",
+        ),
+        (
+            Message::text(r#"{"type":"message","text":"no id"}"#),
+            "invalid_frame",
+        ),
+        (
+            Message::text(r#"{"type":"message","client_id":"x","text":42}"#),
+            "invalid_frame",
+        ),
+        (Message::binary(vec![1_u8, 2, 3]), "binary_not_supported"),
+        (
+            Message::text(json!({"type":"hello","v":1}).to_string()),
+            "duplicate_hello",
+        ),
+        (Message::text("x".repeat(20 * 1024)), "frame_too_large"),
+        (
+            Message::text(json!({"type":"message","client_id":"c","text":"   "}).to_string()),
+            "message_empty",
+        ),
+        (
+            Message::text(
+                json!({"type":"message","client_id":"c","text":"é".repeat(2001)}).to_string(),
+            ),
+            "message_too_long",
+        ),
+        (
+            Message::text(
+                json!({"type":"message","client_id":"x".repeat(65),"text":"hi"}).to_string(),
+            ),
+            "invalid_frame",
+        ),
+    ];
+    for (message, expected) in cases {
+        shopper.send_raw(message).await;
+        let frame = shopper.next().await.json();
+        assert_eq!(code(&frame), expected, "{frame}");
+        assert!(frame["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // Exactly at the limit is accepted.
+    let reply = shopper.ask("ok", &"tent ".repeat(400)).await;
+    assert_eq!(reply.end["type"], "done");
+    shopper.send(json!({"type": "ping", "nonce": "n1"})).await;
+    assert_eq!(
+        shopper.next().await.json(),
+        json!({"type": "pong", "nonce": "n1"})
+    );
+}
+
+#[actix_web::test]
+async fn messages_beyond_the_per_session_rate_are_refused_with_retry_after() {
+    let app = spawn_app(|s| s.widget.messages_per_minute = 2).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    shopper.ask("c1", "tent").await;
+    shopper.ask("c2", "tent").await;
+    shopper.message("c3", "tent").await;
+    let frame = shopper.next().await.json();
+    assert_eq!(code(&frame), "rate_limited");
+    assert_eq!(frame["client_id"], "c3");
+    let retry_after = frame["retry_after_ms"].as_u64().expect("retry_after_ms");
+    assert!(retry_after > 1000 && retry_after <= 30_000, "{retry_after}");
+    // The connection stays open.
+    shopper.send(json!({"type": "ping"})).await;
+    assert_eq!(shopper.next().await.json()["type"], "pong");
+}
+
+#[actix_web::test]
+async fn new_sessions_beyond_the_per_address_rate_are_refused() {
+    let app = spawn_app(|s| s.widget.new_sessions_per_ip_per_minute = 2).await;
+    let mut first = Shopper::connect(&app.ws_url("demo")).await;
+    first.hello(json!({})).await;
+    let mut second = Shopper::connect(&app.ws_url("demo")).await;
+    second.hello(json!({})).await;
+    let mut third = Shopper::connect(&app.ws_url("demo")).await;
+    let (frames, close, reason) = third.until_closed().await;
+    assert_eq!(code(&frames[0]), "too_many_sessions");
+    assert!(frames[0]["retry_after_ms"].as_u64().is_some());
+    assert_eq!((close, reason.as_str()), (4429, "too_many_sessions"));
+    // Sessions already open are unaffected.
+    let reply = first.ask("c1", "tent").await;
+    assert_eq!(reply.end["type"], "done");
+}
+
+#[actix_web::test]
+async fn an_unknown_store_is_refused_with_a_close_code() {
+    let app = spawn_app(|_| {}).await;
+    for url in [
+        app.ws_url("no-such-store"),
+        app.ws_url("Not%20Valid"),
+        format!("ws://127.0.0.1:{}/v1/widget/ws", app.port),
+    ] {
+        let mut shopper = Shopper::connect(&url).await;
+        let (frames, close, reason) = shopper.until_closed().await;
+        assert_eq!(code(&frames[0]), "unknown_store");
+        assert_eq!((close, reason.as_str()), (4404, "unknown_store"), "{url}");
+    }
+    assert_eq!(app.live_sessions(), 0);
+}
+
+#[actix_web::test]
+async fn an_unsupported_protocol_version_is_refused() {
+    let app = spawn_app(|_| {}).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.send(json!({"type": "hello", "v": 2})).await;
+    let (frames, close, _) = shopper.until_closed().await;
+    assert_eq!(code(&frames[0]), "unsupported_version");
+    assert_eq!(close, 4400);
+}
+
+#[actix_web::test]
+async fn a_frame_far_above_the_limit_closes_the_socket_and_keeps_what_was_acknowledged() {
+    let app = spawn_app(|_| {}).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper.hello(json!({})).await;
+    let acked = shopper.ask("kept", "sleeping bag").await;
+    shopper
+        .send_raw(Message::text("x".repeat(200 * 1024)))
+        .await;
+    let (frames, close, _) = shopper.until_closed().await;
+    assert_eq!(code(&frames[0]), "frame_too_large");
+    assert_eq!(close, 1009);
+    app.wait_for_live_sessions(0).await;
+
+    let store = StoreId::parse("demo").expect("valid");
+    let conversation =
+        ConversationId::parse(ready["conversation_id"].as_str().expect("id")).expect("uuid");
+    let history = app
+        .storage()
+        .history(&store, conversation, 10)
+        .expect("history");
+    assert_eq!(history.len(), 2, "the message and its reply");
+    assert_eq!(
+        history[0].id.to_string(),
+        acked.ack["message_id"].as_str().expect("id")
+    );
+    assert_eq!(history[0].text, "sleeping bag");
+}
+
+#[actix_web::test]
+async fn repeated_garbage_closes_the_session() {
+    let app = spawn_app(|s| s.widget.max_protocol_errors = 3).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    for _ in 0..4 {
+        shopper.send_raw(Message::text("garbage")).await;
+    }
+    let (frames, close, reason) = shopper.until_closed().await;
+    let codes: Vec<_> = frames.iter().map(code).collect();
+    assert_eq!(
+        codes,
+        [
+            "invalid_json",
+            "invalid_json",
+            "invalid_json",
+            "too_many_errors"
+        ]
+    );
+    assert_eq!((close, reason.as_str()), (1008, "too_many_errors"));
+    app.wait_for_live_sessions(0).await;
+}

@@ -1,0 +1,11 @@
+//! Integration tests: a real node on 127.0.0.1:0, real WebSocket clients,
+//! a real sled directory and a real OpenAI-compatible HTTP server.
+
+mod helpers;
+
+mod chat;
+mod config_cli;
+mod lifecycle;
+mod limits;
+mod model_faults;
+mod persistence;

@@ -1,0 +1,147 @@
+//! Model faults through the real async-openai path: retries before the
+//! first token only, Retry-After honoured, and partial replies kept.
+
+use std::time::{Duration, Instant};
+
+use mikabot_actors::ids::{ConversationId, StoreId};
+use mikabot_actors::log::ConversationLog;
+use mikabot_actors::prompt::Role;
+use serde_json::json;
+
+use crate::helpers::{Behavior, FakeOpenAi, Shopper, TestApp, spawn_app};
+
+async fn node_on(fake: &FakeOpenAi, tweak: impl FnOnce(&mut mikabot::config::Settings)) -> TestApp {
+    let base_url = fake.base_url.clone();
+    spawn_app(move |s| {
+        s.model.provider = mikabot::config::ProviderChoice::Openai;
+        s.model.base_url = base_url;
+        s.model.retry_base_delay_ms = 20;
+        s.model.retry_max_delay_ms = 100;
+        tweak(s);
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn a_rate_limited_model_is_retried_after_its_retry_after() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([
+        Behavior::RateLimited {
+            retry_after_secs: 1,
+        },
+        Behavior::reply(&["Sorry ", "for the wait."]),
+    ]);
+    let app = node_on(&fake, |_| {}).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    let started = Instant::now();
+    let reply = shopper.ask("c1", "tent").await;
+    assert_eq!(reply.end["type"], "done", "{}", reply.end);
+    assert_eq!(reply.text(), "Sorry for the wait.");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_eq!(fake.requests().len(), 2);
+}
+
+#[actix_web::test]
+async fn server_errors_are_retried_then_reported_when_the_budget_runs_out() {
+    let fake = FakeOpenAi::start().await;
+    fake.always(Behavior::ServerError);
+    let app = node_on(&fake, |s| s.model.retry_budget_secs = 1).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "tent").await;
+    assert!(reply.tokens.is_empty());
+    assert_eq!(reply.end["type"], "error");
+    assert_eq!(reply.end["code"], "model_unavailable");
+    assert!(reply.end["reply_id"].is_string());
+    assert!(
+        fake.requests().len() >= 3,
+        "retried: {}",
+        fake.requests().len()
+    );
+    // The session stays usable.
+    fake.script([Behavior::reply(&["Back ", "again."])]);
+    let retry = shopper.ask("c2", "tent").await;
+    assert_eq!(retry.end["type"], "done");
+}
+
+#[actix_web::test]
+async fn a_refused_request_is_not_retried() {
+    let fake = FakeOpenAi::start().await;
+    fake.always(Behavior::Unauthorized);
+    let app = node_on(&fake, |_| {}).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "tent").await;
+    assert_eq!(reply.end["code"], "model_unavailable");
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[actix_web::test]
+async fn a_stream_cut_after_tokens_ends_the_reply_and_keeps_the_partial_text() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([Behavior::CutAfter {
+        tokens: vec!["Half ".into(), "a reply".into()],
+    }]);
+    let app = node_on(&fake, |_| {}).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "tent").await;
+    assert_eq!(reply.text(), "Half a reply");
+    assert_eq!(reply.end["type"], "error");
+    assert_eq!(reply.end["code"], "model_failed");
+    assert_eq!(reply.end["reply_id"], reply.tokens[0]["reply_id"]);
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "no retry once tokens reached the shopper"
+    );
+
+    let store = StoreId::parse("demo").expect("valid");
+    let conversation =
+        ConversationId::parse(ready["conversation_id"].as_str().expect("id")).expect("uuid");
+    let history = app
+        .storage()
+        .history(&store, conversation, 10)
+        .expect("history");
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].role, Role::Assistant);
+    assert_eq!(history[1].text, "Half a reply");
+    let outcome = history[1].reply.as_ref().expect("reply outcome");
+    assert!(outcome.incomplete);
+    assert_eq!(outcome.finish, None);
+}
+
+#[actix_web::test]
+async fn a_stalled_stream_times_out_into_an_error() {
+    let fake = FakeOpenAi::start().await;
+    fake.always(Behavior::Stall {
+        tokens: vec!["Thinking".into()],
+    });
+    let app = node_on(&fake, |s| s.model.timeout_secs = 1).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "tent").await;
+    assert_eq!(reply.text(), "Thinking");
+    assert_eq!(reply.end["code"], "model_failed");
+}
+
+#[actix_web::test]
+async fn a_slow_stream_arrives_whole_and_in_order() {
+    let fake = FakeOpenAi::start().await;
+    let tokens: Vec<String> = (0..20).map(|i| format!("t{i} ")).collect();
+    fake.script([Behavior::Stream {
+        tokens: tokens.clone(),
+        delay: Duration::from_millis(20),
+    }]);
+    let app = node_on(&fake, |_| {}).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "tent").await;
+    assert_eq!(reply.text(), tokens.concat());
+    assert_eq!(reply.tokens.len(), 20);
+    assert_eq!(reply.end["type"], "done");
+}
