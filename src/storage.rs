@@ -142,13 +142,6 @@ impl Storage {
             .collect()
     }
 
-    /// Number of messages stored for one conversation.
-    pub fn message_count(&self, store: &StoreId, conversation: ConversationId) -> usize {
-        self.messages
-            .scan_prefix(key(store, &[conversation.as_bytes()]))
-            .count()
-    }
-
     /// Waits until everything written so far is on disk.
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.db.flush_async().await?;

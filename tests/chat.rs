@@ -135,12 +135,8 @@ async fn a_resent_message_is_acknowledged_again_and_stored_once() {
     let again = shopper.next().await.json();
     assert_eq!(again["type"], "ack");
     assert_eq!(again["message_id"], first.ack["message_id"]);
-    let conversation =
-        mikabot_actors::ids::ConversationId::parse(ready["conversation_id"].as_str().expect("id"))
-            .expect("uuid");
-    let store = mikabot_actors::ids::StoreId::parse("demo").expect("valid");
     assert_eq!(
-        app.storage().message_count(&store, conversation),
+        app.stored_history(&ready).len(),
         2,
         "one shopper message and one reply"
     );

@@ -38,8 +38,8 @@ async fn a_protocol_error_deregisters_its_session() {
 #[actix_web::test]
 async fn a_silent_client_is_closed_by_the_heartbeat() {
     let app = spawn_app(|s| {
-        s.widget.heartbeat_interval_secs = 0.1;
-        s.widget.client_timeout_secs = 0.4;
+        s.widget.heartbeat_interval_secs = 0.2;
+        s.widget.client_timeout_secs = 1.0;
     })
     .await;
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
@@ -62,14 +62,14 @@ async fn a_silent_client_is_closed_by_the_heartbeat() {
 #[actix_web::test]
 async fn an_answering_client_is_kept_alive_by_the_heartbeat() {
     let app = spawn_app(|s| {
-        s.widget.heartbeat_interval_secs = 0.1;
-        s.widget.client_timeout_secs = 0.4;
+        s.widget.heartbeat_interval_secs = 0.2;
+        s.widget.client_timeout_secs = 1.0;
     })
     .await;
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
     shopper.hello(json!({})).await;
-    // Reading answers pings; a second of that spans several timeouts.
-    for i in 0..10 {
+    // Reading answers pings; three seconds of that span several timeouts.
+    for i in 0..30 {
         shopper
             .send(json!({"type": "ping", "nonce": i.to_string()}))
             .await;

@@ -1,8 +1,6 @@
 //! Every limit and every malformed input answers with a stable code; the
 //! connection stays where that makes sense and nothing acknowledged is lost.
 
-use mikabot_actors::ids::{ConversationId, StoreId};
-use mikabot_actors::log::ConversationLog;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -151,13 +149,7 @@ async fn a_frame_far_above_the_limit_closes_the_socket_and_keeps_what_was_acknow
     assert_eq!(close, 1009);
     app.wait_for_live_sessions(0).await;
 
-    let store = StoreId::parse("demo").expect("valid");
-    let conversation =
-        ConversationId::parse(ready["conversation_id"].as_str().expect("id")).expect("uuid");
-    let history = app
-        .storage()
-        .history(&store, conversation, 10)
-        .expect("history");
+    let history = app.stored_history(&ready);
     assert_eq!(history.len(), 2, "the message and its reply");
     assert_eq!(
         history[0].id.to_string(),

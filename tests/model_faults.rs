@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use mikabot_actors::ids::{ConversationId, StoreId};
-use mikabot_actors::log::ConversationLog;
 use mikabot_actors::prompt::Role;
 use serde_json::json;
 
@@ -100,13 +98,7 @@ async fn a_stream_cut_after_tokens_ends_the_reply_and_keeps_the_partial_text() {
         "no retry once tokens reached the shopper"
     );
 
-    let store = StoreId::parse("demo").expect("valid");
-    let conversation =
-        ConversationId::parse(ready["conversation_id"].as_str().expect("id")).expect("uuid");
-    let history = app
-        .storage()
-        .history(&store, conversation, 10)
-        .expect("history");
+    let history = app.stored_history(&ready);
     assert_eq!(history.len(), 2);
     assert_eq!(history[1].role, Role::Assistant);
     assert_eq!(history[1].text, "Half a reply");

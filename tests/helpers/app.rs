@@ -6,6 +6,8 @@ use std::time::Duration;
 use mikabot::config::Settings;
 use mikabot::startup::{Application, Stopper};
 use mikabot::storage::Storage;
+use mikabot_actors::ids::{ConversationId, StoreId};
+use mikabot_actors::log::{ConversationLog, StoredMessage};
 use tempfile::TempDir;
 
 /// A running node and its data directory.
@@ -28,6 +30,20 @@ impl TestApp {
 
     pub fn storage(&self) -> &Storage {
         self.storage.as_ref().expect("the node is running")
+    }
+
+    /// The stored messages of the conversation a `ready` frame announced.
+    pub fn stored_history(&self, ready: &serde_json::Value) -> Vec<StoredMessage> {
+        let store = StoreId::parse("demo").expect("valid store id");
+        let conversation = ConversationId::parse(
+            ready["conversation_id"]
+                .as_str()
+                .expect("ready has a conversation id"),
+        )
+        .expect("conversation ids are UUIDs");
+        self.storage()
+            .history(&store, conversation, usize::MAX)
+            .expect("history loads")
     }
 
     /// Waits until the live-session count is `expected`, failing after a
