@@ -17,6 +17,8 @@ struct DemoFile {
     name: String,
     instructions: String,
     currency: String,
+    #[serde(default)]
+    synonyms: Vec<Vec<String>>,
     products: Vec<DemoProduct>,
 }
 
@@ -92,6 +94,7 @@ pub fn demo_store(
         default_language: Language::En,
         currency,
         allowed_origins: vec![public_url.trim_end_matches('/').to_owned()],
+        synonyms: file.synonyms,
     };
     Ok((profile, products))
 }

@@ -8,5 +8,6 @@ pub mod demo;
 pub mod http;
 pub mod model;
 pub mod protocol;
+pub mod relevance;
 pub mod startup;
 pub mod storage;

@@ -208,6 +208,10 @@ pub struct StoreProfile {
     /// Origins allowed to open the widget socket (`https://shop.example`).
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Groups of words the store's shoppers use for the same thing
+    /// (`["hoodie", "sweatshirt"]`).
+    #[serde(default)]
+    pub synonyms: Vec<Vec<String>>,
 }
 
 #[cfg(test)]

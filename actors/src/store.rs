@@ -20,9 +20,10 @@ pub struct StoreCatalog {
 
 impl StoreCatalog {
     pub fn new(profile: StoreProfile, products: Vec<Product>) -> Self {
-        let index = SearchIndex::build(
+        let index = SearchIndex::build_with_synonyms(
             products.into_iter().map(Arc::new).collect(),
             profile.default_language,
+            &profile.synonyms,
         );
         Self {
             profile: Arc::new(profile),
@@ -57,7 +58,7 @@ impl Handler<FindProducts> for StoreCatalog {
     fn handle(&mut self, msg: FindProducts, _: &mut Context<Self>) -> Self::Result {
         MessageResult(Found {
             profile: Arc::clone(&self.profile),
-            hits: self.index.search(&msg.query, msg.language, msg.limit),
+            hits: self.index.find(&msg.query, msg.language, msg.limit),
         })
     }
 }
@@ -74,9 +75,10 @@ impl Handler<ReplaceCatalog> for StoreCatalog {
     type Result = usize;
 
     fn handle(&mut self, msg: ReplaceCatalog, _: &mut Context<Self>) -> usize {
-        let index = SearchIndex::build(
+        let index = SearchIndex::build_with_synonyms(
             msg.products.into_iter().map(Arc::new).collect(),
             self.profile.default_language,
+            &self.profile.synonyms,
         );
         self.index = Arc::new(index);
         self.index.len()

@@ -56,6 +56,19 @@ impl Default for Stemmers {
 }
 
 impl Stemmers {
+    /// The distinct stems of a folded token in every supported language,
+    /// the token itself first.
+    pub fn all_variants(&self, token: &str) -> Vec<String> {
+        let mut variants = vec![token.to_owned()];
+        for (_, stemmer) in &self.by_language {
+            let stem = stemmer.stem(token);
+            if !variants.iter().any(|v| v == stem.as_ref()) {
+                variants.push(stem.into_owned());
+            }
+        }
+        variants
+    }
+
     /// The stem of an already folded token.
     pub fn stem(&self, language: Language, token: &str) -> String {
         self.by_language

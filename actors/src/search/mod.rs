@@ -2,5 +2,6 @@
 
 pub mod analysis;
 mod index;
+pub mod query;
 
 pub use index::{Hit, SearchIndex};
