@@ -57,7 +57,21 @@ pub struct Settings {
     pub offline: OfflineSettings,
     pub widget: WidgetSettings,
     pub demo: DemoSettings,
+    pub operator: OperatorSettings,
+    pub import: ImportSettings,
     pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSettings {
+    pub api_token: Secret,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSettings {
+    pub max_upload_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -270,6 +284,7 @@ impl Settings {
             ("widget.max_message_chars", self.widget.max_message_chars),
             ("widget.retrieval_limit", self.widget.retrieval_limit),
             ("widget.outgoing_buffer", self.widget.outgoing_buffer),
+            ("import.max_upload_bytes", self.import.max_upload_bytes),
             (
                 "widget.messages_per_minute",
                 self.widget.messages_per_minute as usize,

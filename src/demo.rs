@@ -80,6 +80,7 @@ pub fn demo_store(
                 description: p.description,
                 tags: p.tags,
                 price,
+                price_max: None,
                 image_url: absolute(public_url, &p.image),
                 url: absolute(public_url, &p.url),
                 in_stock: p.in_stock,

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod import;
 pub mod model;
 pub mod protocol;
 pub mod relevance;

@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{settings:#?}");
             Ok(())
         }
+        Command::Import(args) => mikabot::cli::import(&settings, args).await,
         Command::Serve => {
             Application::build(settings)
                 .await?

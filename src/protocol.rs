@@ -119,6 +119,9 @@ struct CardFrame<'a> {
     name: &'a str,
     /// Decimal string in the currency's minor digits, e.g. "49.95".
     price: String,
+    /// The highest variant price, when variants differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    price_max: Option<String>,
     currency: &'a str,
     image: &'a str,
     url: &'a str,
@@ -130,6 +133,7 @@ impl<'a> From<&'a ProductCard> for CardFrame<'a> {
             id: &card.id.0,
             name: &card.name,
             price: card.price.decimal(),
+            price_max: card.price_max.map(|m| m.decimal()),
             currency: card.price.currency.code(),
             image: &card.image_url,
             url: &card.url,

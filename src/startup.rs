@@ -98,10 +98,15 @@ impl Application {
 
         if settings.demo.enabled {
             let id = StoreId::parse(&settings.demo.store_id)?;
-            let (profile, products) = demo::demo_store(id, &settings.server.public_url)?;
-            storage.put_store(&profile)?;
-            storage.replace_catalog(&profile.id, &products)?;
-            tracing::info!(store = %profile.id, products = products.len(), "demo store loaded");
+            // Created once: a catalog imported into the demo store later is
+            // never overwritten by a restart.
+            if storage.store(&id)?.is_none() {
+                let (profile, products) = demo::demo_store(id, &settings.server.public_url)?;
+                storage.put_store(&profile)?;
+                storage.replace_catalog(&profile.id, &products)?;
+                tracing::info!(store = %profile.id, products = products.len(), "demo store created");
+            }
+            tracing::info!(store = %settings.demo.store_id, "demo store enabled");
         }
 
         let stores = Stores::default();
@@ -140,6 +145,10 @@ impl Application {
             max_frame_bytes: settings.widget.max_frame_bytes,
             outgoing_buffer: settings.widget.outgoing_buffer,
             trust_forwarded_for: settings.server.trust_forwarded_for,
+            storage: storage.clone(),
+            operator_token: (!settings.operator.api_token.is_empty())
+                .then(|| settings.operator.api_token.expose().to_owned()),
+            max_upload_bytes: settings.import.max_upload_bytes,
         });
 
         let host: IpAddr = settings.server.host;

@@ -133,6 +133,28 @@ impl Storage {
         Ok(())
     }
 
+    /// Adds or updates products by id in one atomic batch.
+    pub fn upsert_products(
+        &self,
+        store: &StoreId,
+        products: &[Product],
+    ) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for product in products {
+            batch.insert(key(store, &[product.id.0.as_bytes()]), encode(product));
+        }
+        self.products.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// One store's profile.
+    pub fn store(&self, id: &StoreId) -> Result<Option<StoreProfile>, StorageError> {
+        self.stores
+            .get(id.as_str().as_bytes())?
+            .map(|v| decode("stores", &v))
+            .transpose()
+    }
+
     /// A store's catalog, in product-id order.
     pub fn catalog(&self, store: &StoreId) -> Result<Vec<Product>, StorageError> {
         self.products

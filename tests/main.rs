@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod catalog_import;
 mod chat;
 mod config_cli;
 mod lifecycle;

@@ -159,7 +159,12 @@ pub struct Product {
     /// Extra search words (Shopify tags, feed labels, translated keywords).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The lowest price.
     pub price: Money,
+    /// The highest price, in the same currency, for products sold in
+    /// variants at several prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_max: Option<i64>,
     pub image_url: String,
     pub url: String,
     #[serde(default = "in_stock_by_default")]
@@ -177,6 +182,10 @@ impl Product {
             id: self.id.clone(),
             name: self.name.clone(),
             price: self.price,
+            price_max: self.price_max.map(|minor| Money {
+                minor,
+                currency: self.price.currency,
+            }),
             image_url: self.image_url.clone(),
             url: self.url.clone(),
         }
@@ -189,6 +198,9 @@ pub struct ProductCard {
     pub id: ProductId,
     pub name: String,
     pub price: Money,
+    /// Set when variants are sold at several prices ("from" `price`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_max: Option<Money>,
     pub image_url: String,
     pub url: String,
 }

@@ -20,16 +20,21 @@ pub struct StoreCatalog {
 
 impl StoreCatalog {
     pub fn new(profile: StoreProfile, products: Vec<Product>) -> Self {
-        let index = SearchIndex::build_with_synonyms(
-            products.into_iter().map(Arc::new).collect(),
-            profile.default_language,
-            &profile.synonyms,
-        );
+        let index = build_index(&profile, products);
         Self {
             profile: Arc::new(profile),
             index: Arc::new(index),
         }
     }
+}
+
+/// The index a store's catalog gets: its language and synonyms applied.
+pub fn build_index(profile: &StoreProfile, products: Vec<Product>) -> SearchIndex {
+    SearchIndex::build_with_synonyms(
+        products.into_iter().map(Arc::new).collect(),
+        profile.default_language,
+        &profile.synonyms,
+    )
 }
 
 impl Actor for StoreCatalog {
@@ -63,24 +68,19 @@ impl Handler<FindProducts> for StoreCatalog {
     }
 }
 
-/// Replaces the whole catalog. The new index is built before the swap, so a
-/// search sees the old catalog or the new one, never a mix.
-#[derive(Message, Debug)]
+/// Installs a new index, built off the actor's thread. The swap is one
+/// step: a search sees the old catalog or the new one, never a mix.
+#[derive(Message)]
 #[rtype(result = "usize")]
-pub struct ReplaceCatalog {
-    pub products: Vec<Product>,
+pub struct InstallIndex {
+    pub index: SearchIndex,
 }
 
-impl Handler<ReplaceCatalog> for StoreCatalog {
+impl Handler<InstallIndex> for StoreCatalog {
     type Result = usize;
 
-    fn handle(&mut self, msg: ReplaceCatalog, _: &mut Context<Self>) -> usize {
-        let index = SearchIndex::build_with_synonyms(
-            msg.products.into_iter().map(Arc::new).collect(),
-            self.profile.default_language,
-            &self.profile.synonyms,
-        );
-        self.index = Arc::new(index);
+    fn handle(&mut self, msg: InstallIndex, _: &mut Context<Self>) -> usize {
+        self.index = Arc::new(msg.index);
         self.index.len()
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP routes and the state they share.
 
+mod catalog;
 pub mod client;
 mod health;
 mod widget;
@@ -15,6 +16,8 @@ use mikabot_actors::model::ChatModel;
 use mikabot_actors::session::SessionSettings;
 use mikabot_actors::store::Stores;
 
+use crate::storage::Storage;
+
 /// What every request handler can reach.
 pub struct AppState {
     pub stores: Stores,
@@ -26,12 +29,24 @@ pub struct AppState {
     pub max_frame_bytes: usize,
     pub outgoing_buffer: usize,
     pub trust_forwarded_for: bool,
+    pub storage: Storage,
+    /// `None` turns the catalog API off.
+    pub operator_token: Option<String>,
+    pub max_upload_bytes: usize,
 }
 
 /// Mounts every route.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/v1/widget/ws", web::get().to(widget::socket))
+        .route(
+            "/v1/stores/{store}/catalog",
+            web::put().to(catalog::replace),
+        )
+        .route(
+            "/v1/stores/{store}/catalog",
+            web::post().to(catalog::upsert),
+        )
         .route("/healthz", web::get().to(health::health))
         .route("/metrics", web::get().to(health::metrics));
 }

@@ -203,6 +203,7 @@ mod tests {
                 minor: 12950,
                 currency: Currency::parse("EUR").expect("EUR is known"),
             },
+            price_max: None,
             image_url: "https://shop.example/j1.jpg".into(),
             url: "https://shop.example/j1".into(),
             in_stock: true,

@@ -467,6 +467,7 @@ mod tests {
                 minor: euros * 100,
                 currency: Currency::parse("EUR").expect("EUR is known"),
             },
+            price_max: None,
             image_url: format!("https://shop.example/{id}.jpg"),
             url: format!("https://shop.example/{id}"),
             in_stock: id != "2",

@@ -1,0 +1,188 @@
+//! The operator's catalog API: `PUT /v1/stores/{store}/catalog` replaces a
+//! store's catalog with the uploaded feed, `POST` adds or updates products
+//! by id. `?mode=partial` imports the valid rows and reports the rest; the
+//! default changes nothing if any row is bad. Authenticated with the
+//! operator API token from configuration, compared in constant time.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use mikabot_actors::ids::StoreId;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::http::AppState;
+use crate::import::{self, ApplyError, ImportError, Mode, Scope};
+
+#[derive(Deserialize)]
+pub struct ImportQuery {
+    #[serde(default)]
+    mode: Mode,
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"error": {"code": code, "message": message.into()}}))
+}
+
+/// Checks `Authorization: Bearer TOKEN` against the operator token.
+fn authorised(req: &HttpRequest, state: &AppState) -> Result<(), HttpResponse> {
+    let Some(expected) = state.operator_token.as_deref() else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "catalog_api_disabled",
+            "the catalog API is off: set operator.api_token",
+        ));
+    };
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid operator token is required (Authorization: Bearer ...)",
+        ))
+    }
+}
+
+pub async fn replace(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ImportQuery>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    import_feed(
+        req,
+        path.into_inner(),
+        query.mode,
+        Scope::Replace,
+        body,
+        state,
+    )
+    .await
+}
+
+pub async fn upsert(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<ImportQuery>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    import_feed(
+        req,
+        path.into_inner(),
+        query.mode,
+        Scope::Upsert,
+        body,
+        state,
+    )
+    .await
+}
+
+async fn import_feed(
+    req: HttpRequest,
+    store: String,
+    mode: Mode,
+    scope: Scope,
+    mut body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Err(refusal) = authorised(&req, &state) {
+        return refusal;
+    }
+    let Ok(store) = StoreId::parse(&store) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_store",
+            "no such store on this node",
+        );
+    };
+    let profile = match state.storage.store(&store) {
+        Ok(Some(profile)) => profile,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown_store",
+                "no such store on this node",
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage_failed",
+                e.to_string(),
+            );
+        }
+    };
+    // The upload is read once into memory, never copied; the parser streams
+    // over it.
+    let limit = state.max_upload_bytes;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "upload_failed", e.to_string()),
+        };
+        if bytes.len() + chunk.len() > limit {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("a feed is at most {limit} bytes (import.max_upload_bytes)"),
+            );
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let store_url = profile.url.clone();
+    let currency = profile.currency;
+    let parsed = web::block(move || import::parse(bytes.as_slice(), &store_url, currency)).await;
+    let parsed = match parsed {
+        Ok(Ok(parsed)) => parsed,
+        Ok(Err(e @ (ImportError::UnknownFormat | ImportError::Empty))) => {
+            let code = if matches!(e, ImportError::Empty) {
+                "empty_feed"
+            } else {
+                "unknown_format"
+            };
+            return error(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string());
+        }
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "malformed_feed", e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    };
+    let catalog = state.stores.get(&store);
+    match import::apply(
+        &state.storage,
+        &profile,
+        catalog.as_ref(),
+        parsed,
+        mode,
+        scope,
+    )
+    .await
+    {
+        Ok(report) => {
+            tracing::info!(store = %store, imported = report.imported, rejected = report.rejected_count, "catalog imported");
+            HttpResponse::Ok().json(report)
+        }
+        Err(ApplyError::Rejected(report)) => {
+            let mut body = serde_json::to_value(&*report).unwrap_or_default();
+            body["error"] = json!({
+                "code": "rows_rejected",
+                "message": ApplyError::Rejected(report).to_string(),
+            });
+            HttpResponse::UnprocessableEntity().json(body)
+        }
+        Err(ApplyError::Storage(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_failed",
+            e.to_string(),
+        ),
+    }
+}

@@ -1,0 +1,96 @@
+//! Applying a parsed feed to a store: the all-or-nothing rule, persistence
+//! in sled first, then a new index built off the store actor's thread and
+//! swapped in whole.
+
+use actix::Addr;
+use mikabot_actors::catalog::StoreProfile;
+use mikabot_actors::store::{InstallIndex, StoreCatalog, build_index};
+use serde::Serialize;
+
+use crate::import::{Format, Mode, Parsed, Rejection};
+use crate::storage::{Storage, StorageError};
+
+/// Whether the feed is the whole catalog or an update to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The feed replaces the catalog.
+    Replace,
+    /// The feed's products are added or updated by id; others stay.
+    Upsert,
+}
+
+/// What an import did, row by row.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    pub format: Format,
+    pub mode: Mode,
+    pub scope: Scope,
+    /// Rows read from the feed.
+    pub rows: usize,
+    /// Products written.
+    pub imported: usize,
+    pub rejected_count: usize,
+    pub rejected: Vec<Rejection>,
+    /// Products in the store's catalog afterwards.
+    pub catalog_size: usize,
+}
+
+/// Why an import changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{} of {} rows were rejected; nothing was imported (fix them, or import with mode=partial)", .0.rejected_count, .0.rows)]
+    Rejected(Box<ImportReport>),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// Applies `parsed` to `profile`'s store. With a live `catalog` actor, the
+/// new index is built on a blocking thread and installed in one message.
+pub async fn apply(
+    storage: &Storage,
+    profile: &StoreProfile,
+    catalog: Option<&Addr<StoreCatalog>>,
+    parsed: Parsed,
+    mode: Mode,
+    scope: Scope,
+) -> Result<ImportReport, ApplyError> {
+    let mut report = ImportReport {
+        format: parsed.format,
+        mode,
+        scope,
+        rows: parsed.rows,
+        imported: 0,
+        rejected_count: parsed.rejected.len(),
+        rejected: parsed.rejected,
+        catalog_size: 0,
+    };
+    if mode == Mode::AllOrNothing && report.rejected_count > 0 {
+        return Err(ApplyError::Rejected(Box::new(report)));
+    }
+    report.imported = parsed.products.len();
+    match scope {
+        Scope::Replace => storage.replace_catalog(&profile.id, &parsed.products)?,
+        Scope::Upsert => storage.upsert_products(&profile.id, &parsed.products)?,
+    }
+    storage.flush().await?;
+    let products = match scope {
+        Scope::Replace => parsed.products,
+        Scope::Upsert => storage.catalog(&profile.id)?,
+    };
+    report.catalog_size = products.len();
+    if let Some(catalog) = catalog {
+        let store = profile.id.clone();
+        let profile = profile.clone();
+        let built = tokio::task::spawn_blocking(move || build_index(&profile, products)).await;
+        match built {
+            Ok(index) => {
+                if catalog.send(InstallIndex { index }).await.is_err() {
+                    tracing::error!(%store, "store actor gone; index not installed");
+                }
+            }
+            Err(error) => tracing::error!(%error, "index build failed; the next start rebuilds it"),
+        }
+    }
+    Ok(report)
+}
