@@ -12,3 +12,4 @@ pub mod protocol;
 pub mod relevance;
 pub mod startup;
 pub mod storage;
+pub mod synthetic;

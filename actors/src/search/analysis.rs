@@ -8,6 +8,10 @@ use crate::language::Language;
 
 /// Lowercases and strips accents: "Crème Brûlée" becomes "creme brulee".
 pub fn fold(text: &str) -> String {
+    // Most catalog and shopper text is plain ASCII: no decomposition needed.
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
     let mut out = String::with_capacity(text.len());
     for c in text.nfd() {
         if is_combining_mark(c) {

@@ -48,40 +48,147 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// One product containing a term, with the term's BM25 weight in it
+/// (saturation and length normalisation precomputed; idf applied at query
+/// time).
+#[derive(Clone, Copy, Debug)]
+struct Posting {
+    doc: u32,
+    weight: f32,
+}
+
 /// The search index of one store. Immutable once built: a catalog change
 /// builds a new index and swaps it in whole.
 pub struct SearchIndex {
     products: Vec<Arc<Product>>,
-    postings: HashMap<Box<str>, Vec<(u32, f32)>>,
-    doc_len: Vec<f32>,
-    avg_len: f32,
+    /// Term text to term id.
+    term_ids: HashMap<Box<str>, u32>,
+    /// Term id to text.
+    terms: Vec<Box<str>>,
+    /// Term id to its postings, in document order.
+    postings: Vec<Vec<Posting>>,
+    /// Term id to its inverse document frequency.
+    idf: Vec<f32>,
     language: Language,
     stemmers: Stemmers,
-    /// Every indexed term, sorted, for completions.
-    vocabulary: Vec<Box<str>>,
-    /// Every indexed term reversed, sorted, for compound tails.
+    /// Term ids sorted by text, for completions.
+    sorted: Vec<u32>,
+    /// Terms reversed, sorted, for compound tails.
     reversed: Vec<(Box<str>, u32)>,
-    /// Each term with one character deleted, to the terms it came from.
-    deletions: HashMap<Box<str>, Vec<u32>>,
+    /// Terms by their first two letters and length, and by their last two
+    /// letters and length, for spelling corrections: one edit to a word of
+    /// four or more letters leaves its first two or its last two intact.
+    spelling: HashMap<SpellingKey, Vec<u32>>,
     /// Folded synonym groups: a word to the other words of its groups.
     synonyms: HashMap<String, Vec<String>>,
-    /// Distinct categories with their folded words.
+    /// Distinct categories with their stemmed words.
     categories: Vec<(String, Vec<String>)>,
     minor_digits: u32,
 }
 
-fn one_deletions(term: &str) -> Vec<String> {
-    let chars: Vec<char> = term.chars().collect();
-    (0..chars.len())
-        .map(|skip| {
-            chars
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != skip)
-                .map(|(_, c)| c)
-                .collect()
-        })
-        .collect()
+/// A spelling bucket: the first (or last) two letters and the length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum SpellingKey {
+    Head(char, char, usize),
+    Tail(char, char, usize),
+}
+
+fn spelling_keys(word: &str, length: usize) -> Option<[SpellingKey; 2]> {
+    let mut chars = word.chars();
+    let (a, b) = (chars.next()?, chars.next()?);
+    let mut back = word.chars().rev();
+    let (z, y) = (back.next()?, back.next()?);
+    Some([
+        SpellingKey::Head(a, b, length),
+        SpellingKey::Tail(y, z, length),
+    ])
+}
+
+/// A position in one term's postings during a search.
+struct TermCursor<'a> {
+    postings: &'a [Posting],
+    at: usize,
+    /// The term's idf times how much this variant counts.
+    idf: f32,
+}
+
+impl TermCursor<'_> {
+    fn doc(&self) -> Option<u32> {
+        self.postings.get(self.at).map(|p| p.doc)
+    }
+
+    /// Moves to the first posting at or after `doc` (galloping, then binary search).
+    fn seek(&mut self, doc: u32) {
+        let rest = &self.postings[self.at..];
+        if rest.first().is_none_or(|p| p.doc >= doc) {
+            return;
+        }
+        let mut step = 1;
+        while step < rest.len() && rest[step].doc < doc {
+            step *= 2;
+        }
+        let end = (step + 1).min(rest.len());
+        self.at += (step / 2) + rest[step / 2..end].partition_point(|p| p.doc < doc);
+    }
+}
+
+/// One query word: its variants' cursors and the most it can add.
+struct WordCursor<'a> {
+    variants: Vec<TermCursor<'a>>,
+    upper: f32,
+}
+
+impl WordCursor<'_> {
+    fn doc(&self) -> Option<u32> {
+        self.variants.iter().filter_map(TermCursor::doc).min()
+    }
+
+    /// The word's score in `doc` (its best variant), moving past `doc`.
+    fn score_at(&mut self, doc: u32) -> f32 {
+        let mut best = 0.0_f32;
+        for variant in &mut self.variants {
+            variant.seek(doc);
+            if let Some(posting) = variant.postings.get(variant.at)
+                && posting.doc == doc
+            {
+                best = best.max(variant.idf * posting.weight);
+                variant.at += 1;
+            }
+        }
+        best
+    }
+}
+
+/// Whether two words are one insertion, deletion or substitution apart,
+/// given their lengths in characters. Allocates nothing.
+fn one_edit_apart(a: &str, a_len: usize, b: &str, b_len: usize) -> bool {
+    let (short, long) = if a_len <= b_len { (a, b) } else { (b, a) };
+    match a_len.abs_diff(b_len) {
+        0 => {
+            short
+                .chars()
+                .zip(long.chars())
+                .filter(|(x, y)| x != y)
+                .count()
+                == 1
+        }
+        1 => {
+            let mut long_chars = long.chars();
+            let mut skipped = false;
+            for c in short.chars() {
+                let mut next = long_chars.next();
+                if next != Some(c) && !skipped {
+                    skipped = true;
+                    next = long_chars.next();
+                }
+                if next != Some(c) {
+                    return false;
+                }
+            }
+            true
+        }
+        _ => false,
+    }
 }
 
 impl SearchIndex {
@@ -98,10 +205,15 @@ impl SearchIndex {
         synonym_groups: &[Vec<String>],
     ) -> Self {
         let stemmers = Stemmers::default();
-        let mut postings: HashMap<Box<str>, Vec<(u32, f32)>> = HashMap::new();
+        let mut term_ids: HashMap<Box<str>, u32> = HashMap::new();
+        let mut terms: Vec<Box<str>> = Vec::new();
+        let mut raw: Vec<Vec<(u32, f32)>> = Vec::new();
+        // A folded token to the term ids of its variants (itself and stems).
+        let mut variants_of: HashMap<Box<str>, Vec<u32>> = HashMap::new();
         let mut doc_len = Vec::with_capacity(products.len());
-        let mut variants_of: HashMap<String, Vec<String>> = HashMap::new();
+        let mut tf: Vec<(u32, f32)> = Vec::new();
         for (doc, product) in products.iter().enumerate() {
+            tf.clear();
             let mut len = 0.0;
             let fields = [
                 (product.name.as_str(), NAME_WEIGHT),
@@ -110,54 +222,88 @@ impl SearchIndex {
                 (product.description.as_str(), DESCRIPTION_WEIGHT),
             ];
             let tags = product.tags.iter().map(|t| (t.as_str(), CATEGORY_WEIGHT));
-            let mut doc_terms: Vec<(String, f32)> = Vec::new();
             for (text, weight) in fields.into_iter().chain(tags) {
                 let folded = fold(text);
                 for token in tokens(&folded) {
                     len += weight;
-                    let variants = variants_of
-                        .entry(token.to_owned())
-                        .or_insert_with(|| stemmers.all_variants(token));
-                    for variant in variants.iter() {
-                        doc_terms.push((variant.clone(), weight));
+                    if !variants_of.contains_key(token) {
+                        let ids = stemmers
+                            .all_variants(token)
+                            .into_iter()
+                            .map(|variant| {
+                                *term_ids.entry(variant.as_str().into()).or_insert_with(|| {
+                                    terms.push(variant.as_str().into());
+                                    raw.push(Vec::new());
+                                    (terms.len() - 1) as u32
+                                })
+                            })
+                            .collect();
+                        variants_of.insert(token.into(), ids);
+                    }
+                    if let Some(ids) = variants_of.get(token) {
+                        tf.extend(ids.iter().map(|id| (*id, weight)));
                     }
                 }
             }
-            let mut tf: HashMap<&str, f32> = HashMap::new();
-            for (term, weight) in &doc_terms {
-                *tf.entry(term.as_str()).or_default() += weight;
-            }
-            doc_len.push(len);
+            tf.sort_unstable_by_key(|(id, _)| *id);
             // Doc numbers fit u32: catalogs are bounded far below 4 billion.
             let doc = doc as u32;
-            for (term, weight) in tf.drain() {
-                match postings.get_mut(term) {
-                    Some(list) => list.push((doc, weight)),
-                    None => {
-                        postings.insert(term.into(), vec![(doc, weight)]);
-                    }
+            let mut i = 0;
+            while i < tf.len() {
+                let id = tf[i].0;
+                let mut sum = 0.0;
+                while i < tf.len() && tf[i].0 == id {
+                    sum += tf[i].1;
+                    i += 1;
                 }
+                raw[id as usize].push((doc, sum));
             }
+            doc_len.push(len);
         }
         let avg_len = if doc_len.is_empty() {
             1.0
         } else {
             doc_len.iter().sum::<f32>() / doc_len.len() as f32
         };
+        let n = products.len() as f32;
+        let idf = raw
+            .iter()
+            .map(|list| {
+                let df = list.len() as f32;
+                ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+            })
+            .collect();
+        let postings = raw
+            .into_iter()
+            .map(|list| {
+                list.into_iter()
+                    .map(|(doc, tf)| {
+                        let norm = 1.0 - B + B * doc_len[doc as usize] / avg_len;
+                        Posting {
+                            doc,
+                            weight: tf * (K1 + 1.0) / (tf + K1 * norm),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
 
-        let mut vocabulary: Vec<Box<str>> = postings.keys().cloned().collect();
-        vocabulary.sort_unstable();
-        let mut reversed: Vec<(Box<str>, u32)> = vocabulary
+        let mut sorted: Vec<u32> = (0..terms.len() as u32).collect();
+        sorted.sort_unstable_by(|a, b| terms[*a as usize].cmp(&terms[*b as usize]));
+        let mut reversed: Vec<(Box<str>, u32)> = terms
             .iter()
             .enumerate()
             .map(|(i, t)| (t.chars().rev().collect::<String>().into(), i as u32))
             .collect();
         reversed.sort_unstable();
-        let mut deletions: HashMap<Box<str>, Vec<u32>> = HashMap::new();
-        for (i, term) in vocabulary.iter().enumerate() {
-            if term.chars().count() >= MIN_TYPO_LEN {
-                for deleted in one_deletions(term) {
-                    deletions.entry(deleted.into()).or_default().push(i as u32);
+        let mut spelling: HashMap<SpellingKey, Vec<u32>> = HashMap::new();
+        for (i, term) in terms.iter().enumerate() {
+            let length = term.chars().count();
+            if length + 1 >= MIN_TYPO_LEN
+                && let Some(keys) = spelling_keys(term, length)
+            {
+                for key in keys {
+                    spelling.entry(key).or_default().push(i as u32);
                 }
             }
         }
@@ -190,14 +336,15 @@ impl SearchIndex {
 
         Self {
             products,
+            term_ids,
+            terms,
             postings,
-            doc_len,
-            avg_len,
+            idf,
             language,
             stemmers,
-            vocabulary,
+            sorted,
             reversed,
-            deletions,
+            spelling,
             synonyms,
             categories,
             minor_digits,
@@ -229,6 +376,9 @@ impl SearchIndex {
 
     /// The store category whose every word the shopper used, if any.
     fn named_category(&self, text: &str, query_language: Language) -> Option<String> {
+        if self.categories.is_empty() || text.is_empty() {
+            return None;
+        }
         let words: Vec<String> = tokens(text)
             .flat_map(|t| {
                 [
@@ -244,6 +394,21 @@ impl SearchIndex {
             .map(|(name, _)| name.clone())
     }
 
+    fn passes(&self, filters: &Filters, doc: u32) -> bool {
+        let p = &self.products[doc as usize];
+        filters.min_price.is_none_or(|m| p.price.minor >= m)
+            && filters.max_price.is_none_or(|m| p.price.minor < m)
+            && (!filters.in_stock_only || p.in_stock)
+            && filters.category.as_ref().is_none_or(|c| *c == p.category)
+    }
+
+    fn hit(&self, doc: u32, score: f32) -> Hit {
+        Hit {
+            product: Arc::clone(&self.products[doc as usize]),
+            score,
+        }
+    }
+
     /// Ranks products for already parsed words and filters.
     pub fn search_filtered(
         &self,
@@ -252,114 +417,162 @@ impl SearchIndex {
         filters: &Filters,
         limit: usize,
     ) -> Vec<Hit> {
-        let passes = |doc: u32| {
-            let p = &self.products[doc as usize];
-            filters.min_price.is_none_or(|m| p.price.minor >= m)
-                && filters.max_price.is_none_or(|m| p.price.minor < m)
-                && (!filters.in_stock_only || p.in_stock)
-                && filters.category.as_ref().is_none_or(|c| *c == p.category)
-        };
-        let query_tokens: Vec<&str> = {
-            let mut seen: Vec<&str> = Vec::new();
-            for token in tokens(text) {
-                if !is_stopword(token) && !seen.contains(&token) {
-                    seen.push(token);
-                }
+        let mut words: Vec<&str> = Vec::new();
+        for token in tokens(text) {
+            if !is_stopword(token) && !words.contains(&token) {
+                words.push(token);
             }
-            seen
-        };
-        if query_tokens.is_empty() {
+        }
+        if words.is_empty() {
             if filters.is_empty() {
                 return Vec::new();
             }
             // Only filters ("something under 20 euro"): cheapest first.
             let mut docs: Vec<u32> = (0..self.products.len() as u32)
-                .filter(|d| passes(*d))
+                .filter(|d| self.passes(filters, *d))
                 .collect();
             docs.sort_by_key(|d| self.products[*d as usize].price.minor);
             return docs
                 .into_iter()
                 .take(limit)
-                .map(|doc| Hit {
-                    product: Arc::clone(&self.products[doc as usize]),
-                    score: 0.0,
-                })
+                .map(|d| self.hit(d, 0.0))
                 .collect();
         }
-        let mut scores: HashMap<u32, f32> = HashMap::new();
-        let last = query_tokens.len() - 1;
-        for (position, token) in query_tokens.iter().enumerate() {
-            let variants = self.variants(token, query_language, position == last);
-            // A word counts once per product: through its best variant.
-            let mut best: HashMap<u32, f32> = HashMap::new();
-            for (term, factor) in &variants {
-                let Some(list) = self.postings.get(term.as_str()) else {
-                    continue;
-                };
-                let idf = self.idf(list.len());
-                for &(doc, tf) in list {
-                    if !passes(doc) {
-                        continue;
-                    }
-                    let norm = 1.0 - B + B * self.doc_len[doc as usize] / self.avg_len;
-                    let score = factor * idf * tf * (K1 + 1.0) / (tf + K1 * norm);
-                    let entry = best.entry(doc).or_default();
-                    if score > *entry {
-                        *entry = score;
-                    }
-                }
-            }
-            for (doc, score) in best {
-                *scores.entry(doc).or_default() += score;
-            }
-        }
-        let mut hits: Vec<(u32, f32)> = scores.into_iter().collect();
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        hits.into_iter()
-            .take(limit)
-            .map(|(doc, score)| Hit {
-                product: Arc::clone(&self.products[doc as usize]),
-                score,
+        let last = words.len() - 1;
+        let mut cursors: Vec<WordCursor<'_>> = words
+            .iter()
+            .enumerate()
+            .map(|(position, word)| {
+                let variants: Vec<TermCursor<'_>> = self
+                    .variants(word, query_language, position == last)
+                    .into_iter()
+                    .map(|(term, factor)| TermCursor {
+                        postings: &self.postings[term as usize],
+                        at: 0,
+                        idf: self.idf[term as usize] * factor,
+                    })
+                    .collect();
+                let upper = variants
+                    .iter()
+                    .map(|v| v.idf * v.postings.iter().fold(0.0_f32, |m, p| m.max(p.weight)))
+                    .fold(0.0_f32, f32::max);
+                WordCursor { variants, upper }
             })
+            .filter(|w| w.upper > 0.0)
+            .collect();
+        self.max_score(&mut cursors, filters, limit)
+            .into_iter()
+            .map(|(doc, score)| self.hit(doc, score))
             .collect()
     }
 
+    /// Exact top-`limit` by MaxScore, document at a time: once the
+    /// `limit`-th best score exceeds what the words with the smallest upper
+    /// bounds could add together, those words no longer propose candidates
+    /// and are only probed (by skipping) for documents the others found.
+    fn max_score(
+        &self,
+        words: &mut [WordCursor<'_>],
+        filters: &Filters,
+        limit: usize,
+    ) -> Vec<(u32, f32)> {
+        if limit == 0 || words.is_empty() {
+            return Vec::new();
+        }
+        words.sort_by(|a, b| a.upper.total_cmp(&b.upper));
+        // prefix[i]: the most the words before i can add together.
+        let mut prefix = Vec::with_capacity(words.len() + 1);
+        prefix.push(0.0_f32);
+        for word in words.iter() {
+            let sum = prefix.last().copied().unwrap_or(0.0) + word.upper;
+            prefix.push(sum);
+        }
+        let filtered = !filters.is_empty();
+        let mut top: Vec<(u32, f32)> = Vec::with_capacity(limit + 1);
+        let mut threshold = 0.0_f32;
+        let mut essential = 0;
+        while let Some(doc) = words[essential..].iter().filter_map(WordCursor::doc).min() {
+            let mut score = 0.0;
+            for word in &mut words[essential..] {
+                score += word.score_at(doc);
+            }
+            for i in (0..essential).rev() {
+                if score + prefix[i + 1] <= threshold {
+                    break;
+                }
+                score += words[i].score_at(doc);
+            }
+            let full = top.len() == limit;
+            if (!full || score > threshold) && (!filtered || self.passes(filters, doc)) {
+                if full {
+                    // Drop the weakest (the latest document among equal scores).
+                    if let Some(weakest) = (0..top.len()).min_by(|&a, &b| {
+                        top[a].1.total_cmp(&top[b].1).then(top[b].0.cmp(&top[a].0))
+                    }) {
+                        top.swap_remove(weakest);
+                    }
+                }
+                top.push((doc, score));
+                if top.len() == limit {
+                    threshold = top.iter().map(|t| t.1).fold(f32::INFINITY, f32::min);
+                    while essential < words.len() && prefix[essential + 1] <= threshold {
+                        essential += 1;
+                    }
+                }
+            }
+        }
+        top.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        top
+    }
+
     /// The indexed terms a query word may match, with how much each counts.
-    fn variants(&self, token: &str, query_language: Language, is_last: bool) -> Vec<(String, f32)> {
-        let mut out: Vec<(String, f32)> = Vec::new();
-        let add = |term: String, factor: f32, out: &mut Vec<(String, f32)>| match out
+    fn variants(&self, token: &str, query_language: Language, is_last: bool) -> Vec<(u32, f32)> {
+        let mut out: Vec<(u32, f32)> = Vec::new();
+        let add = |term: u32, factor: f32, out: &mut Vec<(u32, f32)>| match out
             .iter_mut()
             .find(|(t, _)| *t == term)
         {
             Some((_, f)) => *f = f.max(factor),
             None => out.push((term, factor)),
         };
-        add(token.to_owned(), 1.0, &mut out);
-        for language in [query_language, self.language] {
-            add(self.stemmers.stem(language, token), 1.0, &mut out);
+        let id = |text: &str| self.term_ids.get(text).copied();
+        for candidate in [
+            Some(token.to_owned()),
+            Some(self.stemmers.stem(query_language, token)),
+            Some(self.stemmers.stem(self.language, token)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(term) = id(&candidate) {
+                add(term, 1.0, &mut out);
+            }
         }
         if let Some(others) = self.synonyms.get(token) {
             for other in others {
                 for word in tokens(other) {
-                    add(word.to_owned(), SYNONYM_FACTOR, &mut out);
+                    if let Some(term) = id(word) {
+                        add(term, SYNONYM_FACTOR, &mut out);
+                    }
                 }
             }
         }
-        let found_directly = out
-            .iter()
-            .any(|(t, _)| self.postings.contains_key(t.as_str()));
+        let found_directly = !out.is_empty();
         let length = token.chars().count();
         if matches!(query_language, Language::De | Language::Nl) && length >= MIN_COMPOUND_TAIL {
             for term in self.with_suffix(token) {
                 add(term, COMPOUND_FACTOR, &mut out);
             }
         }
+        if found_directly {
+            return out;
+        }
         if is_last && length >= MIN_PREFIX_LEN {
             for term in self.with_prefix(token) {
                 add(term, PREFIX_FACTOR, &mut out);
             }
         }
-        if !found_directly && length >= MIN_TYPO_LEN {
+        if length >= MIN_TYPO_LEN {
             if let Some(term) = self.inflected_from(token) {
                 add(term, INFLECTION_FACTOR, &mut out);
             }
@@ -372,28 +585,31 @@ impl SearchIndex {
 
     /// The longest indexed term that `token` extends by a short ending the
     /// stemmers did not remove (Dutch "regenjassen" from "regenjas").
-    fn inflected_from(&self, token: &str) -> Option<String> {
+    fn inflected_from(&self, token: &str) -> Option<u32> {
         let chars: Vec<char> = token.chars().collect();
         (chars.len().saturating_sub(MAX_INFLECTION_LEN)..chars.len())
             .filter(|&keep| keep >= MIN_TYPO_LEN)
-            .map(|keep| chars[..keep].iter().collect::<String>())
-            .find(|head| self.postings.contains_key(head.as_str()))
+            .find_map(|keep| {
+                let head: String = chars[..keep].iter().collect();
+                self.term_ids.get(head.as_str()).copied()
+            })
     }
 
     /// Indexed terms that start with `prefix` (at most [`MAX_EXPANSIONS`]).
-    fn with_prefix(&self, prefix: &str) -> Vec<String> {
-        let start = self.vocabulary.partition_point(|t| t.as_ref() < prefix);
-        self.vocabulary[start..]
+    fn with_prefix(&self, prefix: &str) -> Vec<u32> {
+        let start = self
+            .sorted
+            .partition_point(|t| self.terms[*t as usize].as_ref() < prefix);
+        self.sorted[start..]
             .iter()
-            .take_while(|t| t.starts_with(prefix))
-            .filter(|t| t.as_ref() != prefix)
+            .take_while(|t| self.terms[**t as usize].starts_with(prefix))
             .take(MAX_EXPANSIONS)
-            .map(|t| t.to_string())
+            .copied()
             .collect()
     }
 
     /// Indexed compounds ending in `tail` with a head of 3 or more letters.
-    fn with_suffix(&self, tail: &str) -> Vec<String> {
+    fn with_suffix(&self, tail: &str) -> Vec<u32> {
         let reversed_tail: String = tail.chars().rev().collect();
         let start = self
             .reversed
@@ -403,43 +619,33 @@ impl SearchIndex {
             .take_while(|(t, _)| t.starts_with(reversed_tail.as_str()))
             .filter(|(t, _)| t.chars().count() >= tail.chars().count() + 3)
             .take(MAX_EXPANSIONS)
-            .map(|(_, i)| self.vocabulary[*i as usize].to_string())
+            .map(|(_, i)| *i)
             .collect()
     }
 
-    /// Indexed terms one insertion, deletion or substitution away.
-    fn one_edit_away(&self, token: &str) -> Vec<String> {
+    /// Indexed terms one insertion, deletion or substitution away that
+    /// share the first letter (typos rarely hit it).
+    fn one_edit_away(&self, token: &str) -> Vec<u32> {
+        let token_len = token.chars().count();
         let mut found: Vec<u32> = Vec::new();
-        // The token is a term with one letter missing.
-        if let Some(terms) = self.deletions.get(token) {
-            found.extend(terms);
-        }
-        for deleted in one_deletions(token) {
-            // The token has one letter too many.
-            if let Ok(i) = self
-                .vocabulary
-                .binary_search_by(|t| t.as_ref().cmp(deleted.as_str()))
-            {
-                found.push(i as u32);
+        for length in [token_len - 1, token_len, token_len + 1] {
+            let Some(keys) = spelling_keys(token, length) else {
+                continue;
+            };
+            for key in keys {
+                for &term in self.spelling.get(&key).into_iter().flatten() {
+                    if !found.contains(&term)
+                        && one_edit_apart(token, token_len, &self.terms[term as usize], length)
+                    {
+                        found.push(term);
+                        if found.len() == MAX_EXPANSIONS {
+                            return found;
+                        }
+                    }
+                }
             }
-            // One letter differs.
-            if let Some(terms) = self.deletions.get(deleted.as_str()) {
-                found.extend(terms);
-            }
         }
-        found.sort_unstable();
-        found.dedup();
         found
-            .into_iter()
-            .take(MAX_EXPANSIONS)
-            .map(|i| self.vocabulary[i as usize].to_string())
-            .collect()
-    }
-
-    fn idf(&self, doc_freq: usize) -> f32 {
-        let n = self.products.len() as f32;
-        let df = doc_freq as f32;
-        ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
     }
 }
 
@@ -518,6 +724,19 @@ mod tests {
     }
 
     #[test]
+    fn edit_distance_one_is_recognised_without_allocating() {
+        let apart = |a: &str, b: &str| one_edit_apart(a, a.chars().count(), b, b.chars().count());
+        assert!(apart("headphnes", "headphones"));
+        assert!(apart("headphones", "headphnes"));
+        assert!(apart("sunscren", "sunscreen"));
+        assert!(apart("backpak", "backpack"));
+        assert!(apart("jacket", "jackit"));
+        assert!(!apart("jacket", "jacket"));
+        assert!(!apart("jacket", "jckit"));
+        assert!(!apart("tent", "tents!!"));
+    }
+
+    #[test]
     fn name_matches_rank_above_description_matches() {
         assert_eq!(ids(index().find("rain", Language::En, 10)), ["1", "2"]);
     }
@@ -542,6 +761,8 @@ mod tests {
     fn typos_prefixes_compounds_and_synonyms_match() {
         let index = index();
         assert_eq!(ids(index.find("waterprof", Language::En, 1)), ["1"]);
+        assert_eq!(ids(index.find("vaterproof", Language::En, 1)), ["1"]);
+        assert_eq!(ids(index.find("aterproof", Language::En, 1)), ["1"]);
         assert_eq!(ids(index.find("trail runn", Language::En, 1)), ["3"]);
         assert_eq!(ids(index.find("Rucksack", Language::De, 1)), ["5"]);
         assert_eq!(ids(index.find("kicks", Language::En, 1)), ["6"]);

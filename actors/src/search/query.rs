@@ -180,18 +180,19 @@ fn amount(token: &str, minor_digits: u32) -> Option<i64> {
     whole.checked_mul(scale)?.checked_add(fraction)
 }
 
-/// The length in tokens of the first phrase of `phrases` that starts at `at`.
+/// The length in tokens of the longest phrase of `phrases` that starts at `at`.
 fn phrase_at(tokens: &[String], at: usize, phrases: &[&str]) -> Option<usize> {
     phrases
         .iter()
         .filter_map(|phrase| {
-            let words: Vec<&str> = phrase.split(' ').collect();
-            let fits = words.len() <= tokens.len() - at
-                && words
-                    .iter()
-                    .zip(&tokens[at..])
-                    .all(|(w, t)| *w == t.as_str());
-            fits.then_some(words.len())
+            let mut length = 0;
+            for word in phrase.split(' ') {
+                if tokens.get(at + length).is_none_or(|t| t != word) {
+                    return None;
+                }
+                length += 1;
+            }
+            Some(length)
         })
         .max()
 }
