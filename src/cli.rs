@@ -114,7 +114,7 @@ pub async fn import(settings: &Settings, args: ImportArgs) -> anyhow::Result<()>
         }
         None => {
             let dir = &settings.storage.data_dir;
-            let storage = Storage::open(dir).map_err(|e| {
+            let storage = Storage::open(dir, settings.storage.cache_bytes()).map_err(|e| {
                 if e.to_string().contains("lock") {
                     anyhow!(
                         "the data directory {} is in use by a running node: import through it with --url",

@@ -89,6 +89,13 @@ pub struct ServerSettings {
 #[serde(deny_unknown_fields)]
 pub struct StorageSettings {
     pub data_dir: PathBuf,
+    pub cache_capacity_mb: u64,
+}
+
+impl StorageSettings {
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_capacity_mb.saturating_mul(1024 * 1024)
+    }
 }
 
 /// Which model answers shoppers.
@@ -285,6 +292,10 @@ impl Settings {
             ("widget.retrieval_limit", self.widget.retrieval_limit),
             ("widget.outgoing_buffer", self.widget.outgoing_buffer),
             ("import.max_upload_bytes", self.import.max_upload_bytes),
+            (
+                "storage.cache_capacity_mb",
+                self.storage.cache_capacity_mb as usize,
+            ),
             (
                 "widget.messages_per_minute",
                 self.widget.messages_per_minute as usize,

@@ -93,7 +93,7 @@ impl Application {
         let data_dir = &settings.storage.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-        let storage = Storage::open(data_dir)
+        let storage = Storage::open(data_dir, settings.storage.cache_bytes())
             .with_context(|| format!("opening data directory {}", data_dir.display()))?;
 
         if settings.demo.enabled {
@@ -107,6 +107,14 @@ impl Application {
                 tracing::info!(store = %profile.id, products = products.len(), "demo store created");
             }
             tracing::info!(store = %settings.demo.store_id, "demo store enabled");
+        }
+
+        let swept = storage.sweep_catalogs()?;
+        if swept > 0 {
+            tracing::warn!(
+                products = swept,
+                "removed catalog rows an interrupted import left behind"
+            );
         }
 
         let stores = Stores::default();

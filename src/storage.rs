@@ -5,6 +5,11 @@
 //! Keys are laid out so that everything about a store, a conversation or a
 //! period is a range scan: `store \0 conversation(16) message(16)`, with
 //! time-ordered (v7) conversation and message ids.
+//!
+//! A catalog is written as a new generation (`store \0 generation(4) id`) in
+//! bounded chunks; one insert then makes it current, and the old generation
+//! is deleted. A crash at any point leaves the old catalog or the new one;
+//! generations left behind are swept at start-up.
 
 use std::path::Path;
 
@@ -18,6 +23,9 @@ use serde::de::DeserializeOwned;
 /// The layout version this code reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// Products written per batch: one batch for a whole large catalog costs
+/// sled about ten times the catalog's size in memory.
+const CATALOG_CHUNK: usize = 4096;
 
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +49,8 @@ pub struct Storage {
     db: sled::Db,
     stores: sled::Tree,
     products: sled::Tree,
+    /// Store id to its current catalog generation (u32, big-endian).
+    generations: sled::Tree,
     sessions: sled::Tree,
     conversations: sled::Tree,
     messages: sled::Tree,
@@ -74,9 +84,13 @@ fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, St
 }
 
 impl Storage {
-    /// Opens (or creates) the database in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        let db = sled::Config::new().path(dir).open()?;
+    /// Opens (or creates) the database in `dir`, keeping at most
+    /// `cache_bytes` of it cached in memory.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()?;
         match db.get(SCHEMA_KEY)? {
             None => {
                 db.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
@@ -93,6 +107,7 @@ impl Storage {
         Ok(Self {
             stores: db.open_tree("stores")?,
             products: db.open_tree("products")?,
+            generations: db.open_tree("catalog_generations")?,
             sessions: db.open_tree("sessions")?,
             conversations: db.open_tree("conversations")?,
             messages: db.open_tree("messages")?,
@@ -116,35 +131,118 @@ impl Storage {
             .collect()
     }
 
-    /// Replaces a store's whole catalog in one atomic batch.
+    fn generation(&self, store: &StoreId) -> Result<u32, StorageError> {
+        Ok(self
+            .generations
+            .get(store.as_str().as_bytes())?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map_or(0, u32::from_be_bytes))
+    }
+
+    /// Replaces a store's whole catalog. Written as a new generation in
+    /// chunks and made current in one step: a crash leaves the old catalog
+    /// or the new one, never a mix.
     pub fn replace_catalog(
         &self,
         store: &StoreId,
         products: &[Product],
     ) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for old in self.products.scan_prefix(store_prefix(store)).keys() {
-            batch.remove(old?);
+        let old = self.generation(store)?;
+        let new = old.wrapping_add(1);
+        self.delete_generation(store, new)?;
+        for chunk in products.chunks(CATALOG_CHUNK) {
+            let mut batch = sled::Batch::default();
+            for product in chunk {
+                batch.insert(
+                    key(store, &[&new.to_be_bytes(), product.id.0.as_bytes()]),
+                    encode(product),
+                );
+            }
+            self.products.apply_batch(batch)?;
         }
-        for product in products {
-            batch.insert(key(store, &[product.id.0.as_bytes()]), encode(product));
-        }
-        self.products.apply_batch(batch)?;
+        // The new generation must be on disk before it becomes current.
+        self.db.flush()?;
+        self.generations
+            .insert(store.as_str().as_bytes(), &new.to_be_bytes())?;
+        self.delete_generation(store, old)?;
         Ok(())
     }
 
-    /// Adds or updates products by id in one atomic batch.
+    /// Adds or updates products by id, keeping the others; as atomic as
+    /// [`replace_catalog`](Self::replace_catalog).
     pub fn upsert_products(
         &self,
         store: &StoreId,
         products: &[Product],
     ) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
+        let mut merged: std::collections::BTreeMap<String, Product> = self
+            .catalog(store)?
+            .into_iter()
+            .map(|p| (p.id.0.clone(), p))
+            .collect();
         for product in products {
-            batch.insert(key(store, &[product.id.0.as_bytes()]), encode(product));
+            merged.insert(product.id.0.clone(), product.clone());
         }
-        self.products.apply_batch(batch)?;
-        Ok(())
+        let merged: Vec<Product> = merged.into_values().collect();
+        self.replace_catalog(store, &merged)
+    }
+
+    fn delete_generation(&self, store: &StoreId, generation: u32) -> Result<(), StorageError> {
+        let prefix = key(store, &[&generation.to_be_bytes()]);
+        loop {
+            let keys: Vec<sled::IVec> = self
+                .products
+                .scan_prefix(&prefix)
+                .keys()
+                .take(CATALOG_CHUNK)
+                .collect::<Result<_, _>>()?;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let mut batch = sled::Batch::default();
+            for old in keys {
+                batch.remove(old);
+            }
+            self.products.apply_batch(batch)?;
+        }
+    }
+
+    /// Deletes catalog generations a crash left behind; returns how many
+    /// products were removed.
+    pub fn sweep_catalogs(&self) -> Result<usize, StorageError> {
+        let current: std::collections::HashMap<Vec<u8>, u32> = self
+            .generations
+            .iter()
+            .map(|entry| {
+                let (store, generation) = entry?;
+                let generation =
+                    <[u8; 4]>::try_from(generation.as_ref()).map_or(0, u32::from_be_bytes);
+                Ok((store.to_vec(), generation))
+            })
+            .collect::<Result<_, sled::Error>>()?;
+        let mut stale: Vec<sled::IVec> = Vec::new();
+        for entry in self.products.iter().keys() {
+            let key = entry?;
+            let Some(separator) = key.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            let generation = key
+                .get(separator + 1..separator + 5)
+                .and_then(|g| <[u8; 4]>::try_from(g).ok())
+                .map(u32::from_be_bytes);
+            let expected = current.get(&key[..separator]).copied().unwrap_or(0);
+            if generation != Some(expected) {
+                stale.push(key);
+            }
+        }
+        for chunk in stale.chunks(CATALOG_CHUNK) {
+            let mut batch = sled::Batch::default();
+            for key in chunk {
+                batch.remove(key.clone());
+            }
+            self.products.apply_batch(batch)?;
+        }
+        Ok(stale.len())
     }
 
     /// One store's profile.
@@ -157,8 +255,9 @@ impl Storage {
 
     /// A store's catalog, in product-id order.
     pub fn catalog(&self, store: &StoreId) -> Result<Vec<Product>, StorageError> {
+        let generation = self.generation(store)?;
         self.products
-            .scan_prefix(store_prefix(store))
+            .scan_prefix(key(store, &[&generation.to_be_bytes()]))
             .values()
             .map(|v| decode("products", &v?))
             .collect()
@@ -263,6 +362,8 @@ mod tests {
 
     use super::*;
 
+    const TEST_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
     fn meta(store: &StoreId) -> ConversationMeta {
         ConversationMeta {
             store: store.clone(),
@@ -292,7 +393,7 @@ mod tests {
     #[test]
     fn history_is_per_store_and_chronological() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Storage::open(dir.path()).expect("open");
+        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
         let shop = StoreId::parse("shop").expect("valid");
         let shop2 = StoreId::parse("shop-2").expect("valid");
         let a = meta(&shop);
@@ -320,6 +421,64 @@ mod tests {
         assert_eq!(storage.find_session(&shop2, a.session).expect("find"), None);
     }
 
+    fn product(id: &str) -> Product {
+        Product {
+            id: mikabot_actors::ids::ProductId(id.into()),
+            name: format!("Product {id}"),
+            brand: String::new(),
+            category: String::new(),
+            description: String::new(),
+            tags: Vec::new(),
+            price: mikabot_actors::catalog::Money {
+                minor: 100,
+                currency: mikabot_actors::catalog::Currency::parse("EUR").expect("EUR"),
+            },
+            price_max: None,
+            image_url: String::new(),
+            url: format!("https://shop.example/{id}"),
+            in_stock: true,
+        }
+    }
+
+    #[test]
+    fn catalogs_replace_upsert_and_sweep_by_generation() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let shop = StoreId::parse("shop").expect("valid");
+        let many: Vec<Product> = (0..CATALOG_CHUNK + 10)
+            .map(|i| product(&format!("p{i:05}")))
+            .collect();
+        storage.replace_catalog(&shop, &many).expect("replace");
+        assert_eq!(
+            storage.catalog(&shop).expect("catalog").len(),
+            CATALOG_CHUNK + 10
+        );
+        storage
+            .replace_catalog(&shop, &many[..3])
+            .expect("replace again");
+        assert_eq!(storage.catalog(&shop).expect("catalog").len(), 3);
+        storage
+            .upsert_products(&shop, &[product("p00001"), product("new")])
+            .expect("upsert");
+        let ids: Vec<_> = storage
+            .catalog(&shop)
+            .expect("catalog")
+            .into_iter()
+            .map(|p| p.id.0)
+            .collect();
+        assert_eq!(ids, ["new", "p00000", "p00001", "p00002"]);
+        // A crash between writing a generation and making it current leaves
+        // rows that the sweep removes, while the current catalog stays.
+        let orphan = key(&shop, &[&99_u32.to_be_bytes(), b"ghost"]);
+        storage
+            .products
+            .insert(orphan, encode(&product("ghost")))
+            .expect("insert");
+        assert_eq!(storage.sweep_catalogs().expect("sweep"), 1);
+        assert_eq!(storage.catalog(&shop).expect("catalog").len(), 4);
+        assert_eq!(storage.products.len(), 4, "old generations are gone");
+    }
+
     #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -328,7 +487,7 @@ mod tests {
             db.insert(SCHEMA_KEY, &99_u32.to_be_bytes()).expect("write");
             db.flush().expect("flush");
         }
-        match Storage::open(dir.path()) {
+        match Storage::open(dir.path(), TEST_CACHE_BYTES) {
             Err(StorageError::SchemaMismatch { found: 99 }) => {}
             Err(other) => panic!("unexpected error: {other}"),
             Ok(_) => panic!("a newer schema must be refused"),
