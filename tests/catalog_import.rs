@@ -429,3 +429,47 @@ async fn the_cli_imports_into_a_stopped_node_and_refuses_a_running_one() {
             .contains(&"BK-2".to_owned())
     );
 }
+
+#[actix_web::test]
+async fn store_synonyms_take_effect_at_once() {
+    let app = node().await;
+    assert!(card_ids(&app, "kicks").await.is_empty());
+    let url = format!("http://127.0.0.1:{}/v1/stores/demo/synonyms", app.port);
+    let client = reqwest::Client::new();
+    let response = client
+        .put(&url)
+        .bearer_auth(TOKEN)
+        .body(json!({"synonyms": [["kicks", "sneakers"]]}).to_string())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 200);
+    let ids = card_ids(&app, "kicks").await;
+    assert!(
+        !ids.is_empty() && ids.iter().all(|id| id.starts_with("city-sneaker")),
+        "{ids:?}"
+    );
+
+    for (body, status, code) in [
+        (json!({"synonyms": [["lonely"]]}), 422, "invalid_synonyms"),
+        (json!({"synonyms": [["", "x"]]}), 422, "invalid_synonyms"),
+        (json!({"groups": []}), 400, "invalid_body"),
+    ] {
+        let response = client
+            .put(&url)
+            .bearer_auth(TOKEN)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status().as_u16(), status);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], code);
+    }
+    let response = client.put(&url).body("{}").send().await.expect("answer");
+    assert_eq!(response.status().as_u16(), 401);
+    // The synonyms survive a restart.
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |_| {}).await;
+    assert!(!card_ids(&app, "kicks").await.is_empty());
+}

@@ -68,18 +68,21 @@ impl Handler<FindProducts> for StoreCatalog {
     }
 }
 
-/// Installs a new index, built off the actor's thread. The swap is one
-/// step: a search sees the old catalog or the new one, never a mix.
+/// Installs a store's profile and a new index built for it off the actor's
+/// thread. The swap is one step: a search sees the old catalog or the new
+/// one, never a mix.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct InstallIndex {
+pub struct InstallCatalog {
+    pub profile: StoreProfile,
     pub index: SearchIndex,
 }
 
-impl Handler<InstallIndex> for StoreCatalog {
+impl Handler<InstallCatalog> for StoreCatalog {
     type Result = usize;
 
-    fn handle(&mut self, msg: InstallIndex, _: &mut Context<Self>) -> usize {
+    fn handle(&mut self, msg: InstallCatalog, _: &mut Context<Self>) -> usize {
+        self.profile = Arc::new(msg.profile);
         self.index = Arc::new(msg.index);
         self.index.len()
     }

@@ -1,8 +1,10 @@
 //! The operator's catalog API: `PUT /v1/stores/{store}/catalog` replaces a
 //! store's catalog with the uploaded feed, `POST` adds or updates products
 //! by id. `?mode=partial` imports the valid rows and reports the rest; the
-//! default changes nothing if any row is bad. Authenticated with the
-//! operator API token from configuration, compared in constant time.
+//! default changes nothing if any row is bad. `PUT
+//! /v1/stores/{store}/synonyms` sets the store's synonym groups.
+//! Authenticated with the operator API token from configuration, compared in
+//! constant time.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -185,4 +187,106 @@ async fn import_feed(
             e.to_string(),
         ),
     }
+}
+
+/// Most synonym groups a store may have, words in a group, and bytes a word.
+const MAX_SYNONYM_GROUPS: usize = 1000;
+const MAX_GROUP_WORDS: usize = 20;
+const MAX_SYNONYM_BYTES: usize = 64;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynonymsBody {
+    synonyms: Vec<Vec<String>>,
+}
+
+/// `PUT /v1/stores/{store}/synonyms` with `{"synonyms": [["hoodie", "sweatshirt"], ...]}`.
+pub async fn synonyms(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Err(refusal) = authorised(&req, &state) {
+        return refusal;
+    }
+    let body: SynonymsBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("expected {{\"synonyms\": [[\"word\", \"word\"], ...]}}: {e}"),
+            );
+        }
+    };
+    let groups: Vec<Vec<String>> = body
+        .synonyms
+        .into_iter()
+        .map(|group| group.into_iter().map(|w| w.trim().to_owned()).collect())
+        .collect();
+    let bad_group = groups.iter().position(|g: &Vec<String>| {
+        g.len() < 2
+            || g.len() > MAX_GROUP_WORDS
+            || g.iter()
+                .any(|w| w.is_empty() || w.len() > MAX_SYNONYM_BYTES)
+    });
+    if groups.len() > MAX_SYNONYM_GROUPS || bad_group.is_some() {
+        let message = match bad_group {
+            Some(i) => format!(
+                "group {i}: a group has 2 to {MAX_GROUP_WORDS} words of 1 to {MAX_SYNONYM_BYTES} bytes"
+            ),
+            None => format!("at most {MAX_SYNONYM_GROUPS} groups"),
+        };
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_synonyms",
+            message,
+        );
+    }
+    let Ok(store) = StoreId::parse(&path.into_inner()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_store",
+            "no such store on this node",
+        );
+    };
+    let stored = state.storage.store(&store).and_then(|profile| {
+        let Some(mut profile) = profile else {
+            return Ok(None);
+        };
+        profile.synonyms = groups;
+        state.storage.put_store(&profile)?;
+        let products = state.storage.catalog(&store)?;
+        Ok(Some((profile, products)))
+    });
+    let (profile, products) = match stored {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown_store",
+                "no such store on this node",
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage_failed",
+                e.to_string(),
+            );
+        }
+    };
+    if let Err(e) = state.storage.flush().await {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_failed",
+            e.to_string(),
+        );
+    }
+    let groups = profile.synonyms.len();
+    if let Some(catalog) = state.stores.get(&store) {
+        import::install(&catalog, profile, products).await;
+    }
+    HttpResponse::Ok().json(json!({"synonym_groups": groups}))
 }

@@ -47,6 +47,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
             "/v1/stores/{store}/catalog",
             web::post().to(catalog::upsert),
         )
+        .route(
+            "/v1/stores/{store}/synonyms",
+            web::put().to(catalog::synonyms),
+        )
         .route("/healthz", web::get().to(health::health))
         .route("/metrics", web::get().to(health::metrics));
 }

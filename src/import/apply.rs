@@ -3,8 +3,8 @@
 //! swapped in whole.
 
 use actix::Addr;
-use mikabot_actors::catalog::StoreProfile;
-use mikabot_actors::store::{InstallIndex, StoreCatalog, build_index};
+use mikabot_actors::catalog::{Product, StoreProfile};
+use mikabot_actors::store::{InstallCatalog, StoreCatalog, build_index};
 use serde::Serialize;
 
 use crate::import::{Format, Mode, Parsed, Rejection};
@@ -80,17 +80,30 @@ pub async fn apply(
     };
     report.catalog_size = products.len();
     if let Some(catalog) = catalog {
-        let store = profile.id.clone();
-        let profile = profile.clone();
-        let built = tokio::task::spawn_blocking(move || build_index(&profile, products)).await;
-        match built {
-            Ok(index) => {
-                if catalog.send(InstallIndex { index }).await.is_err() {
-                    tracing::error!(%store, "store actor gone; index not installed");
-                }
-            }
-            Err(error) => tracing::error!(%error, "index build failed; the next start rebuilds it"),
-        }
+        install(catalog, profile.clone(), products).await;
     }
     Ok(report)
+}
+
+/// Builds the index for `profile` on a blocking thread and installs both in
+/// the store's actor in one message.
+pub async fn install(catalog: &Addr<StoreCatalog>, profile: StoreProfile, products: Vec<Product>) {
+    let store = profile.id.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let index = build_index(&profile, products);
+        (profile, index)
+    })
+    .await;
+    match built {
+        Ok((profile, index)) => {
+            if catalog
+                .send(InstallCatalog { profile, index })
+                .await
+                .is_err()
+            {
+                tracing::error!(%store, "store actor gone; catalog not installed");
+            }
+        }
+        Err(error) => tracing::error!(%error, "index build failed; the next start rebuilds it"),
+    }
 }

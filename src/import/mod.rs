@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Read};
 use mikabot_actors::catalog::{Currency, Product};
 use serde::Serialize;
 
-pub use apply::{ApplyError, ImportReport, Scope, apply};
+pub use apply::{ApplyError, ImportReport, Scope, apply, install};
 pub use row::RawRow;
 
 /// Feed formats the node reads.
