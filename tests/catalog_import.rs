@@ -57,17 +57,7 @@ async fn card_ids(app: &TestApp, question: &str) -> Vec<String> {
     shopper.hello(json!({})).await;
     let reply = shopper.ask("q", question).await;
     assert_eq!(reply.end["type"], "done", "{}", reply.end);
-    reply
-        .products
-        .map(|p| {
-            p["cards"]
-                .as_array()
-                .expect("cards")
-                .iter()
-                .map(|c| c["id"].as_str().expect("id").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    reply.card_ids()
 }
 
 #[actix_web::test]
@@ -340,24 +330,10 @@ async fn searches_during_an_import_see_the_old_or_the_new_catalog_never_a_mix() 
         for i in 0..40 {
             let reply = shopper.ask(&format!("q{i}"), "tent").await;
             let ids: HashSet<String> = reply
-                .products
-                .map(|p| {
-                    p["cards"]
-                        .as_array()
-                        .expect("cards")
-                        .iter()
-                        .map(|c| {
-                            c["id"]
-                                .as_str()
-                                .expect("id")
-                                .split('-')
-                                .next()
-                                .unwrap_or("")
-                                .to_owned()
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+                .card_ids()
+                .iter()
+                .map(|id| id.split('-').next().unwrap_or("").to_owned())
+                .collect();
             seen.push(ids);
         }
         seen

@@ -9,6 +9,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
+use mikabot_actors::catalog::StoreProfile;
 use mikabot_actors::ids::StoreId;
 use serde::Deserialize;
 use serde_json::json;
@@ -25,6 +26,31 @@ pub struct ImportQuery {
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": {"code": code, "message": message.into()}}))
+}
+
+fn storage_failed(e: impl std::fmt::Display) -> HttpResponse {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "storage_failed",
+        e.to_string(),
+    )
+}
+
+/// The profile of the store named in the path, or the refusal to send.
+fn stored_profile(state: &AppState, raw: &str) -> Result<StoreProfile, HttpResponse> {
+    let unknown = || {
+        error(
+            StatusCode::NOT_FOUND,
+            "unknown_store",
+            "no such store on this node",
+        )
+    };
+    let store = StoreId::parse(raw).map_err(|_| unknown())?;
+    match state.storage.store(&store) {
+        Ok(Some(profile)) => Ok(profile),
+        Ok(None) => Err(unknown()),
+        Err(e) => Err(storage_failed(e)),
+    }
 }
 
 /// Checks `Authorization: Bearer TOKEN` against the operator token.
@@ -100,30 +126,11 @@ async fn import_feed(
     if let Err(refusal) = authorised(&req, &state) {
         return refusal;
     }
-    let Ok(store) = StoreId::parse(&store) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "unknown_store",
-            "no such store on this node",
-        );
+    let profile = match stored_profile(&state, &store) {
+        Ok(profile) => profile,
+        Err(refusal) => return refusal,
     };
-    let profile = match state.storage.store(&store) {
-        Ok(Some(profile)) => profile,
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "unknown_store",
-                "no such store on this node",
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage_failed",
-                e.to_string(),
-            );
-        }
-    };
+    let store = profile.id.clone();
     // The upload is read once into memory, never copied; the parser streams
     // over it.
     let limit = state.max_upload_bytes;
@@ -181,11 +188,7 @@ async fn import_feed(
             });
             HttpResponse::UnprocessableEntity().json(body)
         }
-        Err(ApplyError::Storage(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "storage_failed",
-            e.to_string(),
-        ),
+        Err(ApplyError::Storage(e)) => storage_failed(e),
     }
 }
 
@@ -244,48 +247,24 @@ pub async fn synonyms(
             message,
         );
     }
-    let Ok(store) = StoreId::parse(&path.into_inner()) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "unknown_store",
-            "no such store on this node",
-        );
+    let mut profile = match stored_profile(&state, &path.into_inner()) {
+        Ok(profile) => profile,
+        Err(refusal) => return refusal,
     };
-    let stored = state.storage.store(&store).and_then(|profile| {
-        let Some(mut profile) = profile else {
-            return Ok(None);
-        };
-        profile.synonyms = groups;
-        state.storage.put_store(&profile)?;
-        let products = state.storage.catalog(&store)?;
-        Ok(Some((profile, products)))
-    });
-    let (profile, products) = match stored {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "unknown_store",
-                "no such store on this node",
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage_failed",
-                e.to_string(),
-            );
-        }
+    profile.synonyms = groups;
+    let products = match state
+        .storage
+        .put_store(&profile)
+        .and_then(|()| state.storage.catalog(&profile.id))
+    {
+        Ok(products) => products,
+        Err(e) => return storage_failed(e),
     };
     if let Err(e) = state.storage.flush().await {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "storage_failed",
-            e.to_string(),
-        );
+        return storage_failed(e);
     }
     let groups = profile.synonyms.len();
-    if let Some(catalog) = state.stores.get(&store) {
+    if let Some(catalog) = state.stores.get(&profile.id) {
         import::install(&catalog, profile, products).await;
     }
     HttpResponse::Ok().json(json!({"synonym_groups": groups}))

@@ -38,6 +38,20 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The ids of the product cards sent with the reply.
+    pub fn card_ids(&self) -> Vec<String> {
+        self.products
+            .as_ref()
+            .and_then(|p| p["cards"].as_array())
+            .map(|cards| {
+                cards
+                    .iter()
+                    .map(|c| c["id"].as_str().expect("a card id").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn text(&self) -> String {
         self.tokens
             .iter()
