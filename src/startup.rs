@@ -25,6 +25,8 @@ use crate::{demo, model};
 
 /// How often idle per-address rate-limit entries are dropped.
 const LIMITER_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest wait, after the server stopped, for its storage handles to go.
+const STORAGE_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for sessions to close before the HTTP server stops.
 const SESSION_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -211,6 +213,19 @@ impl Application {
             });
         }
         self.server.await?;
+        // Workers drop their handles as their threads wind down; the
+        // database's lock is released only when the last one is gone, so a
+        // restart (or `mikabot import`) right after this returns finds it free.
+        let deadline = tokio::time::Instant::now() + STORAGE_RELEASE_TIMEOUT;
+        while self.storage.open_handles() > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self.storage.open_handles() > 1 {
+            tracing::warn!(
+                handles = self.storage.open_handles() - 1,
+                "storage still in use after stopping"
+            );
+        }
         self.storage.flush().await?;
         tracing::info!("stopped; storage flushed");
         Ok(())

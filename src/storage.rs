@@ -12,6 +12,7 @@
 //! generations left behind are swept at start-up.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use mikabot_actors::catalog::{Product, StoreProfile};
@@ -46,6 +47,9 @@ pub enum StorageError {
 /// The node's database. Cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
+    /// Counts the clones alive, so a stopping node can wait for every other
+    /// user to let go before the database's lock is released.
+    handles: Arc<()>,
     db: sled::Db,
     stores: sled::Tree,
     products: sled::Tree,
@@ -105,6 +109,7 @@ impl Storage {
             }
         }
         Ok(Self {
+            handles: Arc::new(()),
             stores: db.open_tree("stores")?,
             products: db.open_tree("products")?,
             generations: db.open_tree("catalog_generations")?,
@@ -261,6 +266,11 @@ impl Storage {
             .values()
             .map(|v| decode("products", &v?))
             .collect()
+    }
+
+    /// How many clones of this storage are alive, this one included.
+    pub fn open_handles(&self) -> usize {
+        Arc::strong_count(&self.handles)
     }
 
     /// Waits until everything written so far is on disk.
