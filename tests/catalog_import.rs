@@ -237,19 +237,33 @@ async fn upsert_adds_to_the_catalog() {
 async fn refusals_have_stable_codes() {
     let app = node().await;
     let cases = [
-        (None, feed("products.csv"), 401, "unauthorized"),
+        (None, "", feed("products.csv"), 401, "unauthorized"),
         (
             Some("wrong-token"),
+            "",
             feed("products.csv"),
             401,
             "unauthorized",
         ),
-        (Some(TOKEN), feed("truncated.xml"), 400, "malformed_feed"),
-        (Some(TOKEN), feed("unknown.txt"), 422, "unknown_format"),
-        (Some(TOKEN), b"[]".to_vec(), 422, "empty_feed"),
+        (
+            Some(TOKEN),
+            "",
+            feed("truncated.xml"),
+            400,
+            "malformed_feed",
+        ),
+        (Some(TOKEN), "", feed("unknown.txt"), 422, "unknown_format"),
+        (Some(TOKEN), "", b"[]".to_vec(), 422, "empty_feed"),
+        (
+            Some(TOKEN),
+            "?mode=sometimes",
+            feed("products.csv"),
+            400,
+            "invalid_mode",
+        ),
     ];
-    for (token, body, status, code) in cases {
-        let (got, body) = send(&app, "PUT", "", token, body).await;
+    for (token, query, body, status, code) in cases {
+        let (got, body) = send(&app, "PUT", query, token, body).await;
         assert_eq!(
             (got, body["error"]["code"].as_str()),
             (status, Some(code)),

@@ -79,40 +79,52 @@ fn authorised(req: &HttpRequest, state: &AppState) -> Result<(), HttpResponse> {
     }
 }
 
-pub async fn replace(
-    req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<ImportQuery>,
-    body: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    import_feed(
-        req,
-        path.into_inner(),
-        query.mode,
-        Scope::Replace,
-        body,
-        state,
-    )
-    .await
+/// Most bytes a synonyms body may have.
+const MAX_SYNONYMS_BODY_BYTES: usize = 1024 * 1024;
+
+/// Reads a request body, refusing it once it passes `limit` bytes.
+async fn read_body(
+    mut body: web::Payload,
+    limit: usize,
+    setting: &str,
+) -> Result<Vec<u8>, HttpResponse> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| error(StatusCode::BAD_REQUEST, "upload_failed", e.to_string()))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("a body is at most {limit} bytes ({setting})"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
-pub async fn upsert(
+/// `PUT` replaces the catalog, `POST` adds or updates products by id.
+pub async fn import(
     req: HttpRequest,
     path: web::Path<String>,
-    query: web::Query<ImportQuery>,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    import_feed(
-        req,
-        path.into_inner(),
-        query.mode,
-        Scope::Upsert,
-        body,
-        state,
-    )
-    .await
+    let scope = if req.method() == actix_web::http::Method::POST {
+        Scope::Upsert
+    } else {
+        Scope::Replace
+    };
+    let query = web::Query::<ImportQuery>::from_query(req.query_string());
+    let Ok(query) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_mode",
+            "mode is all_or_nothing (the default) or partial",
+        );
+    };
+    import_feed(req, path.into_inner(), query.mode, scope, body, state).await
 }
 
 async fn import_feed(
@@ -120,7 +132,7 @@ async fn import_feed(
     store: String,
     mode: Mode,
     scope: Scope,
-    mut body: web::Payload,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     if let Err(refusal) = authorised(&req, &state) {
@@ -133,22 +145,10 @@ async fn import_feed(
     let store = profile.id.clone();
     // The upload is read once into memory, never copied; the parser streams
     // over it.
-    let limit = state.max_upload_bytes;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => return error(StatusCode::BAD_REQUEST, "upload_failed", e.to_string()),
-        };
-        if bytes.len() + chunk.len() > limit {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("a feed is at most {limit} bytes (import.max_upload_bytes)"),
-            );
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let bytes = match read_body(body, state.max_upload_bytes, "import.max_upload_bytes").await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return refusal,
+    };
     let store_url = profile.url.clone();
     let currency = profile.currency;
     let parsed = web::block(move || import::parse(bytes.as_slice(), &store_url, currency)).await;
@@ -207,12 +207,16 @@ pub struct SynonymsBody {
 pub async fn synonyms(
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     if let Err(refusal) = authorised(&req, &state) {
         return refusal;
     }
+    let body = match read_body(body, MAX_SYNONYMS_BODY_BYTES, "1 MiB").await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return refusal,
+    };
     let body: SynonymsBody = match serde_json::from_slice(&body) {
         Ok(body) => body,
         Err(e) => {

@@ -39,13 +39,10 @@ pub struct AppState {
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/v1/widget/ws", web::get().to(widget::socket))
+        .route("/v1/stores/{store}/catalog", web::put().to(catalog::import))
         .route(
             "/v1/stores/{store}/catalog",
-            web::put().to(catalog::replace),
-        )
-        .route(
-            "/v1/stores/{store}/catalog",
-            web::post().to(catalog::upsert),
+            web::post().to(catalog::import),
         )
         .route(
             "/v1/stores/{store}/synonyms",
