@@ -12,7 +12,8 @@
 //! generations left behind are swept at start-up.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Weak};
 
 use futures_util::future::BoxFuture;
 use mikabot_actors::catalog::{Product, StoreProfile};
@@ -42,6 +43,37 @@ pub enum StorageError {
         "the data directory has schema version {found}; this node reads version {SCHEMA_VERSION}"
     )]
     SchemaMismatch { found: u32 },
+    #[error("flushing to disk failed: {0}")]
+    Flush(String),
+}
+
+/// Someone waiting for their writes to be on disk.
+type FlushWaiter = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Group commit: one thread makes everything appended so far durable with a
+/// single flush for every waiter that asked meanwhile. A request that
+/// arrives during a flush waits for the next one, so it always covers the
+/// writes made before it. The thread holds the database weakly, so dropping
+/// the last `Storage` still closes it, and it ends with the last sender.
+fn spawn_flusher(db: Weak<sled::Db>) -> Result<mpsc::Sender<FlushWaiter>, StorageError> {
+    let (requests, incoming) = mpsc::channel::<FlushWaiter>();
+    std::thread::Builder::new()
+        .name("mikabot-flush".into())
+        .spawn(move || {
+            while let Ok(first) = incoming.recv() {
+                let mut waiters = vec![first];
+                waiters.extend(incoming.try_iter());
+                let result = match db.upgrade() {
+                    Some(db) => db.flush().map(|_| ()).map_err(|e| e.to_string()),
+                    None => Err("the database is closed".to_owned()),
+                };
+                for waiter in waiters {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        })
+        .map_err(|e| StorageError::Sled(sled::Error::Io(e)))?;
+    Ok(requests)
 }
 
 /// The node's database. Cheap to clone.
@@ -50,7 +82,8 @@ pub struct Storage {
     /// Counts the clones alive, so a stopping node can wait for every other
     /// user to let go before the database's lock is released.
     handles: Arc<()>,
-    db: sled::Db,
+    flushes: mpsc::Sender<FlushWaiter>,
+    db: Arc<sled::Db>,
     stores: sled::Tree,
     products: sled::Tree,
     /// Store id to its current catalog generation (u32, big-endian).
@@ -108,8 +141,10 @@ impl Storage {
                 }
             }
         }
+        let db = Arc::new(db);
         Ok(Self {
             handles: Arc::new(()),
+            flushes: spawn_flusher(Arc::downgrade(&db))?,
             stores: db.open_tree("stores")?,
             products: db.open_tree("products")?,
             generations: db.open_tree("catalog_generations")?,
@@ -273,10 +308,15 @@ impl Storage {
         Arc::strong_count(&self.handles)
     }
 
-    /// Waits until everything written so far is on disk.
+    /// Waits until everything written so far is on disk. Concurrent
+    /// callers share one flush.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush_async().await?;
-        Ok(())
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let closed = || StorageError::Flush("the flush thread stopped".into());
+        self.flushes.send(done).map_err(|_| closed())?;
+        wait.await
+            .map_err(|_| closed())?
+            .map_err(StorageError::Flush)
     }
 }
 
@@ -487,6 +527,48 @@ mod tests {
         assert_eq!(storage.sweep_catalogs().expect("sweep"), 1);
         assert_eq!(storage.catalog(&shop).expect("catalog").len(), 4);
         assert_eq!(storage.products.len(), 4, "old generations are gone");
+    }
+
+    #[tokio::test]
+    async fn many_concurrent_writers_all_get_their_flush() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let shop = StoreId::parse("shop").expect("valid");
+        let conversation = meta(&shop);
+        storage
+            .open_conversation(&conversation)
+            .expect("open conversation");
+        let local = tokio::task::LocalSet::new();
+        let writers: Vec<_> = (0..64)
+            .map(|w| {
+                let storage = storage.clone();
+                let shop = shop.clone();
+                let conversation = conversation.clone();
+                local.spawn_local(async move {
+                    for n in 0..20 {
+                        let text = format!("writer {w} message {n}");
+                        storage
+                            .append(&shop, &message(&conversation, &text))
+                            .expect("append");
+                        ConversationLog::flush(&storage).await.expect("flush");
+                    }
+                })
+            })
+            .collect();
+        // A liveness bound, not a speed target: group commit must answer
+        // every waiter, also those that asked during another flush.
+        let all = local.run_until(async {
+            for writer in writers {
+                writer.await.expect("writer");
+            }
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("every writer's flush completes");
+        let stored = storage
+            .history(&shop, conversation.conversation, usize::MAX)
+            .expect("history");
+        assert_eq!(stored.len(), 64 * 20);
     }
 
     #[test]

@@ -180,3 +180,13 @@ async fn repeated_garbage_closes_the_session() {
     assert_eq!((close, reason.as_str()), (1008, "too_many_errors"));
     app.wait_for_live_sessions(0).await;
 }
+
+#[actix_web::test]
+async fn a_plain_http_request_to_the_socket_gets_a_json_error() {
+    let app = spawn_app(|_| {}).await;
+    let url = format!("http://127.0.0.1:{}/v1/widget/ws?store=demo", app.port);
+    let response = reqwest::get(url).await.expect("the node answers");
+    assert_eq!(response.status().as_u16(), 400);
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["error"]["code"], "websocket_required");
+}

@@ -51,7 +51,14 @@ pub async fn socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let Ok((response, session, stream)) = actix_ws::handle(&req, body) else {
+        return Ok(
+            HttpResponse::BadRequest().json(serde_json::json!({"error": {
+                "code": "websocket_required",
+                "message": "this endpoint speaks WebSocket: send an Upgrade: websocket request",
+            }})),
+        );
+    };
     let ip = client_ip(&req, state.trust_forwarded_for);
 
     let catalog = store_param(&req).and_then(|id| state.stores.get(&id).map(|addr| (id, addr)));
