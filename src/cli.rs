@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use mikabot_actors::ids::StoreId;
 
 use crate::config::Settings;
-use crate::import::{ApplyError, Mode, Scope};
+use crate::import::{Mode, Scope};
 use crate::storage::Storage;
 
 /// Mikabot: a self-hosted server for AI shopping assistants.
@@ -135,11 +135,12 @@ pub async fn import(settings: &Settings, args: ImportArgs) -> anyhow::Result<()>
                     println!("{}", serde_json::to_string_pretty(&report)?);
                     Ok(())
                 }
-                Err(ApplyError::Rejected(report)) => {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                    Err(ApplyError::Rejected(report).into())
+                Err(refusal) => {
+                    if let Some(report) = refusal.report() {
+                        println!("{}", serde_json::to_string_pretty(report)?);
+                    }
+                    Err(refusal.into())
                 }
-                Err(e) => Err(e.into()),
             }
         }
     }

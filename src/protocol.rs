@@ -39,15 +39,8 @@ fn invalid(code: ErrorCode, message: impl Into<String>) -> ClientEvent {
     }
 }
 
-/// Decodes one text frame. Never fails: what cannot be understood becomes
-/// [`ClientEvent::Invalid`] with a stable code.
-pub fn decode(text: &str, max_frame_bytes: usize) -> ClientEvent {
-    if text.len() > max_frame_bytes {
-        return invalid(
-            ErrorCode::FrameTooLarge,
-            format!("a frame is at most {max_frame_bytes} bytes"),
-        );
-    }
+/// The error for a frame that did not parse as a client frame.
+fn explain_invalid(text: &str) -> ClientEvent {
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(e) => return invalid(ErrorCode::InvalidJson, format!("not JSON: {e}")),
@@ -69,9 +62,29 @@ pub fn decode(text: &str, max_frame_bytes: usize) -> ClientEvent {
             format!("unknown frame type {shown:?}; expected hello, message or ping"),
         );
     }
-    let frame: ClientFrame = match serde_json::from_value(value) {
+    match serde_json::from_value::<ClientFrame>(value) {
+        Err(e) => invalid(ErrorCode::InvalidFrame, format!("{kind} frame: {e}")),
+        // Unreachable in practice: the same text failed to parse above.
+        Ok(_) => invalid(
+            ErrorCode::InvalidFrame,
+            format!("{kind} frame is malformed"),
+        ),
+    }
+}
+
+/// Decodes one text frame. Never fails: what cannot be understood becomes
+/// [`ClientEvent::Invalid`] with a stable code.
+pub fn decode(text: &str, max_frame_bytes: usize) -> ClientEvent {
+    if text.len() > max_frame_bytes {
+        return invalid(
+            ErrorCode::FrameTooLarge,
+            format!("a frame is at most {max_frame_bytes} bytes"),
+        );
+    }
+    // Valid frames parse once; only a failure is parsed again to say why.
+    let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(frame) => frame,
-        Err(e) => return invalid(ErrorCode::InvalidFrame, format!("{kind} frame: {e}")),
+        Err(_) => return explain_invalid(text),
     };
     match frame {
         ClientFrame::Hello {

@@ -209,12 +209,13 @@ impl Storage {
     }
 
     /// Adds or updates products by id, keeping the others; as atomic as
-    /// [`replace_catalog`](Self::replace_catalog).
+    /// [`replace_catalog`](Self::replace_catalog). Returns the catalog now
+    /// stored.
     pub fn upsert_products(
         &self,
         store: &StoreId,
         products: &[Product],
-    ) -> Result<(), StorageError> {
+    ) -> Result<Vec<Product>, StorageError> {
         let mut merged: std::collections::BTreeMap<String, Product> = self
             .catalog(store)?
             .into_iter()
@@ -224,7 +225,8 @@ impl Storage {
             merged.insert(product.id.0.clone(), product.clone());
         }
         let merged: Vec<Product> = merged.into_values().collect();
-        self.replace_catalog(store, &merged)
+        self.replace_catalog(store, &merged)?;
+        Ok(merged)
     }
 
     fn delete_generation(&self, store: &StoreId, generation: u32) -> Result<(), StorageError> {
@@ -239,12 +241,20 @@ impl Storage {
             if keys.is_empty() {
                 return Ok(());
             }
+            self.remove_products(&keys)?;
+        }
+    }
+
+    /// Removes product rows in batches of [`CATALOG_CHUNK`].
+    fn remove_products(&self, keys: &[sled::IVec]) -> Result<(), StorageError> {
+        for chunk in keys.chunks(CATALOG_CHUNK) {
             let mut batch = sled::Batch::default();
-            for old in keys {
-                batch.remove(old);
+            for key in chunk {
+                batch.remove(key.clone());
             }
             self.products.apply_batch(batch)?;
         }
+        Ok(())
     }
 
     /// Deletes catalog generations a crash left behind; returns how many
@@ -275,13 +285,7 @@ impl Storage {
                 stale.push(key);
             }
         }
-        for chunk in stale.chunks(CATALOG_CHUNK) {
-            let mut batch = sled::Batch::default();
-            for key in chunk {
-                batch.remove(key.clone());
-            }
-            self.products.apply_batch(batch)?;
-        }
+        self.remove_products(&stale)?;
         Ok(stale.len())
     }
 

@@ -216,6 +216,23 @@ async fn partial_mode_imports_the_valid_rows_and_reports_the_rest() {
 }
 
 #[actix_web::test]
+async fn a_partial_import_with_no_valid_row_leaves_the_catalog_as_it_was() {
+    let app = node().await;
+    let all_bad = b"id,title,price,link\nx1,,1.00,https://shop.example/x1\nx2,Thing,free,https://shop.example/x2\n".to_vec();
+    for method in ["PUT", "POST"] {
+        let (status, report) =
+            send(&app, method, "?mode=partial", Some(TOKEN), all_bad.clone()).await;
+        assert_eq!(status, 422, "{report}");
+        assert_eq!(report["error"]["code"], "no_valid_rows");
+        assert_eq!(report["rejected_count"], 2);
+        assert_eq!(report["imported"], 0);
+    }
+    let store = mikabot_actors::ids::StoreId::parse("demo").expect("valid");
+    assert_eq!(app.storage().catalog(&store).expect("catalog").len(), 210);
+    assert!(!card_ids(&app, "yoga mat").await.is_empty());
+}
+
+#[actix_web::test]
 async fn upsert_adds_to_the_catalog() {
     let app = node().await;
     let (status, report) = send(&app, "POST", "", Some(TOKEN), feed("products.json")).await;

@@ -2,6 +2,8 @@
 //! chosen: the text they wrote when it is long enough to tell, else the
 //! browser's language, else the store's default.
 
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 use whatlang::{Detector, Lang};
 
@@ -125,6 +127,18 @@ impl Language {
     }
 }
 
+/// Restricted to the supported languages; built once.
+static DETECTOR: LazyLock<Detector> = LazyLock::new(|| {
+    Detector::with_allowlist(vec![
+        Lang::Eng,
+        Lang::Nld,
+        Lang::Fra,
+        Lang::Deu,
+        Lang::Spa,
+        Lang::Ita,
+    ])
+});
+
 /// The language whose function words appear most, if one clearly leads.
 fn by_function_words(text: &str) -> Option<Language> {
     let lower = text.to_lowercase();
@@ -148,15 +162,7 @@ fn by_function_words(text: &str) -> Option<Language> {
 /// ones. Returns `fallback` (the conversation's language so far) when the
 /// text is too short or ambiguous to tell.
 pub fn detect(text: &str, fallback: Language) -> Language {
-    let detector = Detector::with_allowlist(vec![
-        Lang::Eng,
-        Lang::Nld,
-        Lang::Fra,
-        Lang::Deu,
-        Lang::Spa,
-        Lang::Ita,
-    ]);
-    let statistical = detector.detect(text);
+    let statistical = DETECTOR.detect(text);
     if let Some(info) = &statistical
         && info.is_reliable()
         && let Some(language) = Language::from_whatlang(info.lang())

@@ -16,7 +16,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::http::AppState;
-use crate::import::{self, ApplyError, ImportError, Mode, Scope};
+use crate::import::{self, ImportError, Mode, Scope};
 
 #[derive(Deserialize)]
 pub struct ImportQuery {
@@ -180,15 +180,14 @@ async fn import_feed(
             tracing::info!(store = %store, imported = report.imported, rejected = report.rejected_count, "catalog imported");
             HttpResponse::Ok().json(report)
         }
-        Err(ApplyError::Rejected(report)) => {
-            let mut body = serde_json::to_value(&*report).unwrap_or_default();
-            body["error"] = json!({
-                "code": "rows_rejected",
-                "message": ApplyError::Rejected(report).to_string(),
-            });
-            HttpResponse::UnprocessableEntity().json(body)
-        }
-        Err(ApplyError::Storage(e)) => storage_failed(e),
+        Err(refusal) => match refusal.report() {
+            Some(report) => {
+                let mut body = serde_json::to_value(report).unwrap_or_default();
+                body["error"] = json!({"code": refusal.code(), "message": refusal.to_string()});
+                HttpResponse::UnprocessableEntity().json(body)
+            }
+            None => storage_failed(refusal),
+        },
     }
 }
 

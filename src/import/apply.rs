@@ -41,8 +41,30 @@ pub struct ImportReport {
 pub enum ApplyError {
     #[error("{} of {} rows were rejected; nothing was imported (fix them, or import with mode=partial)", .0.rejected_count, .0.rows)]
     Rejected(Box<ImportReport>),
+    /// Every row was rejected: a partial import would empty the catalog.
+    #[error("all {} rows were rejected; the catalog was left as it was", .0.rows)]
+    NothingValid(Box<ImportReport>),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+}
+
+impl ApplyError {
+    /// The report of a refused import, if the refusal has one.
+    pub fn report(&self) -> Option<&ImportReport> {
+        match self {
+            ApplyError::Rejected(report) | ApplyError::NothingValid(report) => Some(report),
+            ApplyError::Storage(_) => None,
+        }
+    }
+
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApplyError::Rejected(_) => "rows_rejected",
+            ApplyError::NothingValid(_) => "no_valid_rows",
+            ApplyError::Storage(_) => "storage_failed",
+        }
+    }
 }
 
 /// Applies `parsed` to `profile`'s store. With a live `catalog` actor, the
@@ -68,16 +90,18 @@ pub async fn apply(
     if mode == Mode::AllOrNothing && report.rejected_count > 0 {
         return Err(ApplyError::Rejected(Box::new(report)));
     }
-    report.imported = parsed.products.len();
-    match scope {
-        Scope::Replace => storage.replace_catalog(&profile.id, &parsed.products)?,
-        Scope::Upsert => storage.upsert_products(&profile.id, &parsed.products)?,
+    if parsed.products.is_empty() {
+        return Err(ApplyError::NothingValid(Box::new(report)));
     }
-    storage.flush().await?;
+    report.imported = parsed.products.len();
     let products = match scope {
-        Scope::Replace => parsed.products,
-        Scope::Upsert => storage.catalog(&profile.id)?,
+        Scope::Replace => {
+            storage.replace_catalog(&profile.id, &parsed.products)?;
+            parsed.products
+        }
+        Scope::Upsert => storage.upsert_products(&profile.id, &parsed.products)?,
     };
+    storage.flush().await?;
     report.catalog_size = products.len();
     if let Some(catalog) = catalog {
         install(catalog, profile.clone(), products).await;

@@ -10,7 +10,6 @@ mod json;
 mod merchant_xml;
 mod row;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 
 use mikabot_actors::catalog::{Currency, Product};
@@ -149,57 +148,34 @@ pub fn parse(
     })
 }
 
-/// Column or key names, lowercased, mapped to the field they fill.
+/// Column or key names (any case) mapped to the field they fill. Called
+/// for every field of every row, so it allocates only for mixed-case names.
 pub(crate) fn field_for(name: &str) -> Option<&'static str> {
-    let fields: HashMap<&str, &str> = [
-        ("id", "id"),
-        ("sku", "id"),
-        ("product_id", "id"),
-        ("g:id", "id"),
-        ("handle", "handle"),
-        ("title", "name"),
-        ("name", "name"),
-        ("product_name", "name"),
-        ("g:title", "name"),
-        ("description", "description"),
-        ("body_html", "description"),
-        ("g:description", "description"),
-        ("price", "price"),
-        ("g:price", "price"),
-        ("regular_price", "price"),
-        ("sale_price", "sale_price"),
-        ("g:sale_price", "sale_price"),
-        ("currency", "currency"),
-        ("image", "image"),
-        ("image_link", "image"),
-        ("image_url", "image"),
-        ("image src", "image"),
-        ("g:image_link", "image"),
-        ("link", "url"),
-        ("url", "url"),
-        ("product_url", "url"),
-        ("g:link", "url"),
-        ("brand", "brand"),
-        ("vendor", "brand"),
-        ("g:brand", "brand"),
-        ("product_type", "category"),
-        ("category", "category"),
-        ("type", "category"),
-        ("g:product_type", "category"),
-        ("google_product_category", "google_category"),
-        ("g:google_product_category", "google_category"),
-        ("tags", "tags"),
-        ("keywords", "tags"),
-        ("availability", "availability"),
-        ("g:availability", "availability"),
-        ("in_stock", "availability"),
-        ("stock", "availability"),
-    ]
-    .into_iter()
-    .collect();
-    fields
-        .get(name.trim().to_ascii_lowercase().as_str())
-        .copied()
+    let trimmed = name.trim();
+    let lower;
+    let name = if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = trimmed.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        trimmed
+    };
+    Some(match name {
+        "id" | "sku" | "product_id" | "g:id" => "id",
+        "handle" => "handle",
+        "title" | "name" | "product_name" | "g:title" => "name",
+        "description" | "body_html" | "g:description" => "description",
+        "price" | "g:price" | "regular_price" => "price",
+        "sale_price" | "g:sale_price" => "sale_price",
+        "currency" => "currency",
+        "image" | "image_link" | "image_url" | "image src" | "g:image_link" => "image",
+        "link" | "url" | "product_url" | "g:link" => "url",
+        "brand" | "vendor" | "g:brand" => "brand",
+        "product_type" | "category" | "type" | "g:product_type" => "category",
+        "google_product_category" | "g:google_product_category" => "google_category",
+        "tags" | "keywords" => "tags",
+        "availability" | "g:availability" | "in_stock" | "stock" => "availability",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -227,5 +203,13 @@ mod tests {
         );
         assert_eq!(detect(b"[{\"id\":\"1\"}]"), Some(Format::Json));
         assert_eq!(detect(b"just some words"), None);
+    }
+
+    #[test]
+    fn column_names_map_in_any_case() {
+        assert_eq!(field_for("SKU"), Some("id"));
+        assert_eq!(field_for(" Image Src "), Some("image"));
+        assert_eq!(field_for("g:price"), Some("price"));
+        assert_eq!(field_for("colour"), None);
     }
 }

@@ -69,6 +69,8 @@ pub struct SearchIndex {
     postings: Vec<Vec<Posting>>,
     /// Term id to its inverse document frequency.
     idf: Vec<f32>,
+    /// Term id to its largest posting weight (MaxScore's upper bound).
+    max_weight: Vec<f32>,
     language: Language,
     stemmers: Stemmers,
     /// Term ids sorted by text, for completions.
@@ -273,7 +275,7 @@ impl SearchIndex {
                 ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
             })
             .collect();
-        let postings = raw
+        let postings: Vec<Vec<Posting>> = raw
             .into_iter()
             .map(|list| {
                 list.into_iter()
@@ -286,6 +288,11 @@ impl SearchIndex {
                     })
                     .collect()
             })
+            .collect();
+
+        let max_weight = postings
+            .iter()
+            .map(|list| list.iter().fold(0.0_f32, |m, p| m.max(p.weight)))
             .collect();
 
         let mut sorted: Vec<u32> = (0..terms.len() as u32).collect();
@@ -340,6 +347,7 @@ impl SearchIndex {
             terms,
             postings,
             idf,
+            max_weight,
             language,
             stemmers,
             sorted,
@@ -443,19 +451,20 @@ impl SearchIndex {
             .iter()
             .enumerate()
             .map(|(position, word)| {
+                let mut upper = 0.0_f32;
                 let variants: Vec<TermCursor<'_>> = self
                     .variants(word, query_language, position == last)
                     .into_iter()
-                    .map(|(term, factor)| TermCursor {
-                        postings: &self.postings[term as usize],
-                        at: 0,
-                        idf: self.idf[term as usize] * factor,
+                    .map(|(term, factor)| {
+                        let idf = self.idf[term as usize] * factor;
+                        upper = upper.max(idf * self.max_weight[term as usize]);
+                        TermCursor {
+                            postings: &self.postings[term as usize],
+                            at: 0,
+                            idf,
+                        }
                     })
                     .collect();
-                let upper = variants
-                    .iter()
-                    .map(|v| v.idf * v.postings.iter().fold(0.0_f32, |m, p| m.max(p.weight)))
-                    .fold(0.0_f32, f32::max);
                 WordCursor { variants, upper }
             })
             .filter(|w| w.upper > 0.0)
