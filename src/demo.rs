@@ -3,7 +3,7 @@
 //! talk about. Relative image and product links resolve against the node's
 //! public URL.
 
-use mikabot_actors::catalog::{Currency, Money, Product, StoreProfile};
+use mikabot_actors::catalog::{Branding, Currency, Money, Product, SELF_ORIGIN, StoreProfile};
 use mikabot_actors::ids::{ProductId, StoreId};
 use mikabot_actors::language::Language;
 use serde::Deserialize;
@@ -94,8 +94,18 @@ pub fn demo_store(
         instructions: file.instructions,
         default_language: Language::En,
         currency,
-        allowed_origins: vec![public_url.trim_end_matches('/').to_owned()],
+        // The demo shop is served by the node itself, under whatever name
+        // the browser reached it by.
+        allowed_origins: vec![
+            public_url.trim_end_matches('/').to_owned(),
+            SELF_ORIGIN.to_owned(),
+        ],
         synonyms: file.synonyms,
+        branding: Branding {
+            title: "Mika".into(),
+            greeting: String::new(),
+            ..Branding::default()
+        },
     };
     Ok((profile, products))
 }

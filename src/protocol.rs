@@ -3,7 +3,9 @@
 //! events and encoding server events into frames.
 
 use mikabot_actors::catalog::ProductCard;
-use mikabot_actors::events::{ClientEvent, ErrorCode, Hello, HistoryEntry, ServerEvent};
+use mikabot_actors::events::{
+    ClientEvent, ErrorCode, Hello, HistoryEntry, ResumeFrom, ServerEvent,
+};
 use serde::{Deserialize, Serialize};
 
 /// Longest URL accepted in a hello (page and referrer).
@@ -20,17 +22,26 @@ enum ClientFrame {
         language: Option<String>,
         page_url: Option<String>,
         referrer: Option<String>,
+        resume: Option<ResumeFrame>,
     },
     Message {
         client_id: String,
         text: String,
     },
+    Retry {},
     Ping {
         nonce: Option<String>,
     },
 }
 
-const CLIENT_FRAME_TYPES: &[&str] = &["hello", "message", "ping"];
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeFrame {
+    reply_id: String,
+    last_seq: Option<u32>,
+}
+
+const CLIENT_FRAME_TYPES: &[&str] = &["hello", "message", "retry", "ping"];
 
 fn invalid(code: ErrorCode, message: impl Into<String>) -> ClientEvent {
     ClientEvent::Invalid {
@@ -59,7 +70,7 @@ fn explain_invalid(text: &str) -> ClientEvent {
         let shown: String = kind.chars().take(32).collect();
         return invalid(
             ErrorCode::UnknownFrameType,
-            format!("unknown frame type {shown:?}; expected hello, message or ping"),
+            format!("unknown frame type {shown:?}; expected hello, message, retry or ping"),
         );
     }
     match serde_json::from_value::<ClientFrame>(value) {
@@ -93,6 +104,7 @@ pub fn decode(text: &str, max_frame_bytes: usize) -> ClientEvent {
             language,
             page_url,
             referrer,
+            resume,
         } => {
             let too_long =
                 |field: &Option<String>, max: usize| field.as_ref().is_some_and(|f| f.len() > max);
@@ -102,10 +114,14 @@ pub fn decode(text: &str, max_frame_bytes: usize) -> ClientEvent {
                     format!("page_url and referrer are at most {MAX_URL_BYTES} bytes"),
                 );
             }
-            if too_long(&language, MAX_LANGUAGE_TAG_BYTES) || too_long(&session_id, 64) {
+            let resume_id = resume.as_ref().map(|r| r.reply_id.clone());
+            if too_long(&language, MAX_LANGUAGE_TAG_BYTES)
+                || too_long(&session_id, 64)
+                || too_long(&resume_id, 64)
+            {
                 return invalid(
                     ErrorCode::InvalidFrame,
-                    "language or session_id is too long",
+                    "language, session_id or resume.reply_id is too long",
                 );
             }
             ClientEvent::Hello(Hello {
@@ -114,8 +130,13 @@ pub fn decode(text: &str, max_frame_bytes: usize) -> ClientEvent {
                 language,
                 page_url,
                 referrer,
+                resume: resume.map(|r| ResumeFrom {
+                    reply_id: r.reply_id,
+                    last_seq: r.last_seq,
+                }),
             })
         }
+        ClientFrame::Retry {} => ClientEvent::Retry,
         ClientFrame::Message { client_id, text } => ClientEvent::Message { client_id, text },
         ClientFrame::Ping { nonce } => {
             if nonce.as_ref().is_some_and(|n| n.len() > 64) {
@@ -188,6 +209,7 @@ enum ServerFrame<'a> {
         resumed: bool,
         language: &'a str,
         history: Vec<HistoryFrame<'a>>,
+        pending_reply: Option<String>,
     },
     Ack {
         client_id: &'a str,
@@ -240,6 +262,7 @@ pub fn encode(event: &ServerEvent) -> Outgoing {
             resumed,
             language,
             history,
+            pending_reply,
         } => ServerFrame::Ready {
             v: mikabot_actors::events::PROTOCOL_VERSION,
             session_id: session_id.to_string(),
@@ -247,6 +270,7 @@ pub fn encode(event: &ServerEvent) -> Outgoing {
             resumed: *resumed,
             language: language.code(),
             history: history.iter().map(HistoryFrame::from).collect(),
+            pending_reply: pending_reply.map(|id| id.to_string()),
         },
         ServerEvent::Ack {
             client_id,
@@ -339,6 +363,28 @@ mod tests {
                 client_id: "c1".into(),
                 text: "hi".into()
             }
+        );
+    }
+
+    #[test]
+    fn hello_carries_where_a_reply_stopped() {
+        let frame =
+            r#"{"type":"hello","v":1,"session_id":"s","resume":{"reply_id":"r","last_seq":7}}"#;
+        let ClientEvent::Hello(hello) = decode(frame, 1000) else {
+            panic!("a hello");
+        };
+        assert_eq!(
+            hello.resume,
+            Some(ResumeFrom {
+                reply_id: "r".into(),
+                last_seq: Some(7)
+            })
+        );
+        assert_eq!(decode(r#"{"type":"retry"}"#, 100), ClientEvent::Retry);
+        let negative = r#"{"type":"hello","v":1,"resume":{"reply_id":"r","last_seq":-1}}"#;
+        assert_eq!(
+            code_of(decode(negative, 1000)),
+            Some(ErrorCode::InvalidFrame)
         );
     }
 

@@ -10,3 +10,4 @@ mod lifecycle;
 mod limits;
 mod model_faults;
 mod persistence;
+mod resume;

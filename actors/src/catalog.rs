@@ -224,6 +224,95 @@ pub struct StoreProfile {
     /// (`["hoodie", "sweatshirt"]`).
     #[serde(default)]
     pub synonyms: Vec<Vec<String>>,
+    /// How the widget looks on the store's pages.
+    #[serde(default)]
+    pub branding: Branding,
+}
+
+/// The allowed-origins entry that stands for the node's own pages (the demo
+/// shop): an Origin whose host and port are the request's Host.
+pub const SELF_ORIGIN: &str = "self";
+
+impl StoreProfile {
+    /// Whether a page at `origin` may open the store's widget socket. `host`
+    /// is the Host the request reached the node with, for [`SELF_ORIGIN`].
+    pub fn allows_origin(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+        let Some(origin) = origin.and_then(normal_origin) else {
+            return false;
+        };
+        self.allowed_origins.iter().any(|allowed| {
+            if allowed == SELF_ORIGIN {
+                let authority = origin.split_once("://").map_or("", |(_, a)| a);
+                host.is_some_and(|h| {
+                    strip_default_port(&origin, &h.to_ascii_lowercase()) == authority
+                })
+            } else {
+                normal_origin(allowed).is_some_and(|a| a == origin)
+            }
+        })
+    }
+}
+
+/// `scheme://host[:port]`, lower case, without a default port or a slash;
+/// `None` for anything else (including the browser's `null`).
+pub fn normal_origin(raw: &str) -> Option<String> {
+    let raw = raw.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = raw.split_once("://")?;
+    if !matches!(scheme, "http" | "https")
+        || authority.is_empty()
+        || authority.contains(['/', '?', '#', '@', ' '])
+    {
+        return None;
+    }
+    let authority = strip_default_port(&raw, authority);
+    Some(format!("{scheme}://{authority}"))
+}
+
+fn strip_default_port(origin: &str, authority: &str) -> String {
+    let default = if origin.starts_with("https://") {
+        ":443"
+    } else {
+        ":80"
+    };
+    authority
+        .strip_suffix(default)
+        .unwrap_or(authority)
+        .to_owned()
+}
+
+/// Which corner the widget's launcher sits in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Corner {
+    #[default]
+    Right,
+    Left,
+}
+
+/// A store's widget look. Empty strings mean the widget's own default
+/// (the store's name as title, a greeting in the shopper's language).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Branding {
+    /// Accent colour, `#rrggbb`.
+    pub color: String,
+    pub title: String,
+    /// An http(s) image URL, or empty for none.
+    pub avatar_url: String,
+    pub greeting: String,
+    pub position: Corner,
+}
+
+impl Default for Branding {
+    fn default() -> Self {
+        Self {
+            color: "#1f5fbf".into(),
+            title: String::new(),
+            avatar_url: String::new(),
+            greeting: String::new(),
+            position: Corner::Right,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +366,41 @@ mod tests {
         for bad in ["", "-1", "1.234", "1e3", "abc", "99999999999999999999"] {
             assert!(Money::parse(bad, eur).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn origins_match_exactly_after_normalising() {
+        let profile = StoreProfile {
+            id: crate::ids::StoreId::parse("s").expect("valid id"),
+            name: "S".into(),
+            url: "https://shop.example".into(),
+            instructions: String::new(),
+            default_language: crate::language::Language::En,
+            currency: Currency::parse("EUR").expect("known"),
+            allowed_origins: vec!["https://Shop.example/".into(), SELF_ORIGIN.into()],
+            synonyms: Vec::new(),
+            branding: Branding::default(),
+        };
+        let node = Some("node.example:8080");
+        for ok in [
+            "https://shop.example",
+            "https://shop.example:443",
+            "http://node.example:8080",
+        ] {
+            assert!(profile.allows_origin(Some(ok), node), "{ok}");
+        }
+        for refused in [
+            "http://shop.example",
+            "https://shop.example.evil",
+            "https://evil.example",
+            "null",
+            "",
+            "http://node.example:8081",
+        ] {
+            assert!(!profile.allows_origin(Some(refused), node), "{refused}");
+        }
+        assert!(!profile.allows_origin(None, node));
+        assert!(!profile.allows_origin(Some("http://node.example:8080"), None));
     }
 
     #[test]

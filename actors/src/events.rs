@@ -39,6 +39,9 @@ pub enum ErrorCode {
     HeartbeatTimeout,
     ServerShutdown,
     ProtocolError,
+    OriginNotAllowed,
+    SessionReplaced,
+    NothingToRetry,
 }
 
 impl ErrorCode {
@@ -66,6 +69,9 @@ impl ErrorCode {
             ErrorCode::HeartbeatTimeout => "heartbeat_timeout",
             ErrorCode::ServerShutdown => "server_shutdown",
             ErrorCode::ProtocolError => "protocol_error",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
+            ErrorCode::SessionReplaced => "session_replaced",
+            ErrorCode::NothingToRetry => "nothing_to_retry",
         }
     }
 }
@@ -88,6 +94,10 @@ pub mod close_code {
     pub const UNSUPPORTED_VERSION: u16 = 4400;
     /// Too many new sessions from this address; retry later.
     pub const TOO_MANY_SESSIONS: u16 = 4429;
+    /// The page's origin is not one of the store's allowed origins.
+    pub const ORIGIN_NOT_ALLOWED: u16 = 4403;
+    /// A newer connection took over the conversation (another tab).
+    pub const SESSION_REPLACED: u16 = 4409;
 }
 
 /// The first frame of every session.
@@ -100,6 +110,16 @@ pub struct Hello {
     pub language: Option<String>,
     pub page_url: Option<String>,
     pub referrer: Option<String>,
+    /// The reply the client was showing when its socket dropped.
+    pub resume: Option<ResumeFrom>,
+}
+
+/// Where a reconnecting client's copy of a reply stops.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResumeFrom {
+    pub reply_id: String,
+    /// The last token the client rendered; `None` if it rendered none.
+    pub last_seq: Option<u32>,
 }
 
 /// Something the shopper's client did.
@@ -110,6 +130,8 @@ pub enum ClientEvent {
         client_id: String,
         text: String,
     },
+    /// Answer the last message again after a failed reply.
+    Retry,
     /// An application-level ping; answered with a pong carrying the nonce.
     Ping {
         nonce: Option<String>,
@@ -176,6 +198,8 @@ pub enum ServerEvent {
         resumed: bool,
         language: Language,
         history: Vec<HistoryEntry>,
+        /// A reply in flight; its tokens follow the ready frame.
+        pending_reply: Option<MessageId>,
     },
     Ack {
         client_id: String,

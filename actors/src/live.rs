@@ -1,22 +1,56 @@
 //! The registry of live widget sessions. A session registers when it starts
 //! and holds a [`Registration`] whose drop removes it, so a session is
 //! deregistered however it ends: close, error, timeout, shutdown or panic.
+//!
+//! It is also the directory of conversations in use: which session holds a
+//! conversation now (one at a time: a newer connection takes over and the
+//! older one is told [`Replaced`]) and which reply is in flight for it, so a
+//! shopper who reconnects, in the same tab or after a page navigation, can
+//! follow the reply from the last token they saw.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use actix::{Message, Recipient};
 use dashmap::DashMap;
+
+use crate::ids::SessionId;
+use crate::reply::ReplyFeed;
+
+/// How long a finished reply stays available for catching up. Its text is
+/// stored by then; this covers a reconnect racing the reply's end.
+pub const FINISHED_REPLY_GRACE: Duration = Duration::from_secs(30);
 
 /// Asks a session to close its socket because the node is stopping.
 #[derive(Message, Clone, Copy, Debug)]
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// Tells a session that a newer connection took over its conversation.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "()")]
+pub struct Replaced;
+
+/// Who holds a conversation, and its reply in flight.
+struct InUse {
+    holder: Option<(u64, Recipient<Replaced>)>,
+    feed: Option<Arc<ReplyFeed>>,
+}
+
 #[derive(Default)]
 struct Inner {
     sessions: DashMap<u64, Recipient<Shutdown>>,
+    conversations: DashMap<SessionId, InUse>,
     next: AtomicU64,
+}
+
+impl Inner {
+    fn forget_if_unused(&self, session: &SessionId) {
+        self.conversations.remove_if(session, |_, used| {
+            used.holder.is_none() && used.feed.is_none()
+        });
+    }
 }
 
 /// The live sessions of this node. Cheap to clone.
@@ -25,15 +59,25 @@ pub struct LiveSessions {
     inner: Arc<Inner>,
 }
 
-/// Proof of registration; dropping it deregisters the session.
+/// Proof of registration; dropping it deregisters the session and lets go
+/// of the conversation it holds.
 pub struct Registration {
     id: u64,
+    holds: Option<SessionId>,
     inner: Arc<Inner>,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         self.inner.sessions.remove(&self.id);
+        if let Some(session) = self.holds.take() {
+            if let Some(mut used) = self.inner.conversations.get_mut(&session)
+                && used.holder.as_ref().is_some_and(|(id, _)| *id == self.id)
+            {
+                used.holder = None;
+            }
+            self.inner.forget_if_unused(&session);
+        }
     }
 }
 
@@ -44,6 +88,7 @@ impl LiveSessions {
         self.inner.sessions.insert(id, session);
         Registration {
             id,
+            holds: None,
             inner: Arc::clone(&self.inner),
         }
     }
@@ -58,5 +103,65 @@ impl LiveSessions {
         for entry in self.inner.sessions.iter() {
             entry.value().do_send(Shutdown);
         }
+    }
+
+    /// Makes the registered session the holder of conversation `session`.
+    /// A session holding it before is told [`Replaced`]. Returns the reply
+    /// in flight for the conversation, if any.
+    pub fn attach(
+        &self,
+        registration: &mut Registration,
+        session: SessionId,
+        replaced: Recipient<Replaced>,
+    ) -> Option<Arc<ReplyFeed>> {
+        let mut used = self.inner.conversations.entry(session).or_insert(InUse {
+            holder: None,
+            feed: None,
+        });
+        if let Some((id, previous)) = used.holder.replace((registration.id, replaced))
+            && id != registration.id
+        {
+            previous.do_send(Replaced);
+        }
+        registration.holds = Some(session);
+        used.feed.clone()
+    }
+
+    /// Makes `feed` the conversation's reply in flight, if the registered
+    /// session still holds the conversation; false if it was taken over.
+    /// The feed is forgotten [`FINISHED_REPLY_GRACE`] after the reply ends.
+    pub fn publish(&self, registration: &Registration, feed: &Arc<ReplyFeed>) -> bool {
+        let Some(session) = registration.holds else {
+            return false;
+        };
+        match self.inner.conversations.get_mut(&session) {
+            Some(mut used)
+                if used
+                    .holder
+                    .as_ref()
+                    .is_some_and(|(id, _)| *id == registration.id) =>
+            {
+                used.feed = Some(Arc::clone(feed));
+            }
+            _ => return false,
+        }
+        let inner = Arc::clone(&self.inner);
+        let feed = Arc::clone(feed);
+        tokio::spawn(async move {
+            feed.ended().await;
+            tokio::time::sleep(FINISHED_REPLY_GRACE).await;
+            if let Some(mut used) = inner.conversations.get_mut(&session)
+                && used.feed.as_ref().is_some_and(|f| Arc::ptr_eq(f, &feed))
+            {
+                used.feed = None;
+            }
+            inner.forget_if_unused(&session);
+        });
+        true
+    }
+
+    /// Conversations held by a session or with a reply in flight.
+    pub fn conversations_in_use(&self) -> usize {
+        self.inner.conversations.len()
     }
 }

@@ -1,13 +1,14 @@
 //! One reply's generation, run as its own task so it outlives the shopper's
-//! socket: it calls the model, retries before the first token, streams
-//! events to the session while the session listens, and records the reply
-//! (complete, or partial and marked incomplete) whatever happens.
+//! socket: it calls the model, retries before the first token, keeps every
+//! event in the reply's [`ReplyFeed`] and hands it to whichever session
+//! follows the reply now, and records the reply (complete, or partial and
+//! marked incomplete) whatever happens.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::catalog::ProductCard;
 use crate::ids::{ConversationId, MessageId, StoreId};
@@ -80,11 +81,149 @@ pub struct ReplyJob {
 /// Events buffered between a reply task and its session.
 const REPLY_EVENT_BUFFER: usize = 64;
 
-/// Starts the reply on the current runtime; events arrive on the receiver.
-pub fn spawn(job: ReplyJob) -> mpsc::Receiver<ReplyEvent> {
-    let (tx, rx) = mpsc::channel(REPLY_EVENT_BUFFER);
-    tokio::spawn(run(job, tx));
-    rx
+/// One reply's events as they happen, kept while the reply runs (and a
+/// little after) so a shopper whose socket dropped can catch up from the
+/// last token they saw. At most one session follows a feed at a time; the
+/// handover is exact: every event reaches the follower either in the
+/// catch-up or through its channel, never both and never neither.
+pub struct ReplyFeed {
+    reply_id: MessageId,
+    /// The shopper message this reply answers.
+    answers: MessageId,
+    ended: watch::Receiver<()>,
+    state: Mutex<FeedState>,
+}
+
+struct FeedState {
+    /// Every token's text, concatenated; `ends[seq]` is where token `seq` ends.
+    text: String,
+    ends: Vec<u32>,
+    /// The reply's last event, once it has ended.
+    last: Option<ReplyEvent>,
+    follower: Option<mpsc::Sender<ReplyEvent>>,
+    /// Dropped by the reply task when it ends however it ends.
+    end_signal: Option<watch::Sender<()>>,
+}
+
+/// What a session following a reply from token `from_seq` must show first.
+#[derive(Debug, Default)]
+pub struct Catchup {
+    /// The text of the tokens before `from_seq`, already shown.
+    pub shown: String,
+    /// The events from `from_seq` on, in order.
+    pub events: Vec<ReplyEvent>,
+}
+
+impl ReplyFeed {
+    /// A feed for a reply about to start, followed by the caller through
+    /// the receiver.
+    pub fn new(reply_id: MessageId, answers: MessageId) -> (Arc<Self>, mpsc::Receiver<ReplyEvent>) {
+        let (tx, rx) = mpsc::channel(REPLY_EVENT_BUFFER);
+        let (end_signal, ended) = watch::channel(());
+        let feed = Arc::new(Self {
+            reply_id,
+            answers,
+            ended,
+            state: Mutex::new(FeedState {
+                text: String::new(),
+                ends: Vec::new(),
+                last: None,
+                follower: Some(tx),
+                end_signal: Some(end_signal),
+            }),
+        });
+        (feed, rx)
+    }
+
+    pub fn reply_id(&self) -> MessageId {
+        self.reply_id
+    }
+
+    pub fn answers(&self) -> MessageId {
+        self.answers
+    }
+
+    fn state(&self) -> MutexGuard<'_, FeedState> {
+        // The state stays consistent under every panic point: a poisoned
+        // lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes the caller the feed's only follower: returns what happened
+    /// from token `from_seq` on, and the channel for what happens next.
+    pub fn follow(&self, from_seq: u32) -> (Catchup, mpsc::Receiver<ReplyEvent>) {
+        let (tx, rx) = mpsc::channel(REPLY_EVENT_BUFFER);
+        let mut state = self.state();
+        let from = (from_seq as usize).min(state.ends.len());
+        let start_of = |seq: usize, ends: &[u32]| {
+            if seq == 0 { 0 } else { ends[seq - 1] as usize }
+        };
+        let mut catchup = Catchup {
+            shown: state.text[..start_of(from, &state.ends)].to_owned(),
+            events: Vec::with_capacity(state.ends.len() - from + 1),
+        };
+        for seq in from..state.ends.len() {
+            let text = state.text[start_of(seq, &state.ends)..state.ends[seq] as usize].to_owned();
+            catchup.events.push(ReplyEvent::Token {
+                seq: seq as u32,
+                text,
+            });
+        }
+        catchup.events.extend(state.last.clone());
+        state.follower = Some(tx);
+        (catchup, rx)
+    }
+
+    /// Resolves once the reply has ended (recorded, or its task gone).
+    pub async fn ended(&self) {
+        let mut ended = self.ended.clone();
+        // Nothing is ever sent: the only change is the sender's drop.
+        while ended.changed().await.is_ok() {}
+    }
+
+    /// Keeps the event and returns the follower to hand it to.
+    fn keep(&self, event: &ReplyEvent) -> Option<mpsc::Sender<ReplyEvent>> {
+        let mut state = self.state();
+        match event {
+            ReplyEvent::Token { text, .. } => {
+                state.text.push_str(text);
+                let end = u32::try_from(state.text.len()).unwrap_or(u32::MAX);
+                state.ends.push(end);
+            }
+            last => state.last = Some(last.clone()),
+        }
+        state.follower.clone()
+    }
+
+    /// Forgets a follower that stopped listening, unless another took over.
+    fn unfollow(&self, gone: &mpsc::Sender<ReplyEvent>) {
+        let mut state = self.state();
+        if state
+            .follower
+            .as_ref()
+            .is_some_and(|f| f.same_channel(gone))
+        {
+            state.follower = None;
+        }
+    }
+
+    /// Keeps the event and hands it to the follower, if any listens.
+    async fn emit(&self, event: ReplyEvent) {
+        if let Some(follower) = self.keep(&event)
+            && follower.send(event).await.is_err()
+        {
+            self.unfollow(&follower);
+        }
+    }
+}
+
+/// Starts the reply on the current runtime; its events go to `feed`.
+pub fn spawn(job: ReplyJob, feed: Arc<ReplyFeed>) {
+    let end_signal = feed.state().end_signal.take();
+    tokio::spawn(async move {
+        run(job, &feed).await;
+        drop(end_signal);
+    });
 }
 
 /// Stores the reply when it ends. Dropped without `finish` (the runtime
@@ -129,24 +268,7 @@ impl Drop for Recorder {
     }
 }
 
-/// Sends to the session while it listens; after it has gone the reply goes
-/// on and is still recorded.
-struct Listener {
-    tx: Option<mpsc::Sender<ReplyEvent>>,
-}
-
-impl Listener {
-    async fn send(&mut self, event: ReplyEvent) {
-        if let Some(tx) = &self.tx
-            && tx.send(event).await.is_err()
-        {
-            self.tx = None;
-        }
-    }
-}
-
-async fn run(job: ReplyJob, tx: mpsc::Sender<ReplyEvent>) {
-    let mut listener = Listener { tx: Some(tx) };
+async fn run(job: ReplyJob, feed: &ReplyFeed) {
     let mut recorder = Recorder {
         log: Arc::clone(&job.log),
         store: job.store.clone(),
@@ -155,7 +277,7 @@ async fn run(job: ReplyJob, tx: mpsc::Sender<ReplyEvent>) {
         text: String::new(),
         recorded: false,
     };
-    let outcome = generate(&job, &mut listener, &mut recorder).await;
+    let outcome = generate(&job, feed, &mut recorder).await;
     match outcome {
         Ok(finish) => {
             let cards = recommended_cards(&job.prompt, &recorder.text);
@@ -171,7 +293,7 @@ async fn run(job: ReplyJob, tx: mpsc::Sender<ReplyEvent>) {
             if let Err(error) = flushed {
                 tracing::error!(%error, reply = %job.reply_id, "reply not stored");
             }
-            listener.send(ReplyEvent::Finished { cards, finish }).await;
+            feed.emit(ReplyEvent::Finished { cards, finish }).await;
         }
         Err(error) => {
             let after_tokens = !recorder.text.is_empty();
@@ -189,12 +311,11 @@ async fn run(job: ReplyJob, tx: mpsc::Sender<ReplyEvent>) {
                 }
             }
             tracing::warn!(%error, reply = %job.reply_id, after_tokens, "reply failed");
-            listener
-                .send(ReplyEvent::Failed {
-                    error,
-                    after_tokens,
-                })
-                .await;
+            feed.emit(ReplyEvent::Failed {
+                error,
+                after_tokens,
+            })
+            .await;
         }
     }
 }
@@ -203,14 +324,14 @@ async fn run(job: ReplyJob, tx: mpsc::Sender<ReplyEvent>) {
 /// retry budget is spent.
 async fn generate(
     job: &ReplyJob,
-    listener: &mut Listener,
+    feed: &ReplyFeed,
     recorder: &mut Recorder,
 ) -> Result<FinishReason, ModelError> {
     let started = Instant::now();
     let mut seq = 0_u32;
     let mut attempt = 0_u32;
     loop {
-        let error = match attempt_once(job, listener, recorder, &mut seq).await {
+        let error = match attempt_once(job, feed, recorder, &mut seq).await {
             Ok(finish) => return Ok(finish),
             Err(error) => error,
         };
@@ -231,7 +352,7 @@ async fn generate(
 
 async fn attempt_once(
     job: &ReplyJob,
-    listener: &mut Listener,
+    feed: &ReplyFeed,
     recorder: &mut Recorder,
     seq: &mut u32,
 ) -> Result<FinishReason, ModelError> {
@@ -250,7 +371,7 @@ async fn attempt_once(
                     continue;
                 }
                 recorder.text.push_str(&text);
-                listener.send(ReplyEvent::Token { seq: *seq, text }).await;
+                feed.emit(ReplyEvent::Token { seq: *seq, text }).await;
                 *seq += 1;
             }
             Some(Ok(ModelChunk::Finished(reason))) => finish = Some(reason),

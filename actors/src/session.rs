@@ -20,17 +20,18 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use crate::catalog::StoreProfile;
 use crate::events::{
     ClientEvent, ErrorCode, ErrorEvent, Hello, HistoryEntry, PROTOCOL_VERSION, ServerEvent,
     close_code,
 };
 use crate::ids::{ConversationId, MessageId, SessionId, StoreId};
 use crate::language::{Language, detect};
-use crate::live::{LiveSessions, Registration, Shutdown};
+use crate::live::{LiveSessions, Registration, Replaced, Shutdown};
 use crate::log::{ClientClass, ConversationLog, ConversationMeta, StoredMessage, now_ms};
 use crate::model::{ChatModel, ModelError};
 use crate::prompt::{Prompt, Role, Turn, bounded_history};
-use crate::reply::{self, ReplyEvent, ReplyJob, RetryPolicy};
+use crate::reply::{self, ReplyEvent, ReplyFeed, ReplyJob, RetryPolicy};
 use crate::store::{FindProducts, Found, GetProfile, StoreCatalog};
 
 /// Longest client message id accepted.
@@ -73,6 +74,10 @@ pub struct SessionDeps {
 pub struct Connection {
     pub ip: Option<String>,
     pub client: ClientClass,
+    /// The page's origin, from the socket request's Origin header.
+    pub origin: Option<String>,
+    /// The Host the request reached the node with.
+    pub host: Option<String>,
 }
 
 /// One shopper's live chat over one socket.
@@ -104,6 +109,10 @@ struct Chat {
     opened: bool,
     history: Vec<Turn>,
     acked: VecDeque<(String, MessageId)>,
+    /// The shopper's newest message.
+    last_shopper: Option<MessageId>,
+    /// The last reply failed; the shopper may ask for it again.
+    failed: bool,
 }
 
 struct ActiveReply {
@@ -193,7 +202,7 @@ impl WidgetSession {
         // Frames after the hello wait until it is answered.
         ctx.wait(self.deps.catalog.send(GetProfile).into_actor(self).map(
             move |profile, act, ctx| match profile {
-                Ok(profile) => act.greet(hello, profile.default_language, ctx),
+                Ok(profile) => act.greet(hello, &profile, ctx),
                 Err(_) => act.close(
                     ctx,
                     ErrorCode::UnknownStore,
@@ -204,7 +213,19 @@ impl WidgetSession {
         ));
     }
 
-    fn greet(&mut self, hello: Hello, store_language: Language, ctx: &mut Context<Self>) {
+    fn greet(&mut self, hello: Hello, profile: &StoreProfile, ctx: &mut Context<Self>) {
+        let (origin, host) = (&self.connection.origin, &self.connection.host);
+        if !profile.allows_origin(origin.as_deref(), host.as_deref()) {
+            tracing::info!(store = %self.deps.store, origin = ?origin, "origin refused");
+            self.close(
+                ctx,
+                ErrorCode::OriginNotAllowed,
+                close_code::ORIGIN_NOT_ALLOWED,
+                "this site may not open the store's assistant",
+            );
+            return;
+        }
+        let store_language = profile.default_language;
         let browser_language = hello.language.as_deref().and_then(Language::from_tag);
         let resumed = hello
             .session_id
@@ -226,7 +247,7 @@ impl WidgetSession {
                 None
             }
         };
-        let (chat, history) = match resumed {
+        let (chat, history, unanswered) = match resumed {
             Some(meta) => self.resume(meta, ctx),
             None => {
                 let meta = ConversationMeta {
@@ -245,16 +266,30 @@ impl WidgetSession {
                     opened: false,
                     history: Vec::new(),
                     acked: VecDeque::new(),
+                    last_shopper: None,
+                    failed: false,
                 };
-                (chat, Vec::new())
+                (chat, Vec::new(), false)
             }
         };
+        // The conversation is this connection's now; a reply still running
+        // for it (the socket dropped, or the shopper changed pages) is
+        // followed from where the client's copy stops. A reply already in
+        // the history is complete there.
+        let live = self.deps.live.clone();
+        let me = ctx.address().recipient();
+        let pending = self
+            .registration
+            .as_mut()
+            .and_then(|registration| live.attach(registration, chat.meta.session, me))
+            .filter(|feed| !history.iter().any(|h| h.message_id == feed.reply_id()));
         let ready = ServerEvent::Ready {
             session_id: chat.meta.session,
             conversation_id: chat.meta.conversation,
             resumed: chat.opened,
             language: chat.meta.language,
             history,
+            pending_reply: pending.as_ref().map(|feed| feed.reply_id()),
         };
         tracing::info!(
             store = %self.deps.store,
@@ -262,15 +297,59 @@ impl WidgetSession {
             resumed = chat.opened,
             "session ready"
         );
+        let last_shopper = chat.last_shopper;
         self.phase = Phase::Ready(Box::new(chat));
         self.send(ctx, ready);
+        if let Some(feed) = pending {
+            let from = match hello.resume {
+                Some(resume) if resume.reply_id == feed.reply_id().to_string() => {
+                    resume.last_seq.map_or(0, |seq| seq.saturating_add(1))
+                }
+                _ => 0,
+            };
+            self.follow(&feed, from, ctx);
+            // The reply answers an earlier message: the newest is due next.
+            self.turn_waiting = Some(feed.answers()) != last_shopper;
+        } else if unanswered {
+            // Acknowledged, but its reply never started (the socket or the
+            // node went away first).
+            self.start_reply(ctx);
+        }
+    }
+
+    /// Follows a running reply from token `from`: what the client missed
+    /// first, then the rest as it comes.
+    fn follow(&mut self, feed: &ReplyFeed, from: u32, ctx: &mut Context<Self>) {
+        let reply_id = feed.reply_id();
+        let (catchup, events) = feed.follow(from);
+        self.reply = Some(ActiveReply {
+            id: reply_id,
+            text: catchup.shown,
+        });
+        for event in catchup.events {
+            self.on_reply_event(reply_id, event, ctx);
+        }
+        self.listen(reply_id, events, ctx);
+    }
+
+    fn listen(
+        &mut self,
+        reply_id: MessageId,
+        events: mpsc::Receiver<ReplyEvent>,
+        ctx: &mut Context<Self>,
+    ) {
+        let events = futures_util::stream::unfold(events, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        })
+        .map(move |event| (reply_id, event));
+        ctx.add_stream(events);
     }
 
     fn resume(
         &mut self,
         meta: ConversationMeta,
         ctx: &mut Context<Self>,
-    ) -> (Chat, Vec<HistoryEntry>) {
+    ) -> (Chat, Vec<HistoryEntry>, bool) {
         let limit = self.deps.settings.history_messages;
         let stored = match self
             .deps
@@ -288,6 +367,16 @@ impl WidgetSession {
             }
         };
         let mut acked = VecDeque::new();
+        let last_shopper = stored
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::Shopper)
+            .map(|m| m.id);
+        let unanswered = stored.last().is_some_and(|m| m.role == Role::Shopper);
+        let failed = stored
+            .last()
+            .and_then(|m| m.reply.as_ref())
+            .is_some_and(|r| r.incomplete);
         let mut history = Vec::with_capacity(stored.len());
         let mut entries = Vec::with_capacity(stored.len());
         for message in stored {
@@ -317,8 +406,10 @@ impl WidgetSession {
             opened: true,
             history,
             acked,
+            last_shopper,
+            failed,
         };
-        (chat, entries)
+        (chat, entries, unanswered)
     }
 
     fn on_message(&mut self, client_id: String, text: String, ctx: &mut Context<Self>) {
@@ -420,6 +511,7 @@ impl WidgetSession {
                     text: message.text,
                 });
                 chat.acked.push_back((client_id.clone(), message.id));
+                chat.last_shopper = Some(message.id);
                 if chat.acked.len() > REMEMBERED_CLIENT_IDS {
                     chat.acked.pop_front();
                 }
@@ -442,9 +534,10 @@ impl WidgetSession {
             self.turn_waiting = true;
             return;
         }
-        let Phase::Ready(chat) = &self.phase else {
+        let Phase::Ready(chat) = &mut self.phase else {
             return;
         };
+        chat.failed = false;
         let Some(query) = chat
             .history
             .iter()
@@ -503,7 +596,7 @@ impl WidgetSession {
             history: bounded_history(earlier, settings.history_tokens),
             message,
         };
-        let events = reply::spawn(ReplyJob {
+        let job = ReplyJob {
             model: Arc::clone(&self.deps.model),
             log: Arc::clone(&self.deps.log),
             prompt: Arc::new(prompt),
@@ -511,12 +604,61 @@ impl WidgetSession {
             conversation: chat.meta.conversation,
             reply_id,
             policy: settings.retry.clone(),
-        });
-        let events = futures_util::stream::unfold(events, |mut rx| async move {
-            rx.recv().await.map(|event| (event, rx))
-        })
-        .map(move |event| (reply_id, event));
-        ctx.add_stream(events);
+        };
+        let answers = chat.last_shopper.unwrap_or_default();
+        let (feed, events) = ReplyFeed::new(reply_id, answers);
+        let published = self
+            .registration
+            .as_ref()
+            .is_some_and(|registration| self.deps.live.publish(registration, &feed));
+        if !published {
+            // Another connection took the conversation over; it answers.
+            self.reply = None;
+            return;
+        }
+        reply::spawn(job, feed);
+        self.listen(reply_id, events, ctx);
+    }
+
+    /// Answers the shopper's last message again after a failed reply.
+    fn on_retry(&mut self, ctx: &mut Context<Self>) {
+        let busy = self.reply.is_some();
+        let Phase::Ready(chat) = &mut self.phase else {
+            let error = ErrorEvent::new(ErrorCode::HelloRequired, "send hello first");
+            self.protocol_error(ctx, error);
+            return;
+        };
+        if busy || !chat.failed {
+            let message = if busy {
+                "a reply is on its way"
+            } else {
+                "the last reply did not fail"
+            };
+            self.error(ctx, ErrorEvent::new(ErrorCode::NothingToRetry, message));
+            return;
+        }
+        if let Err(not_until) = self.limiter.check() {
+            let mut error = ErrorEvent::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {} messages a minute",
+                    self.deps.settings.messages_per_minute
+                ),
+            );
+            error.retry_after = Some(not_until.wait_time_from(DefaultClock::default().now()));
+            self.error(ctx, error);
+            return;
+        }
+        // The interrupted answer stays stored, marked incomplete; the new
+        // one answers the same message.
+        if chat
+            .history
+            .last()
+            .is_some_and(|t| t.role == Role::Assistant)
+        {
+            chat.history.pop();
+        }
+        self.start_reply(ctx);
     }
 
     /// Sends the reply's last frame, keeps its text as history and starts
@@ -593,6 +735,7 @@ impl StreamHandler<ClientEvent> for WidgetSession {
         match event {
             ClientEvent::Hello(hello) => self.on_hello(hello, ctx),
             ClientEvent::Message { client_id, text } => self.on_message(client_id, text, ctx),
+            ClientEvent::Retry => self.on_retry(ctx),
             ClientEvent::Ping { nonce } => self.send(ctx, ServerEvent::Pong { nonce }),
             ClientEvent::TransportPing(payload) => {
                 self.send(ctx, ServerEvent::TransportPong(payload));
@@ -618,14 +761,16 @@ impl StreamHandler<ClientEvent> for WidgetSession {
     }
 }
 
-impl StreamHandler<(MessageId, ReplyEvent)> for WidgetSession {
-    fn handle(&mut self, (reply_id, event): (MessageId, ReplyEvent), ctx: &mut Context<Self>) {
+impl WidgetSession {
+    fn on_reply_event(&mut self, reply_id: MessageId, event: ReplyEvent, ctx: &mut Context<Self>) {
+        if self.reply.as_ref().is_none_or(|reply| reply.id != reply_id) {
+            // A reply this session no longer follows.
+            return;
+        }
         match event {
             ReplyEvent::Token { seq, text } => {
-                match &mut self.reply {
-                    Some(reply) if reply.id == reply_id => reply.text.push_str(&text),
-                    // A reply this session no longer follows.
-                    _ => return,
+                if let Some(reply) = &mut self.reply {
+                    reply.text.push_str(&text);
                 }
                 self.send(
                     ctx,
@@ -661,6 +806,9 @@ impl StreamHandler<(MessageId, ReplyEvent)> for WidgetSession {
                     ModelError::RateLimited { retry_after } => retry_after,
                     _ => None,
                 };
+                if let Phase::Ready(chat) = &mut self.phase {
+                    chat.failed = true;
+                }
                 let event = ErrorEvent {
                     retry_after,
                     reply_id: Some(reply_id),
@@ -669,6 +817,12 @@ impl StreamHandler<(MessageId, ReplyEvent)> for WidgetSession {
                 self.end_reply(ctx, ServerEvent::Error(event));
             }
         }
+    }
+}
+
+impl StreamHandler<(MessageId, ReplyEvent)> for WidgetSession {
+    fn handle(&mut self, (reply_id, event): (MessageId, ReplyEvent), ctx: &mut Context<Self>) {
+        self.on_reply_event(reply_id, event, ctx);
     }
 
     /// A reply's stream ending is not the session's end.
@@ -684,6 +838,21 @@ impl Handler<Shutdown> for WidgetSession {
             ErrorCode::ServerShutdown,
             close_code::GOING_AWAY,
             "the node is restarting; reconnect shortly",
+        );
+    }
+}
+
+impl Handler<Replaced> for WidgetSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Replaced, ctx: &mut Context<Self>) {
+        // The reply in flight goes on and is followed by the newer socket.
+        self.reply = None;
+        self.close(
+            ctx,
+            ErrorCode::SessionReplaced,
+            close_code::SESSION_REPLACED,
+            "the conversation continued in another window",
         );
     }
 }

@@ -84,7 +84,15 @@ pub async fn socket(
         return Ok(response);
     }
 
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let connection = Connection {
+        origin: header(actix_web::http::header::ORIGIN),
+        host: header(actix_web::http::header::HOST),
         ip: ip.map(|ip| anonymise(ip).to_string()),
         client: classify(
             req.headers()

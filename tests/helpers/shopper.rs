@@ -64,9 +64,24 @@ pub struct Shopper {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
+/// The origin of the test node's own pages, which the demo store allows.
+pub const NODE_ORIGIN: &str = "http://localhost:8080";
+
 impl Shopper {
+    /// Connects as a page of the demo shop would.
     pub async fn connect(url: &str) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        Self::connect_from(url, Some(NODE_ORIGIN)).await
+    }
+
+    /// Connects with the given Origin header, or none.
+    pub async fn connect_from(url: &str, origin: Option<&str>) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().expect("a WebSocket URL");
+        if let Some(origin) = origin {
+            let value = origin.parse().expect("a header value");
+            request.headers_mut().insert("origin", value);
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("the socket upgrades");
         Self { ws }
