@@ -145,6 +145,12 @@ impl Application {
         });
 
         let live = LiveSessions::default();
+        let demo_shop = if settings.demo.enabled {
+            let store = StoreId::parse(&settings.demo.store_id)?;
+            Some(Arc::new(http::DemoShop::new(store)?))
+        } else {
+            None
+        };
         let state = web::Data::new(AppState {
             stores,
             log: Arc::new(storage.clone()),
@@ -159,6 +165,7 @@ impl Application {
             operator_token: (!settings.operator.api_token.is_empty())
                 .then(|| settings.operator.api_token.expose().to_owned()),
             max_upload_bytes: settings.import.max_upload_bytes,
+            demo_shop,
         });
 
         let host: IpAddr = settings.server.host;

@@ -11,3 +11,4 @@ mod limits;
 mod model_faults;
 mod persistence;
 mod resume;
+mod widget_http;

@@ -56,7 +56,7 @@ fn joined(tokens: &[Value]) -> String {
 #[actix_web::test]
 async fn a_reconnect_mid_reply_replays_what_was_missed_and_continues() {
     let fake = FakeOpenAi::start().await;
-    fake.always(slow_reply(40, 15));
+    fake.always(slow_reply(40, 25));
     let app = node_on(&fake).await;
 
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
@@ -102,7 +102,7 @@ async fn a_reconnect_mid_reply_replays_what_was_missed_and_continues() {
 #[actix_web::test]
 async fn a_new_page_follows_a_running_reply_from_its_start() {
     let fake = FakeOpenAi::start().await;
-    fake.always(slow_reply(20, 20));
+    fake.always(slow_reply(20, 40));
     let app = node_on(&fake).await;
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
     let ready = shopper.hello(json!({})).await;
@@ -160,7 +160,7 @@ async fn a_finished_reply_is_in_the_history_not_replayed() {
 #[actix_web::test]
 async fn a_newer_connection_takes_the_conversation_over() {
     let fake = FakeOpenAi::start().await;
-    fake.always(slow_reply(30, 15));
+    fake.always(slow_reply(30, 25));
     let app = node_on(&fake).await;
     let mut first = Shopper::connect(&app.ws_url("demo")).await;
     let ready = first.hello(json!({})).await;
@@ -199,6 +199,12 @@ async fn a_message_left_unanswered_is_answered_when_the_shopper_returns() {
     let ready = shopper.hello(json!({})).await;
     shopper.message("c1", "a kettle").await;
     assert_eq!(shopper.next().await.json()["type"], "ack");
+    // Stop once the model has the request and is stalling on it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fake.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the model was asked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let dir = app.stop().await;
 
     let base_url = fake.base_url.clone();

@@ -400,3 +400,94 @@ pub fn recommended_cards(prompt: &Prompt, reply: &str) -> Vec<ProductCard> {
     found.sort_by_key(|(at, _)| *at);
     found.into_iter().map(|(_, card)| card).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(seq: u32) -> ReplyEvent {
+        ReplyEvent::Token {
+            seq,
+            text: format!("t{seq} "),
+        }
+    }
+
+    fn finished() -> ReplyEvent {
+        ReplyEvent::Finished {
+            cards: Vec::new(),
+            finish: FinishReason::Stop,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_follower_catches_up_from_its_seq_and_the_old_one_hears_nothing_more() {
+        let (feed, mut first) = ReplyFeed::new(MessageId::new(), MessageId::new());
+        for seq in 0..5 {
+            feed.emit(token(seq)).await;
+        }
+        let (catchup, mut second) = feed.follow(3);
+        assert_eq!(catchup.shown, "t0 t1 t2 ");
+        assert_eq!(catchup.events, vec![token(3), token(4)]);
+        feed.emit(token(5)).await;
+        feed.emit(finished()).await;
+        for seq in 0..5 {
+            assert_eq!(first.recv().await, Some(token(seq)));
+        }
+        assert!(first.try_recv().is_err(), "the first follower was let go");
+        assert_eq!(second.recv().await, Some(token(5)));
+        assert_eq!(second.recv().await, Some(finished()));
+
+        // After the end, a follower gets everything from its seq and the end.
+        let (late, _) = feed.follow(5);
+        assert_eq!(late.events, vec![token(5), finished()]);
+        let (beyond, _) = feed.follow(99);
+        assert_eq!(beyond.shown, "t0 t1 t2 t3 t4 t5 ");
+        assert_eq!(beyond.events, vec![finished()]);
+    }
+
+    #[actix_rt::test]
+    async fn joining_while_tokens_flow_loses_and_repeats_nothing() {
+        const TOKENS: u32 = 2000;
+        for round in 0..20_u32 {
+            // The first follower has gone, as a dropped socket's session has.
+            let (feed, _) = ReplyFeed::new(MessageId::new(), MessageId::new());
+            let producer = Arc::clone(&feed);
+            let writer = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(async {
+                    for seq in 0..TOKENS {
+                        producer.emit(token(seq)).await;
+                    }
+                    producer.emit(finished()).await;
+                });
+            });
+            // Join at a different point of the stream each round.
+            while feed.state().ends.len() < (round as usize) * 90 {
+                std::thread::yield_now();
+            }
+            let (catchup, mut rx) = feed.follow(0);
+            assert!(catchup.shown.is_empty());
+            let mut seen: Vec<u32> = Vec::new();
+            let mut ended = false;
+            let mut events: std::collections::VecDeque<ReplyEvent> = catchup.events.into();
+            while !ended {
+                let event = match events.pop_front() {
+                    Some(event) => event,
+                    None => match rx.recv().await {
+                        Some(event) => event,
+                        None => break,
+                    },
+                };
+                match event {
+                    ReplyEvent::Token { seq, .. } => seen.push(seq),
+                    _ => ended = true,
+                }
+            }
+            writer.join().expect("the writer finished");
+            assert!(ended, "round {round}: the end arrived");
+            assert_eq!(seen, (0..TOKENS).collect::<Vec<_>>(), "round {round}");
+        }
+    }
+}

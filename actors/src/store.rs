@@ -88,6 +88,20 @@ impl Handler<InstallCatalog> for StoreCatalog {
     }
 }
 
+/// Replaces the store's profile, keeping the index (a change that does
+/// not touch how the catalog is searched: branding, allowed origins).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReplaceProfile(pub StoreProfile);
+
+impl Handler<ReplaceProfile> for StoreCatalog {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReplaceProfile, _: &mut Context<Self>) {
+        self.profile = Arc::new(msg.0);
+    }
+}
+
 /// Asks for the store's profile.
 #[derive(Message, Debug)]
 #[rtype(result = "Arc<StoreProfile>")]

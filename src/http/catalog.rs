@@ -2,15 +2,18 @@
 //! store's catalog with the uploaded feed, `POST` adds or updates products
 //! by id. `?mode=partial` imports the valid rows and reports the rest; the
 //! default changes nothing if any row is bad. `PUT
-//! /v1/stores/{store}/synonyms` sets the store's synonym groups.
+//! /v1/stores/{store}/synonyms` sets the store's synonym groups, and `PATCH
+//! /v1/stores/{store}/widget` the widget's look and allowed origins.
 //! Authenticated with the operator API token from configuration, compared in
 //! constant time.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
-use mikabot_actors::catalog::StoreProfile;
+use mikabot_actors::catalog::{Corner, SELF_ORIGIN, StoreProfile, normal_origin};
 use mikabot_actors::ids::StoreId;
+use mikabot_actors::language::Language;
+use mikabot_actors::store::ReplaceProfile;
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -24,9 +27,7 @@ pub struct ImportQuery {
     mode: Mode,
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"error": {"code": code, "message": message.into()}}))
-}
+use crate::http::json_error as error;
 
 fn storage_failed(e: impl std::fmt::Display) -> HttpResponse {
     error(
@@ -202,6 +203,27 @@ pub struct SynonymsBody {
     synonyms: Vec<Vec<String>>,
 }
 
+/// An operator request's JSON body: authorised, bounded, parsed, or the
+/// refusal to send (`expected` describes the body in the 400).
+async fn operator_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    state: &AppState,
+    body: web::Payload,
+    limit: usize,
+    expected: &str,
+) -> Result<T, HttpResponse> {
+    authorised(req, state)?;
+    let shown = format!("{} KiB", limit / 1024);
+    let bytes = read_body(body, limit, &shown).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("expected {expected}: {e}"),
+        )
+    })
+}
+
 /// `PUT /v1/stores/{store}/synonyms` with `{"synonyms": [["hoodie", "sweatshirt"], ...]}`.
 pub async fn synonyms(
     req: HttpRequest,
@@ -209,23 +231,12 @@ pub async fn synonyms(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(refusal) = authorised(&req, &state) {
-        return refusal;
-    }
-    let body = match read_body(body, MAX_SYNONYMS_BODY_BYTES, "1 MiB").await {
-        Ok(bytes) => bytes,
-        Err(refusal) => return refusal,
-    };
-    let body: SynonymsBody = match serde_json::from_slice(&body) {
-        Ok(body) => body,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("expected {{\"synonyms\": [[\"word\", \"word\"], ...]}}: {e}"),
-            );
-        }
-    };
+    let expected = "{\"synonyms\": [[\"word\", \"word\"], ...]}";
+    let body: SynonymsBody =
+        match operator_json(&req, &state, body, MAX_SYNONYMS_BODY_BYTES, expected).await {
+            Ok(body) => body,
+            Err(refusal) => return refusal,
+        };
     let groups: Vec<Vec<String>> = body
         .synonyms
         .into_iter()
@@ -271,4 +282,155 @@ pub async fn synonyms(
         import::install(&catalog, profile, products).await;
     }
     HttpResponse::Ok().json(json!({"synonym_groups": groups}))
+}
+
+/// Longest widget title and greeting, in characters.
+const MAX_TITLE_CHARS: usize = 60;
+const MAX_GREETING_CHARS: usize = 300;
+const MAX_ALLOWED_ORIGINS: usize = 50;
+const MAX_URL_BYTES: usize = 2048;
+const MAX_WIDGET_BODY_BYTES: usize = 64 * 1024;
+
+/// The widget settings an operator may change; absent fields are kept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetSettingsBody {
+    color: Option<String>,
+    title: Option<String>,
+    avatar_url: Option<String>,
+    greeting: Option<String>,
+    position: Option<Corner>,
+    language: Option<String>,
+    allowed_origins: Option<Vec<String>>,
+}
+
+fn invalid_setting(field: &str, message: &str) -> HttpResponse {
+    HttpResponse::UnprocessableEntity().json(json!({"error": {
+        "code": "invalid_widget_settings",
+        "field": field,
+        "message": format!("{field}: {message}"),
+    }}))
+}
+
+fn plain_text(text: &str, max_chars: usize) -> bool {
+    text.chars().count() <= max_chars && !text.chars().any(char::is_control)
+}
+
+/// Applies the body to the profile, or says which field is wrong.
+fn apply_widget_settings(
+    body: WidgetSettingsBody,
+    profile: &mut StoreProfile,
+) -> Result<(), HttpResponse> {
+    let branding = &mut profile.branding;
+    if let Some(color) = body.color {
+        let hex = color.strip_prefix('#').unwrap_or("");
+        if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid_setting("color", "expected #rrggbb"));
+        }
+        branding.color = color.to_ascii_lowercase();
+    }
+    if let Some(title) = body.title {
+        if !plain_text(&title, MAX_TITLE_CHARS) {
+            return Err(invalid_setting("title", "at most 60 characters, one line"));
+        }
+        branding.title = title.trim().to_owned();
+    }
+    if let Some(greeting) = body.greeting {
+        let lines_ok = greeting.chars().all(|c| c == '\n' || !c.is_control());
+        if greeting.chars().count() > MAX_GREETING_CHARS || !lines_ok {
+            return Err(invalid_setting(
+                "greeting",
+                "at most 300 characters of text",
+            ));
+        }
+        branding.greeting = greeting.trim().to_owned();
+    }
+    if let Some(avatar) = body.avatar_url {
+        let web = avatar.starts_with("https://") || avatar.starts_with("http://");
+        if !avatar.is_empty()
+            && (!web || avatar.len() > MAX_URL_BYTES || avatar.contains(char::is_whitespace))
+        {
+            return Err(invalid_setting(
+                "avatar_url",
+                "an http(s) URL, or empty for none",
+            ));
+        }
+        branding.avatar_url = avatar;
+    }
+    if let Some(position) = body.position {
+        branding.position = position;
+    }
+    if let Some(tag) = body.language {
+        let Some(language) = Language::from_tag(&tag) else {
+            return Err(invalid_setting("language", "one of en, nl, fr, de, es, it"));
+        };
+        profile.default_language = language;
+    }
+    if let Some(origins) = body.allowed_origins {
+        if origins.len() > MAX_ALLOWED_ORIGINS {
+            return Err(invalid_setting("allowed_origins", "at most 50 origins"));
+        }
+        let mut normal = Vec::with_capacity(origins.len());
+        for origin in &origins {
+            if origin == SELF_ORIGIN {
+                normal.push(SELF_ORIGIN.to_owned());
+                continue;
+            }
+            let Some(origin) = normal_origin(origin) else {
+                let message = format!("{origin:?} is not an origin like https://shop.example");
+                return Err(invalid_setting("allowed_origins", &message));
+            };
+            normal.push(origin);
+        }
+        normal.dedup();
+        profile.allowed_origins = normal;
+    }
+    Ok(())
+}
+
+/// `PATCH /v1/stores/{store}/widget`.
+pub async fn widget_settings(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let expected = "a JSON object of widget settings";
+    let body: WidgetSettingsBody =
+        match operator_json(&req, &state, body, MAX_WIDGET_BODY_BYTES, expected).await {
+            Ok(body) => body,
+            Err(refusal) => return refusal,
+        };
+    let mut profile = match stored_profile(&state, &path.into_inner()) {
+        Ok(profile) => profile,
+        Err(refusal) => return refusal,
+    };
+    let language_before = profile.default_language;
+    if let Err(refusal) = apply_widget_settings(body, &mut profile) {
+        return refusal;
+    }
+    if let Err(e) = state.storage.put_store(&profile) {
+        return storage_failed(e);
+    }
+    if let Err(e) = state.storage.flush().await {
+        return storage_failed(e);
+    }
+    if let Some(catalog) = state.stores.get(&profile.id) {
+        if profile.default_language == language_before {
+            let _ = catalog.send(ReplaceProfile(profile.clone())).await;
+        } else {
+            // The index analyses text in the store's language.
+            match state.storage.catalog(&profile.id) {
+                Ok(products) => {
+                    import::install(&catalog, profile.clone(), products).await;
+                }
+                Err(e) => return storage_failed(e),
+            }
+        }
+    }
+    HttpResponse::Ok().json(json!({
+        "branding": profile.branding,
+        "language": profile.default_language.code(),
+        "allowed_origins": profile.allowed_origins,
+    }))
 }

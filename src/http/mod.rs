@@ -1,14 +1,18 @@
 //! HTTP routes and the state they share.
 
+pub mod assets;
 mod catalog;
 pub mod client;
+mod demo_shop;
 mod health;
 mod widget;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use actix_web::web;
+use actix_web::http::StatusCode;
+use actix_web::middleware::Compress;
+use actix_web::{HttpResponse, web};
 use governor::DefaultKeyedRateLimiter;
 use mikabot_actors::live::LiveSessions;
 use mikabot_actors::log::ConversationLog;
@@ -33,7 +37,17 @@ pub struct AppState {
     /// `None` turns the catalog API off.
     pub operator_token: Option<String>,
     pub max_upload_bytes: usize,
+    /// The demo shop's pages, when the demo store is enabled.
+    pub demo_shop: Option<Arc<demo_shop::DemoShop>>,
 }
+
+/// The JSON error body every HTTP endpoint uses.
+pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status)
+        .json(serde_json::json!({"error": {"code": code, "message": message.into()}}))
+}
+
+pub use demo_shop::DemoShop;
 
 /// Mounts every route.
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -48,6 +62,28 @@ pub fn routes(config: &mut web::ServiceConfig) {
             "/v1/stores/{store}/synonyms",
             web::put().to(catalog::synonyms),
         )
+        .route(
+            "/v1/stores/{store}/widget",
+            web::patch().to(catalog::widget_settings),
+        )
+        .route(
+            "/v1/stores/{store}/widget",
+            web::get().to(assets::widget_settings),
+        )
+        .service(
+            web::resource("/widget.js")
+                .wrap(Compress::default())
+                .route(web::get().to(assets::widget_js)),
+        )
+        .service(
+            web::scope("/demo")
+                .wrap(Compress::default())
+                .route("", web::get().to(demo_shop::to_index))
+                .route("/", web::get().to(demo_shop::index))
+                .route("/products/{id}", web::get().to(demo_shop::product))
+                .route("/images/{file}", web::get().to(demo_shop::image)),
+        )
+        .route("/", web::get().to(demo_shop::to_index))
         .route("/healthz", web::get().to(health::health))
         .route("/metrics", web::get().to(health::metrics));
 }

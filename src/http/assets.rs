@@ -1,0 +1,144 @@
+//! What a shop's page loads from the node before any socket: the widget
+//! script (`GET /widget.js`, embedded in the binary, served with an ETag and
+//! a short cache lifetime so a new node version reaches shops within
+//! minutes) and a store's public widget settings (`GET
+//! /v1/stores/{store}/widget`: branding, default language, currency), with
+//! CORS for the store's allowed origins only.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use mikabot_actors::catalog::{Corner, StoreProfile};
+use mikabot_actors::events::PROTOCOL_VERSION;
+use mikabot_actors::ids::StoreId;
+use mikabot_actors::store::GetProfile;
+use serde_json::json;
+
+use crate::http::{AppState, json_error};
+
+/// The widget script shops embed.
+pub const WIDGET_JS: &str = include_str!("../../widget-js/widget.js");
+
+/// How long browsers may use the script or settings before revalidating.
+const SCRIPT_MAX_AGE_SECS: u32 = 300;
+const SETTINGS_MAX_AGE_SECS: u32 = 60;
+
+/// A strong validator for a body: FNV-1a over its bytes.
+pub fn etag_of(body: &[u8]) -> String {
+    let hash = body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("\"{hash:016x}\"")
+}
+
+/// Whether the request's If-None-Match already names `etag`.
+fn fresh(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// A cacheable response: 304 when the client's copy is current.
+pub fn cacheable(
+    req: &HttpRequest,
+    content_type: &'static str,
+    max_age_secs: u32,
+    body: impl Into<String>,
+) -> HttpResponse {
+    let body = body.into();
+    let etag = etag_of(body.as_bytes());
+    let mut response = if fresh(req, &etag) {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={max_age_secs}"),
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if fresh(req, &etag) {
+        return response.finish();
+    }
+    response.content_type(content_type).body(body)
+}
+
+/// `GET /widget.js`.
+pub async fn widget_js(req: HttpRequest) -> HttpResponse {
+    cacheable(
+        &req,
+        "text/javascript; charset=utf-8",
+        SCRIPT_MAX_AGE_SECS,
+        WIDGET_JS,
+    )
+}
+
+/// The settings the widget needs before its first socket.
+fn public_settings(profile: &StoreProfile) -> serde_json::Value {
+    let b = &profile.branding;
+    json!({
+        "store": profile.id.as_str(),
+        "name": profile.name,
+        "url": profile.url,
+        "title": if b.title.is_empty() { &profile.name } else { &b.title },
+        "color": b.color,
+        "avatar_url": b.avatar_url,
+        "greeting": b.greeting,
+        "position": match b.position { Corner::Right => "right", Corner::Left => "left" },
+        "language": profile.default_language.code(),
+        "currency": profile.currency.code(),
+        "protocol": PROTOCOL_VERSION,
+    })
+}
+
+/// `GET /v1/stores/{store}/widget`.
+pub async fn widget_settings(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let unknown = || {
+        json_error(
+            StatusCode::NOT_FOUND,
+            "unknown_store",
+            "no such store on this node",
+        )
+    };
+    let Some(catalog) = StoreId::parse(&path)
+        .ok()
+        .and_then(|id| state.stores.get(&id))
+    else {
+        return unknown();
+    };
+    let Ok(profile) = catalog.send(GetProfile).await else {
+        return unknown();
+    };
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    // A page of another site may not use the store's settings; a request
+    // without Origin is not a page's (a browser always sends it cross-site).
+    if origin.is_some() && !profile.allows_origin(origin, host) {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this site may not open the store's assistant",
+        );
+    }
+    let body = public_settings(&profile).to_string();
+    let mut response = cacheable(&req, "application/json", SETTINGS_MAX_AGE_SECS, body);
+    if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
