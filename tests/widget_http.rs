@@ -66,6 +66,10 @@ async fn the_script_is_served_with_a_validator_and_compressed() {
         header(&plain, "cache-control").as_deref(),
         Some("public, max-age=300")
     );
+    assert_eq!(
+        header(&plain, "cross-origin-resource-policy").as_deref(),
+        Some("cross-origin")
+    );
     let etag = header(&plain, "etag").expect("an ETag");
     let body = plain.bytes().await.expect("a body");
     assert_eq!(&body[..], mikabot::http::assets::WIDGET_JS.as_bytes());
@@ -124,11 +128,13 @@ async fn public_settings_are_shared_with_allowed_origins_only() {
 
     let foreign = settings(&app, Some("https://evil.example")).await;
     assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
-    assert!(
+    assert_eq!(
         foreign
             .headers()
             .get("access-control-allow-origin")
-            .is_none()
+            .map(|v| v.as_bytes()),
+        Some(&b"https://evil.example"[..]),
+        "the refusal is readable by the widget"
     );
     let body: Value = foreign.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "origin_not_allowed");

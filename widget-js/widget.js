@@ -649,7 +649,10 @@
         if (r.status === 403 || r.status === 404) throw new Error('refused');
         return r.ok ? r.json() : null;
       })
-      .then(start, function (e) { if (e.message !== 'refused') start(null); });
+      .then(start, function (e) {
+        if (e.message !== 'refused') return start(null);
+        if (window.console) console.warn('Mikabot: store "' + store + '" is unknown or does not allow this site (' + location.origin + ')');
+      });
   }
 
   if (document.body) boot(); else document.addEventListener('DOMContentLoaded', boot);

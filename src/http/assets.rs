@@ -68,12 +68,19 @@ pub fn cacheable(
 
 /// `GET /widget.js`.
 pub async fn widget_js(req: HttpRequest) -> HttpResponse {
-    cacheable(
+    let mut response = cacheable(
         &req,
         "text/javascript; charset=utf-8",
         SCRIPT_MAX_AGE_SECS,
         WIDGET_JS,
-    )
+    );
+    // Shops that isolate their pages (Cross-Origin-Embedder-Policy) may
+    // still load it.
+    response.headers_mut().insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("cross-origin"),
+    );
+    response
 }
 
 /// The settings the widget needs before its first socket.
@@ -126,15 +133,18 @@ pub async fn widget_settings(
         .and_then(|v| v.to_str().ok());
     // A page of another site may not use the store's settings; a request
     // without Origin is not a page's (a browser always sends it cross-site).
-    if origin.is_some() && !profile.allows_origin(origin, host) {
-        return json_error(
+    let mut response = if origin.is_some() && !profile.allows_origin(origin, host) {
+        json_error(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",
             "this site may not open the store's assistant",
-        );
-    }
-    let body = public_settings(&profile).to_string();
-    let mut response = cacheable(&req, "application/json", SETTINGS_MAX_AGE_SECS, body);
+        )
+    } else {
+        let body = public_settings(&profile).to_string();
+        cacheable(&req, "application/json", SETTINGS_MAX_AGE_SECS, body)
+    };
+    // The refusal is readable too, so the widget can tell it from a node
+    // it cannot reach and stays away instead of retrying.
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);

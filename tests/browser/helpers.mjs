@@ -164,10 +164,17 @@ export async function proxy(target) {
   };
 }
 
-/** An HTTP server on another origin that counts what reaches it. */
-export async function foreignHost() {
+/**
+ * An HTTP server on another origin that counts what reaches it; `/shop`
+ * answers with `page` (HTML), if given.
+ */
+export async function foreignHost(page = null) {
   const hits = [];
-  const server = http.createServer((req, res) => { hits.push(req.url); res.end('x'); });
+  const server = http.createServer((req, res) => {
+    hits.push(req.url);
+    if (page && req.url === '/shop') res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(page && req.url === '/shop' ? page : 'x');
+  });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     origin: `http://127.0.0.1:${server.address().port}`,

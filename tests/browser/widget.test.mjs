@@ -177,6 +177,28 @@ describe('the demo shop with the offline responder', () => {
     await page.context().close();
   });
 
+  test('a site the store does not allow gets no widget and no socket', async () => {
+    const page = await freshPage();
+    const warnings = [];
+    page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+    // Another origin on this machine.
+    const other = await foreignHost(
+      `<!doctype html><title>Other</title><p>Another shop</p><script src="${node.url}/widget.js" data-store="demo" async></script>`,
+    );
+    closeLater(other, () => other.stop());
+    await page.goto(`${other.origin}/shop`);
+    await until(() => warnings.some((w) => w.includes('does not allow this site')), 'the console warning');
+    assert.equal(await page.locator('mikabot-widget').count(), 0);
+    // A hand-made socket from that page is refused too.
+    const close = await page.evaluate((url) => new Promise((resolve) => {
+      const ws = new WebSocket(url);
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', v: 1 }));
+      ws.onclose = (e) => resolve({ code: e.code, reason: e.reason });
+    }), `${node.url.replace('http', 'ws')}/v1/widget/ws?store=demo`);
+    assert.deepEqual(close, { code: 4403, reason: 'origin_not_allowed' });
+    await page.context().close();
+  });
+
   test('the shop cannot break the widget and the widget leaves the shop alone', async () => {
     const page = await freshPage();
     await page.addInitScript(() => {
@@ -355,6 +377,67 @@ describe('limits the shopper can meet', () => {
     } finally {
       await node.stop();
     }
+  });
+});
+
+describe('a store with its own branding', () => {
+  const TOKEN = 'browser-operator-token';
+  let node;
+  before(async () => {
+    node = await startNode({ MIKABOT__OPERATOR__API_TOKEN: TOKEN });
+    const response = await fetch(`${node.url}/v1/stores/demo/widget`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        color: '#ffd000', title: 'Ask Anna', greeting: 'Hallo! **Waarmee** kan ik helpen?', position: 'left', language: 'nl',
+      }),
+    });
+    assert.equal(response.status, 200, await response.text());
+  });
+  after(async () => { await node.stop(); });
+
+  test('colour, title, greeting, corner and language come from the store; text stays readable', async () => {
+    const page = await freshPage({ locale: 'pt-BR' });
+    await page.goto(`${node.url}/demo/`);
+    const w = widget(page);
+    await w.launcher.click();
+    const box = await w.launcher.boundingBox();
+    assert.ok(box.x < 100, `the launcher sits bottom left (x=${box.x})`);
+    assert.equal(await page.locator('mikabot-widget h2').textContent(), 'Ask Anna');
+    assert.equal(await w.panel.getAttribute('aria-label'), 'Ask Anna');
+    const greeting = page.locator('mikabot-widget .msg[data-state=greeting] .bubble');
+    assert.equal(await greeting.textContent(), 'Hallo! Waarmee kan ik helpen?');
+    assert.equal(await greeting.locator('strong').textContent(), 'Waarmee');
+    // pt-BR is not offered: the store's default language, Dutch.
+    assert.equal(await w.input.getAttribute('placeholder'), 'Vraag iets over onze producten…');
+    await ask(page, 'regenjas');
+    await settledReply(page);
+    const ratios = await page.evaluate(() => {
+      const root = document.querySelector('mikabot-widget').shadowRoot;
+      const rgb = (c) => c.match(/[\d.]+/g).map(Number);
+      const lum = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const background = (el) => {
+        for (let e = el; e; e = e.parentElement || e.getRootNode().host) {
+          const c = getComputedStyle(e).backgroundColor;
+          if (rgb(c)[3] !== 0 && c !== 'transparent') return c;
+        }
+        return 'rgb(255, 255, 255)';
+      };
+      const ratio = (el) => {
+        const a = lum(rgb(getComputedStyle(el).color));
+        const b = lum(rgb(background(el)));
+        return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      };
+      return Object.fromEntries(['h2', '.x', '.launcher', '.send', '.shopper .bubble', '.assistant .bubble',
+        '.cards .name', '.cards .price', 'textarea'].map((sel) => [sel, ratio(root.querySelector(sel))]));
+    });
+    for (const [selector, ratio] of Object.entries(ratios)) {
+      assert.ok(ratio >= 4.5, `${selector}: contrast ${ratio.toFixed(2)}:1`);
+    }
+    await page.context().close();
   });
 });
 
