@@ -93,8 +93,21 @@ async fn the_script_is_served_with_a_validator_and_compressed() {
         header(&gzipped, "content-encoding").as_deref(),
         Some("gzip")
     );
+    assert_eq!(header(&gzipped, "vary").as_deref(), Some("Accept-Encoding"));
+    let gzip_etag = header(&gzipped, "etag").expect("an ETag");
+    assert_ne!(gzip_etag, etag, "each representation has its own validator");
     let wire = gzipped.bytes().await.expect("a body");
     assert_eq!(&wire[..2], &[0x1f, 0x8b], "a gzip stream");
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&wire[..]), &mut unzipped)
+        .expect("valid gzip");
+    assert_eq!(unzipped, mikabot::http::assets::WIDGET_JS);
+    let head = client
+        .head(url(&app, "/widget.js"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(head.status(), StatusCode::OK);
     assert!(
         wire.len() <= 15 * 1024,
         "{} bytes gzipped on the wire",

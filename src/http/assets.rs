@@ -1,13 +1,18 @@
 //! What a shop's page loads from the node before any socket: the widget
-//! script (`GET /widget.js`, embedded in the binary, served with an ETag and
-//! a short cache lifetime so a new node version reaches shops within
-//! minutes) and a store's public widget settings (`GET
+//! script (`GET /widget.js`, embedded in the binary, gzipped once at start,
+//! served with an ETag and a short cache lifetime so a new node version
+//! reaches shops within minutes) and a store's public widget settings (`GET
 //! /v1/stores/{store}/widget`: branding, default language, currency), with
 //! CORS for the store's allowed origins only.
 
 use actix_web::http::StatusCode;
+use std::io::Write as _;
+use std::sync::LazyLock;
+
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use mikabot_actors::catalog::{Corner, StoreProfile};
 use mikabot_actors::events::PROTOCOL_VERSION;
 use mikabot_actors::ids::StoreId;
@@ -66,21 +71,65 @@ pub fn cacheable(
     response.content_type(content_type).body(body)
 }
 
-/// `GET /widget.js`.
+/// The script compressed once, at the strongest level: most browsers ask
+/// for gzip, and this is what they download.
+static WIDGET_JS_GZIP: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(WIDGET_JS.as_bytes());
+    encoder.finish().unwrap_or_default()
+});
+
+fn accepts_gzip(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"))
+                && !parts.any(|p| p.replace(' ', "") == "q=0")
+        })
+}
+
+/// `GET` and `HEAD /widget.js`: gzip when the browser accepts it, each
+/// representation with its own ETag.
 pub async fn widget_js(req: HttpRequest) -> HttpResponse {
-    let mut response = cacheable(
-        &req,
-        "text/javascript; charset=utf-8",
-        SCRIPT_MAX_AGE_SECS,
-        WIDGET_JS,
-    );
-    // Shops that isolate their pages (Cross-Origin-Embedder-Policy) may
-    // still load it.
-    response.headers_mut().insert(
-        header::HeaderName::from_static("cross-origin-resource-policy"),
-        HeaderValue::from_static("cross-origin"),
-    );
+    let gzip = accepts_gzip(&req) && !WIDGET_JS_GZIP.is_empty();
+    let (body, etag): (&'static [u8], String) = if gzip {
+        let plain = etag_of(WIDGET_JS.as_bytes());
+        (
+            &WIDGET_JS_GZIP,
+            format!("{}-gz\"", plain.trim_end_matches('"')),
+        )
+    } else {
+        (WIDGET_JS.as_bytes(), etag_of(WIDGET_JS.as_bytes()))
+    };
+    let mut response = if fresh(&req, &etag) {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
     response
+        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={SCRIPT_MAX_AGE_SECS}"),
+        ))
+        .insert_header((header::VARY, "Accept-Encoding"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        // Shops that isolate their pages (Cross-Origin-Embedder-Policy)
+        // may still load it.
+        .insert_header(("cross-origin-resource-policy", "cross-origin"));
+    if fresh(&req, &etag) {
+        return response.finish();
+    }
+    if gzip {
+        response.insert_header((header::CONTENT_ENCODING, "gzip"));
+    }
+    response
+        .content_type("text/javascript; charset=utf-8")
+        .body(body)
 }
 
 /// The settings the widget needs before its first socket.

@@ -70,11 +70,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
             "/v1/stores/{store}/widget",
             web::get().to(assets::widget_settings),
         )
-        .service(
-            web::resource("/widget.js")
-                .wrap(Compress::default())
-                .route(web::get().to(assets::widget_js)),
-        )
+        .route("/widget.js", web::get().to(assets::widget_js))
+        .route("/widget.js", web::head().to(assets::widget_js))
         .service(
             web::scope("/demo")
                 .wrap(Compress::default())
