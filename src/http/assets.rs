@@ -53,20 +53,44 @@ pub fn cacheable(
 ) -> HttpResponse {
     let body = body.into();
     let etag = etag_of(body.as_bytes());
-    let mut response = if fresh(req, &etag) {
+    validated(
+        req,
+        content_type,
+        max_age_secs,
+        body.into_bytes(),
+        etag,
+        None,
+    )
+}
+
+/// A response with a validator: 304 when the client's copy is current,
+/// else `body` in `encoding` (if any).
+fn validated(
+    req: &HttpRequest,
+    content_type: &'static str,
+    max_age_secs: u32,
+    body: impl actix_web::body::MessageBody + 'static,
+    etag: String,
+    encoding: Option<&'static str>,
+) -> HttpResponse {
+    let current = fresh(req, &etag);
+    let mut response = if current {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((header::ETAG, etag))
         .insert_header((
             header::CACHE_CONTROL,
             format!("public, max-age={max_age_secs}"),
         ))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    if fresh(req, &etag) {
+    if current {
         return response.finish();
+    }
+    if let Some(encoding) = encoding {
+        response.insert_header((header::CONTENT_ENCODING, encoding));
     }
     response.content_type(content_type).body(body)
 }
@@ -105,31 +129,24 @@ pub async fn widget_js(req: HttpRequest) -> HttpResponse {
     } else {
         (WIDGET_JS.as_bytes(), etag_of(WIDGET_JS.as_bytes()))
     };
-    let mut response = if fresh(&req, &etag) {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
+    let encoding = gzip.then_some("gzip");
+    let mut response = validated(
+        &req,
+        "text/javascript; charset=utf-8",
+        SCRIPT_MAX_AGE_SECS,
+        body,
+        etag,
+        encoding,
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    // Shops that isolate their pages (Cross-Origin-Embedder-Policy) may
+    // still load it.
+    headers.insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("cross-origin"),
+    );
     response
-        .insert_header((header::ETAG, etag.clone()))
-        .insert_header((
-            header::CACHE_CONTROL,
-            format!("public, max-age={SCRIPT_MAX_AGE_SECS}"),
-        ))
-        .insert_header((header::VARY, "Accept-Encoding"))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        // Shops that isolate their pages (Cross-Origin-Embedder-Policy)
-        // may still load it.
-        .insert_header(("cross-origin-resource-policy", "cross-origin"));
-    if fresh(&req, &etag) {
-        return response.finish();
-    }
-    if gzip {
-        response.insert_header((header::CONTENT_ENCODING, "gzip"));
-    }
-    response
-        .content_type("text/javascript; charset=utf-8")
-        .body(body)
 }
 
 /// The settings the widget needs before its first socket.
