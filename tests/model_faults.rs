@@ -6,19 +6,7 @@ use std::time::{Duration, Instant};
 use mikabot_actors::prompt::Role;
 use serde_json::json;
 
-use crate::helpers::{Behavior, FakeOpenAi, Shopper, TestApp, spawn_app};
-
-async fn node_on(fake: &FakeOpenAi, tweak: impl FnOnce(&mut mikabot::config::Settings)) -> TestApp {
-    let base_url = fake.base_url.clone();
-    spawn_app(move |s| {
-        s.model.provider = mikabot::config::ProviderChoice::Openai;
-        s.model.base_url = base_url;
-        s.model.retry_base_delay_ms = 20;
-        s.model.retry_max_delay_ms = 100;
-        tweak(s);
-    })
-    .await
-}
+use crate::helpers::{Behavior, FakeOpenAi, Shopper, spawn_app_on};
 
 #[actix_web::test]
 async fn a_rate_limited_model_is_retried_after_its_retry_after() {
@@ -29,7 +17,7 @@ async fn a_rate_limited_model_is_retried_after_its_retry_after() {
         },
         Behavior::reply(&["Sorry ", "for the wait."]),
     ]);
-    let app = node_on(&fake, |_| {}).await;
+    let app = spawn_app_on(&fake, |_| {}).await;
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
     shopper.hello(json!({})).await;
     let started = Instant::now();
@@ -47,7 +35,7 @@ async fn a_rate_limited_model_is_retried_after_its_retry_after() {
 async fn server_errors_are_retried_then_reported_when_the_budget_runs_out() {
     let fake = FakeOpenAi::start().await;
     fake.always(Behavior::ServerError);
-    let app = node_on(&fake, |s| s.model.retry_budget_secs = 1).await;
+    let app = spawn_app_on(&fake, |s| s.model.retry_budget_secs = 1).await;
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
     shopper.hello(json!({})).await;
     let reply = shopper.ask("c1", "tent").await;
@@ -70,7 +58,7 @@ async fn server_errors_are_retried_then_reported_when_the_budget_runs_out() {
 async fn a_refused_request_is_not_retried() {
     let fake = FakeOpenAi::start().await;
     fake.always(Behavior::Unauthorized);
-    let app = node_on(&fake, |_| {}).await;
+    let app = spawn_app_on(&fake, |_| {}).await;
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
     shopper.hello(json!({})).await;
     let reply = shopper.ask("c1", "tent").await;
@@ -84,7 +72,7 @@ async fn a_stream_cut_after_tokens_ends_the_reply_and_keeps_the_partial_text() {
     fake.script([Behavior::CutAfter {
         tokens: vec!["Half ".into(), "a reply".into()],
     }]);
-    let app = node_on(&fake, |_| {}).await;
+    let app = spawn_app_on(&fake, |_| {}).await;
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
     let ready = shopper.hello(json!({})).await;
     let reply = shopper.ask("c1", "tent").await;
@@ -113,7 +101,7 @@ async fn a_stalled_stream_times_out_into_an_error() {
     fake.always(Behavior::Stall {
         tokens: vec!["Thinking".into()],
     });
-    let app = node_on(&fake, |s| s.model.timeout_secs = 1).await;
+    let app = spawn_app_on(&fake, |s| s.model.timeout_secs = 1).await;
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
     shopper.hello(json!({})).await;
     let reply = shopper.ask("c1", "tent").await;
@@ -129,7 +117,7 @@ async fn a_slow_stream_arrives_whole_and_in_order() {
         tokens: tokens.clone(),
         delay: Duration::from_millis(20),
     }]);
-    let app = node_on(&fake, |_| {}).await;
+    let app = spawn_app_on(&fake, |_| {}).await;
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
     shopper.hello(json!({})).await;
     let reply = shopper.ask("c1", "tent").await;

@@ -8,18 +8,10 @@ use std::time::Duration;
 use mikabot_actors::prompt::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{Behavior, FakeOpenAi, Shopper, TestApp, spawn_app};
+use crate::helpers::{Behavior, FakeOpenAi, Shopper, TestApp, spawn_app, spawn_app_on};
 
 async fn node_on(fake: &FakeOpenAi) -> TestApp {
-    let base_url = fake.base_url.clone();
-    spawn_app(move |s| {
-        s.model.provider = mikabot::config::ProviderChoice::Openai;
-        s.model.base_url = base_url;
-        s.model.retry_base_delay_ms = 20;
-        s.model.retry_max_delay_ms = 100;
-        s.model.retry_budget_secs = 1;
-    })
-    .await
+    spawn_app_on(fake, |s| s.model.retry_budget_secs = 1).await
 }
 
 fn words(n: usize) -> Vec<String> {

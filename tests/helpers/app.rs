@@ -111,3 +111,19 @@ pub async fn spawn_app_in(dir: TempDir, tweak: impl FnOnce(&mut Settings)) -> Te
         join: Some(join),
     }
 }
+
+/// A node whose model is `fake`, retrying quickly, with `tweak` applied last.
+pub async fn spawn_app_on(
+    fake: &crate::helpers::FakeOpenAi,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let base_url = fake.base_url.clone();
+    spawn_app(move |s| {
+        s.model.provider = mikabot::config::ProviderChoice::Openai;
+        s.model.base_url = base_url;
+        s.model.retry_base_delay_ms = 20;
+        s.model.retry_max_delay_ms = 100;
+        tweak(s);
+    })
+    .await
+}

@@ -6,6 +6,6 @@ pub mod app;
 pub mod fake_openai;
 pub mod shopper;
 
-pub use app::{TestApp, spawn_app, spawn_app_in};
+pub use app::{TestApp, spawn_app, spawn_app_in, spawn_app_on};
 pub use fake_openai::{Behavior, FakeOpenAi};
 pub use shopper::Shopper;
