@@ -114,10 +114,9 @@ pub fn decode(text: &str, max_frame_bytes: usize) -> ClientEvent {
                     format!("page_url and referrer are at most {MAX_URL_BYTES} bytes"),
                 );
             }
-            let resume_id = resume.as_ref().map(|r| r.reply_id.clone());
             if too_long(&language, MAX_LANGUAGE_TAG_BYTES)
                 || too_long(&session_id, 64)
-                || too_long(&resume_id, 64)
+                || resume.as_ref().is_some_and(|r| r.reply_id.len() > 64)
             {
                 return invalid(
                     ErrorCode::InvalidFrame,

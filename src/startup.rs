@@ -165,6 +165,7 @@ impl Application {
             operator_token: (!settings.operator.api_token.is_empty())
                 .then(|| settings.operator.api_token.expose().to_owned()),
             max_upload_bytes: settings.import.max_upload_bytes,
+            profile_changes: tokio::sync::Mutex::new(()),
             demo_shop,
         });
 

@@ -102,6 +102,17 @@ async fn the_script_is_served_with_a_validator_and_compressed() {
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&wire[..]), &mut unzipped)
         .expect("valid gzip");
     assert_eq!(unzipped, mikabot::http::assets::WIDGET_JS);
+    let refused = client
+        .get(url(&app, "/widget.js"))
+        .header("accept-encoding", "gzip;q=0.0, identity")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        header(&refused, "content-encoding"),
+        None,
+        "gzip;q=0.0 refuses gzip"
+    );
     let head = client
         .head(url(&app, "/widget.js"))
         .send()
@@ -215,7 +226,7 @@ async fn the_operator_sets_branding_and_origins_and_they_last() {
         Some(TOKEN),
         r##"{"color":"#0A7D5A","title":"Hulp","greeting":"Waarmee kan ik helpen?","position":"left",
             "language":"nl","avatar_url":"https://shop.example/a.png",
-            "allowed_origins":["https://Shop.Example:443/","self"]}"##,
+            "allowed_origins":["https://Shop.Example:443/","self","https://shop.example"]}"##,
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");

@@ -424,7 +424,8 @@
       ui.log.append(streaming.li);
       if (!streaming.text) showTyping(streaming);
     } else streaming = null;
-    outbox.forEach(function (m) { ui.log.append(m.li); sendFrame({ type: 'message', client_id: m.id, text: m.text }); });
+    outbox.forEach(function (m) { ui.log.append(m.li); });
+    flushOutbox();
     if (!f.pending_reply && historyEntries.length && historyEntries[historyEntries.length - 1].role === 'shopper') showTyping();
     scrollDown();
   }
@@ -613,10 +614,17 @@
       clearInterval(rateTimer);
       rateTimer = 0;
       status('');
-      outbox.forEach(function (m) { sendFrame({ type: 'message', client_id: m.id, text: m.text }); });
+      flushOutbox();
     }
     rateTimer = setInterval(tick, 1000);
     tick();
+  }
+
+  // Sends every message still waiting for its ack, in order (a resend
+  // with the same client id is acknowledged once, never stored twice).
+  function flushOutbox() {
+    if (rateTimer) return;
+    outbox.forEach(function (m) { sendFrame({ type: 'message', client_id: m.id, text: m.text }); });
   }
 
   function submit() {

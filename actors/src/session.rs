@@ -451,15 +451,8 @@ impl WidgetSession {
                     settings.max_message_chars
                 ),
             ))
-        } else if let Err(not_until) = self.limiter.check() {
-            let mut error = ErrorEvent::new(
-                ErrorCode::RateLimited,
-                format!("at most {} messages a minute", settings.messages_per_minute),
-            );
-            error.retry_after = Some(not_until.wait_time_from(DefaultClock::default().now()));
-            Some(error)
         } else {
-            None
+            take_turn(&self.limiter, settings.messages_per_minute).err()
         };
         if let Some(mut error) = refusal {
             error.client_id = Some(client_id);
@@ -637,15 +630,7 @@ impl WidgetSession {
             self.error(ctx, ErrorEvent::new(ErrorCode::NothingToRetry, message));
             return;
         }
-        if let Err(not_until) = self.limiter.check() {
-            let mut error = ErrorEvent::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "at most {} messages a minute",
-                    self.deps.settings.messages_per_minute
-                ),
-            );
-            error.retry_after = Some(not_until.wait_time_from(DefaultClock::default().now()));
+        if let Err(error) = take_turn(&self.limiter, self.deps.settings.messages_per_minute) {
             self.error(ctx, error);
             return;
         }
@@ -692,6 +677,18 @@ impl WidgetSession {
             self.error(ctx, error);
         }
     }
+}
+
+/// Spends one of the session's messages a minute (a message or a retry),
+/// or says when the next one is allowed.
+fn take_turn(limiter: &DefaultDirectRateLimiter, per_minute: NonZeroU32) -> Result<(), ErrorEvent> {
+    limiter.check().map_err(|not_until| ErrorEvent {
+        retry_after: Some(not_until.wait_time_from(DefaultClock::default().now())),
+        ..ErrorEvent::new(
+            ErrorCode::RateLimited,
+            format!("at most {per_minute} messages a minute"),
+        )
+    })
 }
 
 impl Actor for WidgetSession {

@@ -166,6 +166,13 @@ async fn import_feed(
         Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "malformed_feed", e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
+    // The profile installed with the new index is read again now, under the
+    // lock: a settings change made during the upload is not undone.
+    let _changing = state.profile_changes.lock().await;
+    let profile = match stored_profile(&state, store.as_str()) {
+        Ok(profile) => profile,
+        Err(refusal) => return refusal,
+    };
     let catalog = state.stores.get(&store);
     match import::apply(
         &state.storage,
@@ -261,6 +268,7 @@ pub async fn synonyms(
             message,
         );
     }
+    let _changing = state.profile_changes.lock().await;
     let mut profile = match stored_profile(&state, &path.into_inner()) {
         Ok(profile) => profile,
         Err(refusal) => return refusal,
@@ -370,19 +378,20 @@ fn apply_widget_settings(
         if origins.len() > MAX_ALLOWED_ORIGINS {
             return Err(invalid_setting("allowed_origins", "at most 50 origins"));
         }
-        let mut normal = Vec::with_capacity(origins.len());
+        let mut normal: Vec<String> = Vec::with_capacity(origins.len());
         for origin in &origins {
-            if origin == SELF_ORIGIN {
-                normal.push(SELF_ORIGIN.to_owned());
-                continue;
-            }
-            let Some(origin) = normal_origin(origin) else {
-                let message = format!("{origin:?} is not an origin like https://shop.example");
-                return Err(invalid_setting("allowed_origins", &message));
+            let origin = if origin == SELF_ORIGIN {
+                SELF_ORIGIN.to_owned()
+            } else {
+                normal_origin(origin).ok_or_else(|| {
+                    let message = format!("{origin:?} is not an origin like https://shop.example");
+                    invalid_setting("allowed_origins", &message)
+                })?
             };
-            normal.push(origin);
+            if !normal.contains(&origin) {
+                normal.push(origin);
+            }
         }
-        normal.dedup();
         profile.allowed_origins = normal;
     }
     Ok(())
@@ -401,6 +410,7 @@ pub async fn widget_settings(
             Ok(body) => body,
             Err(refusal) => return refusal,
         };
+    let _changing = state.profile_changes.lock().await;
     let mut profile = match stored_profile(&state, &path.into_inner()) {
         Ok(profile) => profile,
         Err(refusal) => return refusal,

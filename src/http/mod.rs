@@ -37,6 +37,9 @@ pub struct AppState {
     /// `None` turns the catalog API off.
     pub operator_token: Option<String>,
     pub max_upload_bytes: usize,
+    /// Held while a store's profile is read, changed and installed (catalog
+    /// import, synonyms, widget settings), so no change undoes another.
+    pub profile_changes: tokio::sync::Mutex<()>,
     /// The demo shop's pages, when the demo store is enabled.
     pub demo_shop: Option<Arc<demo_shop::DemoShop>>,
 }
