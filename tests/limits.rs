@@ -190,3 +190,62 @@ async fn a_plain_http_request_to_the_socket_gets_a_json_error() {
     let body: serde_json::Value = response.json().await.expect("a JSON body");
     assert_eq!(body["error"]["code"], "websocket_required");
 }
+
+#[actix_web::test]
+async fn a_client_that_never_reads_is_disconnected_instead_of_buffered() {
+    use futures_util::SinkExt;
+    use std::time::Duration;
+
+    // Heartbeats stay at their defaults (a 45 s timeout): the bound on
+    // waiting frames is what must end this session.
+    let app = spawn_app(|s| s.widget.outgoing_buffer = 16).await;
+    // A small receive window, and no reads: the node's answers pile up.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("buffer size");
+    let stream = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .expect("connects");
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            app.ws_url("demo"),
+        )
+        .expect("request");
+    request.headers_mut().insert(
+        "origin",
+        crate::helpers::shopper::NODE_ORIGIN
+            .parse()
+            .expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("handshake");
+    ws.send(Message::text(r#"{"type":"hello","v":1}"#))
+        .await
+        .expect("hello");
+    app.wait_for_live_sessions(1).await;
+
+    let ping = r#"{"type":"ping","nonce":"a nonce long enough to fill buffers sooner"}"#;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut sent = 0_u64;
+    while app.live_sessions() == 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the session outlived {sent} unread answers"
+        );
+        // Writes fail once the node has dropped the connection, and stall
+        // while the node, its answers unread, stops reading.
+        match tokio::time::timeout(Duration::from_millis(100), ws.send(Message::text(ping))).await {
+            Ok(Ok(())) => sent += 1,
+            Ok(Err(_)) => break,
+            Err(_) => {}
+        }
+        if sent % 1000 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    app.wait_for_live_sessions(0).await;
+    // The node is well: a new shopper is served.
+    let mut next = Shopper::connect(&app.ws_url("demo")).await;
+    next.hello(json!({})).await;
+}

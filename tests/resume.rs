@@ -41,6 +41,27 @@ fn seqs(tokens: &[Value]) -> Vec<u64> {
     tokens.iter().filter_map(|t| t["seq"].as_u64()).collect()
 }
 
+/// Token frames after a resume: what was missed comes folded into one
+/// frame (whose seq is its last token's), then one frame per token. Checks
+/// that the seqs rise, the first frame starts right after the client's
+/// last token, and the last is token `count - 1`; the caller checks the
+/// text, which shows nothing was repeated or skipped.
+fn assert_resumed_tokens(tokens: &[Value], from: u64, count: u64) {
+    let seqs = seqs(tokens);
+    assert!(!seqs.is_empty(), "no tokens after the resume");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seqs rise: {seqs:?}");
+    assert!(
+        seqs[0] >= from,
+        "the first frame starts at {from}: {seqs:?}"
+    );
+    assert_eq!(seqs.last(), Some(&(count - 1)), "{seqs:?}");
+    // After the folded catch-up, each frame is one live token.
+    assert!(
+        seqs.windows(2).skip(1).all(|w| w[1] == w[0] + 1),
+        "live tokens one by one: {seqs:?}"
+    );
+}
+
 fn joined(tokens: &[Value]) -> String {
     tokens.iter().filter_map(|t| t["text"].as_str()).collect()
 }
@@ -70,12 +91,13 @@ async fn a_reconnect_mid_reply_replays_what_was_missed_and_continues() {
     assert_eq!(ready["pending_reply"], reply_id, "{ready}");
     let rest = back.read_reply(Value::Null).await;
     assert_eq!(rest.end["type"], "done", "{}", rest.end);
+    assert_resumed_tokens(&rest.tokens, 5, 40);
+    assert!(rest.tokens.iter().all(|t| t["reply_id"] == reply_id));
     assert_eq!(
-        seqs(&rest.tokens),
-        (5..40).collect::<Vec<u64>>(),
+        joined(&rest.tokens),
+        words(40)[5..].concat(),
         "every missed token once, in order"
     );
-    assert!(rest.tokens.iter().all(|t| t["reply_id"] == reply_id));
     let whole = joined(&first) + &joined(&rest.tokens);
     assert_eq!(whole, words(40).concat());
     assert_eq!(
@@ -116,7 +138,12 @@ async fn a_new_page_follows_a_running_reply_from_its_start() {
         "the shopper's message; the reply is pending"
     );
     let reply = next_page.read_reply(Value::Null).await;
-    assert_eq!(seqs(&reply.tokens), (0..20).collect::<Vec<u64>>());
+    assert_resumed_tokens(&reply.tokens, 0, 20);
+    assert!(
+        reply.tokens[0]["seq"].as_u64() >= Some(1),
+        "the two tokens already out came as one frame: {:?}",
+        seqs(&reply.tokens)
+    );
     assert_eq!(reply.text(), words(20).concat());
 }
 
@@ -175,9 +202,8 @@ async fn a_newer_connection_takes_the_conversation_over() {
     assert_eq!(error["code"], "session_replaced");
     let rest = second.read_reply(Value::Null).await;
     assert_eq!(rest.end["type"], "done");
-    let first_seq = rest.tokens[0]["seq"].as_u64().expect("a seq");
-    assert_eq!(first_seq, 3);
-    assert_eq!(seqs(&rest.tokens), (3..30).collect::<Vec<u64>>());
+    assert_resumed_tokens(&rest.tokens, 3, 30);
+    assert_eq!(joined(&rest.tokens), words(30)[3..].concat());
 }
 
 #[actix_web::test]
@@ -282,4 +308,35 @@ async fn only_allowed_origins_open_the_widget() {
         Shopper::connect_from(&app.ws_url("demo"), Some("http://localhost:8080")).await;
     let ready = shopper.hello(json!({})).await;
     assert_eq!(ready["type"], "ready");
+}
+
+#[actix_web::test]
+async fn a_resume_that_missed_more_tokens_than_the_outgoing_bound_catches_up() {
+    let fake = FakeOpenAi::start().await;
+    fake.always(slow_reply(300, 4));
+    // Fewer waiting frames allowed than the tokens the client will miss.
+    let app = spawn_app_on(&fake, |s| s.widget.outgoing_buffer = 8).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper.hello(json!({})).await;
+    shopper.message("c1", "a long answer please").await;
+    assert_eq!(shopper.next().await.json()["type"], "ack");
+    let first = read_tokens(&mut shopper, 3).await;
+    let reply_id = first[0]["reply_id"].clone();
+    drop(shopper);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let mut back = Shopper::connect(&app.ws_url("demo")).await;
+    back.hello(
+        json!({"session_id": ready["session_id"], "resume": {"reply_id": reply_id, "last_seq": 2}}),
+    )
+    .await;
+    let rest = back.read_reply(Value::Null).await;
+    assert_eq!(rest.end["type"], "done", "{}", rest.end);
+    assert_resumed_tokens(&rest.tokens, 3, 300);
+    assert!(
+        rest.tokens[0]["seq"].as_u64() > Some(10),
+        "the missed tokens came as one frame: {:?}",
+        seqs(&rest.tokens)[..3].to_vec()
+    );
+    assert_eq!(joined(&rest.tokens), words(300)[3..].concat());
 }

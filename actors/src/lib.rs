@@ -9,6 +9,7 @@ pub mod language;
 pub mod live;
 pub mod log;
 pub mod model;
+pub mod outbox;
 pub mod prompt;
 pub mod reply;
 pub mod search;

@@ -1,6 +1,6 @@
 //! `WidgetSession`: one actor per shopper socket. The HTTP edge starts it
-//! with the socket's decoded inbound events as a stream and a bounded sender
-//! for outbound events. It greets, persists each shopper message durably
+//! with the socket's decoded inbound events as a stream and the socket's
+//! [`Outbox`] for outbound events. It greets, persists each shopper message durably
 //! before acknowledging it, starts one reply at a time and relays the
 //! reply's events. It ends on close, transport error, hello or heartbeat
 //! timeout, repeated misuse, a reader too slow for its frames, or shutdown;
@@ -18,7 +18,7 @@ use actix::{
 use futures_util::StreamExt;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 
 use crate::catalog::StoreProfile;
 use crate::events::{
@@ -30,6 +30,7 @@ use crate::language::{Language, detect};
 use crate::live::{LiveSessions, Registration, Replaced, Shutdown};
 use crate::log::{ClientClass, ConversationLog, ConversationMeta, StoredMessage, now_ms};
 use crate::model::{ChatModel, ModelError};
+use crate::outbox::{Outbox, OutboxError, fold_token};
 use crate::prompt::{Prompt, Role, Turn, bounded_history};
 use crate::reply::{self, ReplyEvent, ReplyFeed, ReplyJob, RetryPolicy};
 use crate::store::{FindProducts, Found, GetProfile, StoreCatalog};
@@ -84,7 +85,7 @@ pub struct Connection {
 pub struct WidgetSession {
     deps: SessionDeps,
     connection: Connection,
-    out: mpsc::Sender<ServerEvent>,
+    out: Box<dyn Outbox>,
     phase: Phase,
     last_seen: Instant,
     protocol_errors: u32,
@@ -93,6 +94,10 @@ pub struct WidgetSession {
     reply: Option<ActiveReply>,
     /// A shopper message arrived while a reply was running.
     turn_waiting: bool,
+    /// Client ids of shopper messages stored but not yet flushed (not yet
+    /// acknowledged).
+    unflushed: Vec<String>,
+    held: Option<HeldReply>,
     closing: bool,
 }
 
@@ -120,8 +125,16 @@ struct ActiveReply {
     text: String,
 }
 
+/// A reply started while its message was still being flushed: its events
+/// wait here until the message's ack is out.
+struct HeldReply {
+    reply_id: MessageId,
+    answers: MessageId,
+    events: mpsc::Receiver<ReplyEvent>,
+}
+
 impl WidgetSession {
-    pub fn new(deps: SessionDeps, connection: Connection, out: mpsc::Sender<ServerEvent>) -> Self {
+    pub fn new(deps: SessionDeps, connection: Connection, out: Box<dyn Outbox>) -> Self {
         let limiter = RateLimiter::direct(Quota::per_minute(deps.settings.messages_per_minute));
         Self {
             deps,
@@ -134,6 +147,8 @@ impl WidgetSession {
             registration: None,
             reply: None,
             turn_waiting: false,
+            unflushed: Vec::new(),
+            held: None,
             closing: false,
         }
     }
@@ -142,9 +157,9 @@ impl WidgetSession {
         if self.closing {
             return;
         }
-        match self.out.try_send(event) {
+        match self.out.push(event) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+            Err(OutboxError::Full) => {
                 // The shopper's client reads slower than we write; holding
                 // frames without bound is not an option, and a reply in
                 // progress is recorded by its own task.
@@ -152,7 +167,7 @@ impl WidgetSession {
                 self.closing = true;
                 ctx.stop();
             }
-            Err(TrySendError::Closed(_)) => {
+            Err(OutboxError::Closed) => {
                 self.closing = true;
                 ctx.stop();
             }
@@ -318,7 +333,8 @@ impl WidgetSession {
     }
 
     /// Follows a running reply from token `from`: what the client missed
-    /// first, then the rest as it comes.
+    /// first (its tokens folded into one frame, however many there were),
+    /// then the rest as it comes.
     fn follow(&mut self, feed: &ReplyFeed, from: u32, ctx: &mut Context<Self>) {
         let reply_id = feed.reply_id();
         let (catchup, events) = feed.follow(from);
@@ -326,10 +342,42 @@ impl WidgetSession {
             id: reply_id,
             text: catchup.shown,
         });
+        let mut missed: Option<ServerEvent> = None;
         for event in catchup.events {
-            self.on_reply_event(reply_id, event, ctx);
+            let ReplyEvent::Token { seq, text } = event else {
+                if let Some(missed) = missed.take() {
+                    self.show_token(missed, ctx);
+                }
+                self.on_reply_event(reply_id, event, ctx);
+                continue;
+            };
+            let token = ServerEvent::Token {
+                reply_id,
+                seq,
+                text,
+            };
+            match &mut missed {
+                None => missed = Some(token),
+                Some(last) => {
+                    if let Some(unfolded) = fold_token(last, token) {
+                        self.show_token(std::mem::replace(last, unfolded), ctx);
+                    }
+                }
+            }
+        }
+        if let Some(missed) = missed {
+            self.show_token(missed, ctx);
         }
         self.listen(reply_id, events, ctx);
+    }
+
+    /// Sends a token frame of the reply this session shows, keeping its
+    /// text for the conversation's history.
+    fn show_token(&mut self, token: ServerEvent, ctx: &mut Context<Self>) {
+        if let (Some(reply), ServerEvent::Token { text, .. }) = (&mut self.reply, &token) {
+            reply.text.push_str(text);
+        }
+        self.send(ctx, token);
     }
 
     fn listen(
@@ -427,8 +475,12 @@ impl WidgetSession {
             self.protocol_error(ctx, error);
             return;
         }
-        // A resend of an acknowledged message is acknowledged again, never
-        // stored twice.
+        // A resend of a message still being flushed gets the ack that is
+        // on its way; a resend of an acknowledged one is acknowledged again.
+        // Neither is stored twice.
+        if self.unflushed.contains(&client_id) {
+            return;
+        }
         if let Some((_, message_id)) = chat.acked.iter().find(|(id, _)| *id == client_id) {
             let ack = ServerEvent::Ack {
                 client_id,
@@ -486,38 +538,80 @@ impl WidgetSession {
             return;
         }
         chat.opened = true;
+        // The message joins the conversation now, so that its reply starts
+        // (retrieval, the model's request) while the flush runs; the ack,
+        // and every frame of that reply, wait for the flush.
+        chat.history.push(Turn {
+            role: Role::Shopper,
+            text: message.text.clone(),
+        });
+        let answered_before = chat.last_shopper.replace(message.id);
+        self.unflushed.push(client_id.clone());
         let flush = self.deps.log.flush();
         ctx.spawn(flush.into_actor(self).map(move |flushed, act, ctx| {
-            if let Err(error) = flushed {
-                tracing::error!(%error, "shopper message not flushed");
-                let mut error = ErrorEvent::new(
-                    ErrorCode::StorageFailed,
-                    "the message could not be stored; send it again",
-                );
-                error.client_id = Some(client_id);
-                act.error(ctx, error);
-                return;
-            }
-            if let Phase::Ready(chat) = &mut act.phase {
-                chat.history.push(Turn {
-                    role: Role::Shopper,
-                    text: message.text,
-                });
-                chat.acked.push_back((client_id.clone(), message.id));
-                chat.last_shopper = Some(message.id);
-                if chat.acked.len() > REMEMBERED_CLIENT_IDS {
-                    chat.acked.pop_front();
+            act.unflushed.retain(|id| *id != client_id);
+            match flushed {
+                Ok(()) => {
+                    if let Phase::Ready(chat) = &mut act.phase {
+                        chat.acked.push_back((client_id.clone(), message.id));
+                        if chat.acked.len() > REMEMBERED_CLIENT_IDS {
+                            chat.acked.pop_front();
+                        }
+                    }
+                    act.send(
+                        ctx,
+                        ServerEvent::Ack {
+                            client_id,
+                            message_id: message.id,
+                        },
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(%error, "shopper message not flushed");
+                    act.forget_message(&message, answered_before);
+                    let mut error = ErrorEvent::new(
+                        ErrorCode::StorageFailed,
+                        "the message could not be stored; send it again",
+                    );
+                    error.client_id = Some(client_id);
+                    act.error(ctx, error);
                 }
             }
-            act.send(
-                ctx,
-                ServerEvent::Ack {
-                    client_id,
-                    message_id: message.id,
-                },
-            );
-            act.start_reply(ctx);
+            act.release_held_reply(ctx);
         }));
+        self.start_reply(ctx);
+    }
+
+    /// Takes back a message whose flush failed: it was never acknowledged,
+    /// and a reply started for it is not shown.
+    fn forget_message(&mut self, message: &StoredMessage, answered_before: Option<MessageId>) {
+        if let Phase::Ready(chat) = &mut self.phase {
+            if let Some(at) = chat
+                .history
+                .iter()
+                .rposition(|t| t.role == Role::Shopper && t.text == message.text)
+            {
+                chat.history.remove(at);
+            }
+            if chat.last_shopper == Some(message.id) {
+                chat.last_shopper = answered_before;
+            }
+        }
+        if let Some(held) = self.held.take_if(|held| held.answers == message.id) {
+            tracing::warn!(reply = %held.reply_id, "reply to an unstored message not shown");
+            self.reply = None;
+            self.turn_waiting = false;
+        }
+    }
+
+    /// Shows a reply held back while its message was being flushed, once
+    /// no flush is pending.
+    fn release_held_reply(&mut self, ctx: &mut Context<Self>) {
+        if self.unflushed.is_empty()
+            && let Some(held) = self.held.take()
+        {
+            self.listen(held.reply_id, held.events, ctx);
+        }
     }
 
     /// Starts a reply to the shopper's newest message, or notes that one is
@@ -610,7 +704,15 @@ impl WidgetSession {
             return;
         }
         reply::spawn(job, feed);
-        self.listen(reply_id, events, ctx);
+        if self.unflushed.is_empty() {
+            self.listen(reply_id, events, ctx);
+        } else {
+            self.held = Some(HeldReply {
+                reply_id,
+                answers,
+                events,
+            });
+        }
     }
 
     /// Answers the shopper's last message again after a failed reply.
@@ -765,19 +867,14 @@ impl WidgetSession {
             return;
         }
         match event {
-            ReplyEvent::Token { seq, text } => {
-                if let Some(reply) = &mut self.reply {
-                    reply.text.push_str(&text);
-                }
-                self.send(
-                    ctx,
-                    ServerEvent::Token {
-                        reply_id,
-                        seq,
-                        text,
-                    },
-                );
-            }
+            ReplyEvent::Token { seq, text } => self.show_token(
+                ServerEvent::Token {
+                    reply_id,
+                    seq,
+                    text,
+                },
+                ctx,
+            ),
             ReplyEvent::Finished { cards, finish } => {
                 if !cards.is_empty() {
                     self.send(ctx, ServerEvent::Products { reply_id, cards });
@@ -853,3 +950,6 @@ impl Handler<Replaced> for WidgetSession {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

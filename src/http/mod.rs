@@ -5,7 +5,7 @@ mod catalog;
 pub mod client;
 mod demo_shop;
 mod health;
-mod widget;
+pub mod widget;
 
 use std::net::IpAddr;
 use std::sync::Arc;

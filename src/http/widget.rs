@@ -1,19 +1,24 @@
 //! `GET /v1/widget/ws?store=ID`: the shopper's socket. Upgrades with
 //! actix-ws, refuses unknown stores and address floods with a close code,
 //! then hands the socket to one `WidgetSession` actor: inbound frames are
-//! decoded into events on the way in, and a writer task owning the socket
-//! encodes the actor's events from a bounded channel on the way out.
+//! decoded into events on the way in; on the way out the actor's
+//! [`SocketOutbox`] encodes each event and hands it straight to the socket,
+//! keeping a bounded backlog (tokens of one reply folded together) only
+//! while the socket's own queue is full.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use actix::{Actor, AsyncContext};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use mikabot_actors::events::{ClientEvent, ErrorCode, ErrorEvent, ServerEvent, close_code};
 use mikabot_actors::ids::StoreId;
+use mikabot_actors::outbox::{Outbox, OutboxError, fold_token};
 use mikabot_actors::session::{Connection, SessionDeps, WidgetSession};
-use tokio::sync::mpsc;
 
 use crate::http::AppState;
 use crate::http::client::{anonymise, classify};
@@ -109,9 +114,7 @@ pub async fn socket(
         live: state.live.clone(),
         settings: state.session_settings.clone(),
     };
-    let (tx, rx) = mpsc::channel(state.outgoing_buffer);
-    actix_web::rt::spawn(write_frames(session, rx));
-
+    let outbox = SocketOutbox::new(session, state.outgoing_buffer);
     let max_frame_bytes = state.max_frame_bytes;
     let limit = transport_limit(max_frame_bytes);
     let inbound = stream
@@ -121,7 +124,7 @@ pub async fn socket(
         .map(move |item| inbound_event(item, max_frame_bytes));
     WidgetSession::create(|ctx| {
         ctx.add_stream(inbound);
-        WidgetSession::new(deps, connection, tx)
+        WidgetSession::new(deps, connection, Box::new(outbox))
     });
     Ok(response)
 }
@@ -168,25 +171,164 @@ fn inbound_event(
     }
 }
 
-/// Owns the socket's sending half: encodes each event and writes it, in
-/// order, until a close or until the session drops its sender.
-async fn write_frames(mut session: actix_ws::Session, mut events: mpsc::Receiver<ServerEvent>) {
-    while let Some(event) = events.recv().await {
-        let sent = match protocol::encode(&event) {
+/// A session's way out: events go straight into actix-ws's queue for the
+/// socket. When that queue is full (a client reading slowly, or a busy
+/// node) they wait in a backlog, in order, drained by a task that exists
+/// only while there is one; consecutive tokens of a reply are folded into
+/// one frame there, so a backlog of tokens costs one frame. More than
+/// `bound` waiting events means the client cannot keep up: `Full`.
+pub struct SocketOutbox {
+    session: Option<actix_ws::Session>,
+    backlog: Option<Rc<RefCell<Backlog>>>,
+    bound: usize,
+}
+
+#[derive(Default)]
+struct Backlog {
+    events: VecDeque<ServerEvent>,
+    /// A drain task runs (it may be writing the last event taken).
+    draining: bool,
+    /// The socket failed while draining.
+    closed: bool,
+    /// The session ended: close the socket once the backlog is out.
+    finish: bool,
+}
+
+enum Written {
+    Sent,
+    Busy(ServerEvent),
+    Closed,
+}
+
+/// Writes `event` if the socket's queue has room now.
+fn write_now(session: &mut actix_ws::Session, event: ServerEvent) -> Written {
+    let result = match protocol::encode(&event) {
+        Outgoing::Text(text) => session.text(text).now_or_never(),
+        Outgoing::Ping => session.ping(b"").now_or_never(),
+        Outgoing::Pong(payload) => session.pong(&payload).now_or_never(),
+        Outgoing::Close { code, reason } => session
+            .clone()
+            .close(close_reason(code, reason))
+            .now_or_never(),
+    };
+    match result {
+        Some(Ok(())) => Written::Sent,
+        Some(Err(_)) => Written::Closed,
+        None => Written::Busy(event),
+    }
+}
+
+fn close_reason(code: u16, reason: &str) -> Option<CloseReason> {
+    Some(CloseReason {
+        code: code.into(),
+        description: Some(reason.to_owned()),
+    })
+}
+
+impl SocketOutbox {
+    pub fn new(session: actix_ws::Session, bound: usize) -> Self {
+        Self {
+            session: Some(session),
+            backlog: None,
+            bound: bound.max(1),
+        }
+    }
+}
+
+impl Outbox for SocketOutbox {
+    fn push(&mut self, event: ServerEvent) -> Result<(), OutboxError> {
+        let Some(session) = &mut self.session else {
+            return Err(OutboxError::Closed);
+        };
+        if let Some(backlog) = &self.backlog {
+            let mut backlog = backlog.borrow_mut();
+            if backlog.closed {
+                return Err(OutboxError::Closed);
+            }
+            if backlog.draining {
+                let unfolded = match backlog.events.back_mut() {
+                    Some(last) => fold_token(last, event),
+                    None => Some(event),
+                };
+                if let Some(event) = unfolded {
+                    if backlog.events.len() >= self.bound {
+                        return Err(OutboxError::Full);
+                    }
+                    backlog.events.push_back(event);
+                }
+                return Ok(());
+            }
+        }
+        let closing = matches!(event, ServerEvent::Close { .. });
+        match write_now(session, event) {
+            Written::Sent if closing => {
+                self.session = None;
+                Ok(())
+            }
+            Written::Sent => Ok(()),
+            Written::Closed => {
+                self.session = None;
+                Err(OutboxError::Closed)
+            }
+            Written::Busy(event) => {
+                let backlog = self.backlog.get_or_insert_with(Default::default);
+                {
+                    let mut waiting = backlog.borrow_mut();
+                    waiting.events.push_back(event);
+                    waiting.draining = true;
+                }
+                actix_web::rt::spawn(drain(session.clone(), Rc::clone(backlog)));
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for SocketOutbox {
+    fn drop(&mut self) {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        if let Some(backlog) = &self.backlog {
+            let mut backlog = backlog.borrow_mut();
+            if backlog.draining {
+                // The drain task closes the socket after the backlog.
+                backlog.finish = true;
+                return;
+            }
+        }
+        // Best effort: when the socket's queue is full the close frame is
+        // dropped, and the socket still ends when its last sender goes.
+        let _ = session.close(None).now_or_never();
+    }
+}
+
+/// Writes the backlog, in order, waiting for room; ends when it is empty.
+async fn drain(mut session: actix_ws::Session, backlog: Rc<RefCell<Backlog>>) {
+    loop {
+        let next = {
+            let mut backlog = backlog.borrow_mut();
+            match backlog.events.pop_front() {
+                Some(event) => event,
+                None if backlog.finish => break,
+                None => {
+                    backlog.draining = false;
+                    return;
+                }
+            }
+        };
+        let sent = match protocol::encode(&next) {
             Outgoing::Text(text) => session.text(text).await,
             Outgoing::Ping => session.ping(b"").await,
             Outgoing::Pong(payload) => session.pong(&payload).await,
             Outgoing::Close { code, reason } => {
-                let _ = session
-                    .close(Some(CloseReason {
-                        code: code.into(),
-                        description: Some(reason.to_owned()),
-                    }))
-                    .await;
+                let _ = session.close(close_reason(code, reason)).await;
+                backlog.borrow_mut().closed = true;
                 return;
             }
         };
         if sent.is_err() {
+            backlog.borrow_mut().closed = true;
             return;
         }
     }

@@ -1,0 +1,289 @@
+//! A session against an in-memory log whose flushes are slow or fail, and
+//! a model that notes when it was asked: the reply starts while the
+//! shopper's message is flushed, yet nothing of it reaches the client
+//! before the ack; a message whose flush fails is refused and forgotten.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::*;
+use crate::catalog::{Branding, Currency};
+use crate::events::ServerEvent;
+use crate::log::LogError;
+use crate::model::{ChunkStream, FinishReason, ModelChunk};
+use crate::reply::RetryPolicy;
+
+const SHOP: &str = "https://shop.example";
+
+#[derive(Default)]
+struct MemoryLog {
+    appended: Mutex<Vec<StoredMessage>>,
+    fail_flushes: AtomicBool,
+    flushes_started: Mutex<Vec<Instant>>,
+}
+
+impl ConversationLog for MemoryLog {
+    fn find_session(
+        &self,
+        _: &StoreId,
+        _: SessionId,
+    ) -> Result<Option<ConversationMeta>, LogError> {
+        Ok(None)
+    }
+
+    fn open_conversation(&self, _: &ConversationMeta) -> Result<(), LogError> {
+        Ok(())
+    }
+
+    fn append(&self, _: &StoreId, message: &StoredMessage) -> Result<(), LogError> {
+        self.appended.lock().expect("lock").push(message.clone());
+        Ok(())
+    }
+
+    fn history(
+        &self,
+        _: &StoreId,
+        _: ConversationId,
+        _: usize,
+    ) -> Result<Vec<StoredMessage>, LogError> {
+        Ok(Vec::new())
+    }
+
+    fn flush(&self) -> BoxFuture<'static, Result<(), LogError>> {
+        self.flushes_started
+            .lock()
+            .expect("lock")
+            .push(Instant::now());
+        let fail = self.fail_flushes.load(Ordering::SeqCst);
+        Box::pin(async move {
+            // A disk that takes its time.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            if fail {
+                Err(LogError("the disk is gone".into()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+#[derive(Default)]
+struct NotingModel {
+    asked: Mutex<Vec<(Instant, Arc<Prompt>)>>,
+}
+
+impl ChatModel for NotingModel {
+    fn name(&self) -> &'static str {
+        "noting"
+    }
+
+    fn start(&self, prompt: Arc<Prompt>) -> BoxFuture<'static, Result<ChunkStream, ModelError>> {
+        self.asked
+            .lock()
+            .expect("lock")
+            .push((Instant::now(), prompt));
+        let chunks: Vec<Result<ModelChunk, ModelError>> = vec![
+            Ok(ModelChunk::Text("Here ".into())),
+            Ok(ModelChunk::Text("you are.".into())),
+            Ok(ModelChunk::Finished(FinishReason::Stop)),
+        ];
+        Box::pin(async move { Ok(Box::pin(futures_util::stream::iter(chunks)) as ChunkStream) })
+    }
+}
+
+struct Rig {
+    log: Arc<MemoryLog>,
+    model: Arc<NotingModel>,
+    inbound: UnboundedSender<ClientEvent>,
+    outbound: mpsc::Receiver<ServerEvent>,
+}
+
+fn settings() -> SessionSettings {
+    SessionSettings {
+        heartbeat_interval: Duration::from_secs(15),
+        client_timeout: Duration::from_secs(45),
+        hello_timeout: Duration::from_secs(10),
+        max_message_chars: 2000,
+        messages_per_minute: NonZeroU32::new(100).expect("non-zero"),
+        history_tokens: 2000,
+        history_messages: 50,
+        retrieval_limit: 6,
+        max_protocol_errors: 20,
+        retry: RetryPolicy {
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            budget: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(5),
+        },
+    }
+}
+
+fn start_session() -> Rig {
+    let store = StoreId::parse("s").expect("valid id");
+    let profile = StoreProfile {
+        id: store.clone(),
+        name: "S".into(),
+        url: SHOP.into(),
+        instructions: String::new(),
+        default_language: Language::En,
+        currency: Currency::parse("EUR").expect("known"),
+        allowed_origins: vec![SHOP.into()],
+        synonyms: Vec::new(),
+        branding: Branding::default(),
+    };
+    let log = Arc::new(MemoryLog::default());
+    let model = Arc::new(NotingModel::default());
+    let deps = SessionDeps {
+        store,
+        catalog: StoreCatalog::new(profile, Vec::new()).start(),
+        log: log.clone(),
+        model: model.clone(),
+        live: LiveSessions::default(),
+        settings: Arc::new(settings()),
+    };
+    let connection = Connection {
+        origin: Some(SHOP.into()),
+        ..Connection::default()
+    };
+    let (inbound, events) = mpsc::unbounded_channel();
+    let (out, outbound) = mpsc::channel(64);
+    let events = futures_util::stream::unfold(events, |mut rx| async move {
+        rx.recv().await.map(|event| (event, rx))
+    });
+    WidgetSession::create(|ctx| {
+        ctx.add_stream(events);
+        WidgetSession::new(deps, connection, Box::new(out))
+    });
+    Rig {
+        log,
+        model,
+        inbound,
+        outbound,
+    }
+}
+
+impl Rig {
+    fn send(&self, event: ClientEvent) {
+        self.inbound.send(event).expect("the session is running");
+    }
+
+    async fn next(&mut self) -> ServerEvent {
+        tokio::time::timeout(Duration::from_secs(5), self.outbound.recv())
+            .await
+            .expect("an event in time")
+            .expect("the session is running")
+    }
+
+    async fn hello(&mut self) {
+        self.send(ClientEvent::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            ..Hello::default()
+        }));
+        assert!(matches!(self.next().await, ServerEvent::Ready { .. }));
+    }
+
+    fn message(&self, client_id: &str, text: &str) {
+        self.send(ClientEvent::Message {
+            client_id: client_id.into(),
+            text: text.into(),
+        });
+    }
+}
+
+#[actix_rt::test]
+async fn the_reply_starts_during_the_flush_but_shows_only_after_the_ack() {
+    let mut rig = start_session();
+    rig.hello().await;
+    rig.message("c1", "a tent please");
+    let first = rig.next().await;
+    let acked_at = Instant::now();
+    assert!(
+        matches!(&first, ServerEvent::Ack { client_id, .. } if client_id == "c1"),
+        "the ack comes first: {first:?}"
+    );
+    let mut text = String::new();
+    loop {
+        match rig.next().await {
+            ServerEvent::Token { text: t, .. } => text.push_str(&t),
+            ServerEvent::Done { .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(text, "Here you are.");
+    let flushed_from = rig.log.flushes_started.lock().expect("lock")[0];
+    let asked_at = rig.model.asked.lock().expect("lock")[0].0;
+    assert!(
+        asked_at < acked_at && asked_at >= flushed_from,
+        "the model was asked while the message was being flushed"
+    );
+    // A resend while acknowledged is acknowledged again, not stored twice.
+    rig.message("c1", "a tent please");
+    assert!(matches!(rig.next().await, ServerEvent::Ack { .. }));
+    let stored_shopper = rig
+        .log
+        .appended
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|m| m.role == Role::Shopper)
+        .count();
+    assert_eq!(stored_shopper, 1);
+}
+
+#[actix_rt::test]
+async fn a_resend_during_the_flush_gets_one_ack_after_it() {
+    let mut rig = start_session();
+    rig.hello().await;
+    rig.message("c1", "a lamp");
+    rig.message("c1", "a lamp");
+    assert!(matches!(rig.next().await, ServerEvent::Ack { .. }));
+    let mut acks = 0;
+    loop {
+        match rig.next().await {
+            ServerEvent::Ack { .. } => acks += 1,
+            ServerEvent::Done { .. } => break,
+            _ => {}
+        }
+    }
+    assert_eq!(acks, 0, "one ack for the message and its resend");
+    assert_eq!(rig.model.asked.lock().expect("lock").len(), 1);
+}
+
+#[actix_rt::test]
+async fn a_message_whose_flush_fails_is_refused_and_its_reply_never_shown() {
+    let mut rig = start_session();
+    rig.hello().await;
+    rig.log.fail_flushes.store(true, Ordering::SeqCst);
+    rig.message("c1", "a stove");
+    match rig.next().await {
+        ServerEvent::Error(error) => {
+            assert_eq!(error.code, ErrorCode::StorageFailed);
+            assert_eq!(error.client_id.as_deref(), Some("c1"));
+        }
+        other => panic!("expected storage_failed, got {other:?}"),
+    }
+    // The reply the model started for it never reaches the client.
+    let quiet = tokio::time::timeout(Duration::from_millis(300), rig.outbound.recv()).await;
+    assert!(quiet.is_err(), "nothing follows the refusal: {quiet:?}");
+
+    // The session goes on, and the refused message is not in the next prompt.
+    rig.log.fail_flushes.store(false, Ordering::SeqCst);
+    rig.message("c2", "a kettle");
+    assert!(matches!(rig.next().await, ServerEvent::Ack { client_id, .. } if client_id == "c2"));
+    loop {
+        if let ServerEvent::Done { .. } = rig.next().await {
+            break;
+        }
+    }
+    let asked = rig.model.asked.lock().expect("lock");
+    let last = &asked.last().expect("asked").1;
+    assert_eq!(last.message, "a kettle");
+    assert!(
+        last.history.iter().all(|turn| turn.text != "a stove"),
+        "{:?}",
+        last.history
+    );
+}
