@@ -1,16 +1,23 @@
-//! The per-token and per-reply hot paths: encoding a token frame for the
-//! socket, building a prompt's system text from retrieved products, and
-//! choosing the product cards a reply names.
+//! The per-token and per-reply hot paths: encoding a token frame and
+//! handing it to the socket, building a prompt's system text from
+//! retrieved products, and choosing the product cards a reply names.
 //! `cargo bench --bench hot_paths`.
 
 use std::hint::black_box;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use actix_web::FromRequest;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::test::TestRequest;
 use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt;
+use mikabot::http::widget::SocketOutbox;
 use mikabot::protocol::encode;
 use mikabot_actors::events::ServerEvent;
 use mikabot_actors::ids::{MessageId, StoreId};
 use mikabot_actors::language::Language;
+use mikabot_actors::outbox::Outbox;
 use mikabot_actors::prompt::{Prompt, Role, Turn, bounded_history};
 use mikabot_actors::reply::recommended_cards;
 
@@ -41,6 +48,29 @@ fn prompt() -> Prompt {
     }
 }
 
+/// A widget socket as the node holds it after the upgrade: the outbox the
+/// session writes to, and the response body the HTTP layer turns into
+/// WebSocket frames for the connection.
+fn socket() -> (SocketOutbox, BoxBody, actix_ws::MessageStream) {
+    let (req, mut payload) = TestRequest::default()
+        .insert_header(("upgrade", "websocket"))
+        .insert_header(("connection", "upgrade"))
+        .insert_header(("sec-websocket-version", "13"))
+        .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="))
+        .to_http_parts();
+    let payload = actix_web::web::Payload::from_request(&req, &mut payload)
+        .now_or_never()
+        .unwrap_or_else(|| panic!("the payload is ready"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (response, session, stream) =
+        actix_ws::handle(&req, payload).unwrap_or_else(|e| panic!("upgrade: {e}"));
+    (
+        SocketOutbox::new(session, 256),
+        response.into_body(),
+        stream,
+    )
+}
+
 fn hot_paths(c: &mut Criterion) {
     let token = ServerEvent::Token {
         reply_id: MessageId::new(),
@@ -49,6 +79,24 @@ fn hot_paths(c: &mut Criterion) {
     };
     c.bench_function("token_frame_encode", |b| {
         b.iter(|| black_box(encode(black_box(&token))))
+    });
+
+    // Encode, hand to the socket's queue, and take the WebSocket frame out
+    // as the connection would: everything a token costs before the write
+    // system call.
+    let (mut outbox, mut body, _stream) = socket();
+    c.bench_function("token_frame_encode_and_send", |b| {
+        b.iter(|| {
+            outbox
+                .push(black_box(token.clone()))
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx))
+                .now_or_never()
+                .flatten()
+                .unwrap_or_else(|| panic!("a frame is ready"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            black_box(frame)
+        })
     });
 
     let prompt = prompt();

@@ -1,0 +1,128 @@
+//! The load generator runs its three scenarios against a real node, small:
+//! in this process, and in a child process killed before the storage check.
+
+use std::time::Duration;
+
+use mikabot::loadgen::model::ModelShape;
+use mikabot::loadgen::node::NodeChoice;
+use mikabot::loadgen::{self, BurstOptions, ChatOptions, Common, IdleOptions};
+
+fn common(node: NodeChoice) -> Common {
+    Common {
+        node,
+        sources: 4,
+        model_port: 0,
+        model_workers: 1,
+    }
+}
+
+fn quick_model() -> ModelShape {
+    ModelShape {
+        ttft: Duration::from_millis(20),
+        tokens_per_sec: 200.0,
+        reply_tokens: 12,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_open_are_held_and_measured() {
+    let options = IdleOptions {
+        sessions: 60,
+        hold: Duration::from_millis(200),
+        concurrency: 16,
+    };
+    let report = loadgen::idle(&common(NodeChoice::InProcess), &options)
+        .await
+        .expect("the idle run completes");
+    assert_eq!(report.sessions_open, 60, "{:?}", report.failures);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.dropped_while_held, 0);
+    assert!(report.rss_held_kib > 0.0);
+    assert_eq!(report.run.node, "in process");
+    assert!(!report.run.node_measured_alone);
+    assert!(report.markdown().contains("| sessions open | 60 |"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_measures_every_token_against_the_models_own_timing() {
+    let options = ChatOptions {
+        shoppers: 8,
+        duration: Duration::from_secs(1),
+        shape: quick_model(),
+    };
+    let report = loadgen::chat(&common(NodeChoice::InProcess), &options)
+        .await
+        .expect("the chat run completes");
+    assert_eq!(report.connected, 8);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.replies_completed >= 8, "{report:?}");
+    assert_eq!(report.tokens_received, report.replies_completed * 12);
+    // Every token and every first token was matched to the model's write.
+    assert_eq!(
+        report.added_latency_per_token.count as u64,
+        report.tokens_received
+    );
+    assert_eq!(
+        report.added_time_to_first_token.count as u64,
+        report.replies_completed
+    );
+    assert_eq!(report.time_to_ack.count as u64, report.replies_completed);
+    let latency = &report.added_latency_per_token;
+    assert!(latency.p50_us > 0.0 && latency.p50_us <= latency.p99_us);
+    assert!(latency.p99_us <= latency.max_us);
+    assert!(report.model_requests >= report.replies_completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_loses_no_acknowledged_message_even_when_the_node_is_killed() {
+    let node = NodeChoice::Child {
+        exe: env!("CARGO_BIN_EXE_loadgen").into(),
+    };
+    let options = BurstOptions {
+        shoppers: 120,
+        shape: quick_model(),
+    };
+    let report = loadgen::burst(&common(node), &options)
+        .await
+        .expect("the burst completes");
+    // 120 shoppers over 4 addresses: 30 each, within the node's default
+    // of 60 new sessions per address and minute.
+    assert_eq!(report.sessions_opened, 120, "{:?}", report.refused);
+    assert_eq!(report.messages_acknowledged, 120);
+    assert_eq!(report.acknowledged_lost, Some(0));
+    assert!(
+        report.how_checked.contains("SIGKILL"),
+        "{}",
+        report.how_checked
+    );
+    assert!(report.run.node_measured_alone);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_per_address_limit_is_refused_by_code() {
+    let mut common = common(NodeChoice::InProcess);
+    common.sources = 1;
+    let options = BurstOptions {
+        shoppers: 90,
+        shape: quick_model(),
+    };
+    let report = loadgen::burst(&common, &options)
+        .await
+        .expect("the burst completes");
+    // One address, 60 new sessions a minute: the rest are told why.
+    assert_eq!(report.sessions_opened, 60, "{:?}", report.refused);
+    assert_eq!(report.refused.get("too_many_sessions"), Some(&30));
+    assert_eq!(report.messages_acknowledged, 60);
+    assert_eq!(report.acknowledged_lost, Some(0));
+}
+
+#[test]
+fn bad_command_lines_exit_with_a_usage_error() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["chat", "--tokens-per-sec", "0"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--tokens-per-sec"), "{stderr}");
+}
