@@ -1,5 +1,6 @@
-//! The per-message persistence path: append a shopper message to sled and
-//! wait until it is durable, as a session does before its ack. One writer
+//! The per-message persistence path: a shopper message written to sled and
+//! made durable by the storage thread (`append_durable`), as a session
+//! does before its ack. One writer
 //! at a time, and many at once (as many sessions would), in messages per
 //! second. `cargo bench --bench persistence`.
 
@@ -44,11 +45,9 @@ async fn persist(storage: &Storage, store: &StoreId, conversation: ConversationI
         reply: None,
     };
     storage
-        .append(store, &message)
-        .unwrap_or_else(|e| panic!("append: {e}"));
-    ConversationLog::flush(storage)
+        .append_durable(store, &message)
         .await
-        .unwrap_or_else(|e| panic!("flush: {e}"));
+        .unwrap_or_else(|e| panic!("append: {e}"));
 }
 
 /// `writers` concurrent writers, each persisting `per_writer` messages one

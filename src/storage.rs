@@ -50,19 +50,44 @@ pub enum StorageError {
 /// Someone waiting for their writes to be on disk.
 type FlushWaiter = tokio::sync::oneshot::Sender<Result<(), String>>;
 
-/// Group commit: one thread makes everything appended so far durable with a
-/// single flush for every waiter that asked meanwhile. A request that
-/// arrives during a flush waits for the next one, so it always covers the
-/// writes made before it. The thread holds the database weakly, so dropping
-/// the last `Storage` still closes it, and it ends with the last sender.
-fn spawn_flusher(db: Weak<sled::Db>) -> Result<mpsc::Sender<FlushWaiter>, StorageError> {
-    let (requests, incoming) = mpsc::channel::<FlushWaiter>();
+/// A request to the storage thread: make everything written so far durable,
+/// after writing `write` (tree, key, value) if there is one.
+struct FlushRequest {
+    write: Option<(sled::Tree, Vec<u8>, Vec<u8>)>,
+    waiter: FlushWaiter,
+}
+
+/// Group commit: one thread writes what the requests carry, then makes
+/// everything durable with a single flush for every request that arrived
+/// meanwhile. A request that arrives during a flush waits for the next one,
+/// so it always covers the writes made before it. Writes that come this way
+/// never make a caller's thread wait on the disk. The thread holds the
+/// database weakly, so dropping the last `Storage` still closes it, and it
+/// ends with the last sender.
+fn spawn_flusher(db: Weak<sled::Db>) -> Result<mpsc::Sender<FlushRequest>, StorageError> {
+    let (requests, incoming) = mpsc::channel::<FlushRequest>();
     std::thread::Builder::new()
         .name("mikabot-flush".into())
         .spawn(move || {
             while let Ok(first) = incoming.recv() {
-                let mut waiters = vec![first];
-                waiters.extend(incoming.try_iter());
+                let mut batch = vec![first];
+                batch.extend(incoming.try_iter());
+                let mut waiters = Vec::with_capacity(batch.len());
+                for request in batch {
+                    let written = match request.write {
+                        Some((tree, key, value)) => tree
+                            .insert(key, value)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                        None => Ok(()),
+                    };
+                    match written {
+                        Ok(()) => waiters.push(request.waiter),
+                        Err(error) => {
+                            let _ = request.waiter.send(Err(error));
+                        }
+                    }
+                }
                 let result = match db.upgrade() {
                     Some(db) => db.flush().map(|_| ()).map_err(|e| e.to_string()),
                     None => Err("the database is closed".to_owned()),
@@ -82,7 +107,7 @@ pub struct Storage {
     /// Counts the clones alive, so a stopping node can wait for every other
     /// user to let go before the database's lock is released.
     handles: Arc<()>,
-    flushes: mpsc::Sender<FlushWaiter>,
+    flushes: mpsc::Sender<FlushRequest>,
     db: Arc<sled::Db>,
     stores: sled::Tree,
     products: sled::Tree,
@@ -315,12 +340,30 @@ impl Storage {
     /// Waits until everything written so far is on disk. Concurrent
     /// callers share one flush.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        let (done, wait) = tokio::sync::oneshot::channel();
+        self.request_flush(None).await
+    }
+
+    /// Asks the storage thread to write `write` (if any) and flush; done
+    /// when both are on disk.
+    async fn request_flush(
+        &self,
+        write: Option<(sled::Tree, Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StorageError> {
+        let (waiter, wait) = tokio::sync::oneshot::channel();
         let closed = || StorageError::Flush("the flush thread stopped".into());
-        self.flushes.send(done).map_err(|_| closed())?;
+        self.flushes
+            .send(FlushRequest { write, waiter })
+            .map_err(|_| closed())?;
         wait.await
             .map_err(|_| closed())?
             .map_err(StorageError::Flush)
+    }
+
+    fn message_key(store: &StoreId, message: &StoredMessage) -> Vec<u8> {
+        key(
+            store,
+            &[message.conversation.as_bytes(), message.id.as_bytes()],
+        )
     }
 }
 
@@ -369,15 +412,23 @@ impl ConversationLog for Storage {
 
     fn append(&self, store: &StoreId, message: &StoredMessage) -> Result<(), LogError> {
         self.messages
-            .insert(
-                key(
-                    store,
-                    &[message.conversation.as_bytes(), message.id.as_bytes()],
-                ),
-                encode(message),
-            )
+            .insert(Self::message_key(store, message), encode(message))
             .map_err(log_error)?;
         Ok(())
+    }
+
+    fn append_durable(
+        &self,
+        store: &StoreId,
+        message: &StoredMessage,
+    ) -> BoxFuture<'static, Result<(), LogError>> {
+        let storage = self.clone();
+        let write = (
+            self.messages.clone(),
+            Self::message_key(store, message),
+            encode(message),
+        );
+        Box::pin(async move { storage.request_flush(Some(write)).await.map_err(log_error) })
     }
 
     fn history(
@@ -534,7 +585,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn many_concurrent_writers_all_get_their_flush() {
+    async fn many_concurrent_writers_all_get_their_flush_either_way() {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
         let shop = StoreId::parse("shop").expect("valid");
@@ -551,10 +602,18 @@ mod tests {
                 local.spawn_local(async move {
                     for n in 0..20 {
                         let text = format!("writer {w} message {n}");
-                        storage
-                            .append(&shop, &message(&conversation, &text))
-                            .expect("append");
-                        ConversationLog::flush(&storage).await.expect("flush");
+                        let message = message(&conversation, &text);
+                        // Half write on their own thread and ask for a
+                        // flush; half let the storage thread do both.
+                        if w % 2 == 0 {
+                            storage.append(&shop, &message).expect("append");
+                            ConversationLog::flush(&storage).await.expect("flush");
+                        } else {
+                            storage
+                                .append_durable(&shop, &message)
+                                .await
+                                .expect("append durably");
+                        }
                     }
                 })
             })
@@ -569,7 +628,9 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(60), all)
             .await
             .expect("every writer's flush completes");
-        let stored = storage
+        drop(storage);
+        let reopened = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("reopen");
+        let stored = reopened
             .history(&shop, conversation.conversation, usize::MAX)
             .expect("history");
         assert_eq!(stored.len(), 64 * 20);

@@ -92,6 +92,19 @@ pub trait ConversationLog: Send + Sync + 'static {
 
     /// Completes when everything appended before the call is on disk.
     fn flush(&self) -> BoxFuture<'static, Result<(), LogError>>;
+
+    /// Appends a message and completes when it is on disk. A storage may do
+    /// both away from the caller's thread, grouped with other writers.
+    fn append_durable(
+        &self,
+        store: &StoreId,
+        message: &StoredMessage,
+    ) -> BoxFuture<'static, Result<(), LogError>> {
+        match self.append(store, message) {
+            Ok(()) => self.flush(),
+            Err(error) => Box::pin(futures_util::future::ready(Err(error))),
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

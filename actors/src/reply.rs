@@ -238,9 +238,9 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn record(&mut self, outcome: ReplyOutcome) -> Result<(), crate::log::LogError> {
+    fn message(&mut self, outcome: ReplyOutcome) -> StoredMessage {
         self.recorded = true;
-        let message = StoredMessage {
+        StoredMessage {
             id: self.reply_id,
             conversation: self.conversation,
             role: Role::Assistant,
@@ -248,8 +248,20 @@ impl Recorder {
             at_ms: now_ms(),
             client_id: None,
             reply: Some(outcome),
-        };
+        }
+    }
+
+    /// Stores the reply here and now (the drop path).
+    fn record(&mut self, outcome: ReplyOutcome) -> Result<(), crate::log::LogError> {
+        let message = self.message(outcome);
         self.log.append(&self.store, &message)
+    }
+
+    /// Stores the reply and waits until it is on disk, without making this
+    /// thread wait on the disk.
+    async fn record_durably(&mut self, outcome: ReplyOutcome) -> Result<(), crate::log::LogError> {
+        let message = self.message(outcome);
+        self.log.append_durable(&self.store, &message).await
     }
 }
 
@@ -281,16 +293,14 @@ async fn run(job: ReplyJob, feed: &ReplyFeed) {
     match outcome {
         Ok(finish) => {
             let cards = recommended_cards(&job.prompt, &recorder.text);
-            let stored = recorder.record(ReplyOutcome {
-                finish: Some(finish),
-                incomplete: false,
-                cards: cards.clone(),
-            });
-            let flushed = match stored {
-                Ok(()) => job.log.flush().await,
-                Err(e) => Err(e),
-            };
-            if let Err(error) = flushed {
+            let stored = recorder
+                .record_durably(ReplyOutcome {
+                    finish: Some(finish),
+                    incomplete: false,
+                    cards: cards.clone(),
+                })
+                .await;
+            if let Err(error) = stored {
                 tracing::error!(%error, reply = %job.reply_id, "reply not stored");
             }
             feed.emit(ReplyEvent::Finished { cards, finish }).await;
@@ -298,16 +308,15 @@ async fn run(job: ReplyJob, feed: &ReplyFeed) {
         Err(error) => {
             let after_tokens = !recorder.text.is_empty();
             if after_tokens {
-                let stored = recorder.record(ReplyOutcome {
-                    finish: None,
-                    incomplete: true,
-                    cards: Vec::new(),
-                });
+                let stored = recorder
+                    .record_durably(ReplyOutcome {
+                        finish: None,
+                        incomplete: true,
+                        cards: Vec::new(),
+                    })
+                    .await;
                 if let Err(e) = stored {
                     tracing::error!(error = %e, reply = %job.reply_id, "partial reply not stored");
-                }
-                if let Err(e) = job.log.flush().await {
-                    tracing::error!(error = %e, reply = %job.reply_id, "partial reply not flushed");
                 }
             }
             tracing::warn!(%error, reply = %job.reply_id, after_tokens, "reply failed");

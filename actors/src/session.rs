@@ -521,14 +521,10 @@ impl WidgetSession {
             client_id: Some(client_id.clone()),
             reply: None,
         };
-        let stored = if chat.opened {
-            Ok(())
-        } else {
-            self.deps.log.open_conversation(&chat.meta)
-        }
-        .and_then(|()| self.deps.log.append(&self.deps.store, &message));
-        if let Err(error) = stored {
-            tracing::error!(%error, "shopper message not stored");
+        if !chat.opened
+            && let Err(error) = self.deps.log.open_conversation(&chat.meta)
+        {
+            tracing::error!(%error, "conversation not stored");
             let mut error = ErrorEvent::new(
                 ErrorCode::StorageFailed,
                 "the message could not be stored; send it again",
@@ -539,16 +535,17 @@ impl WidgetSession {
         }
         chat.opened = true;
         // The message joins the conversation now, so that its reply starts
-        // (retrieval, the model's request) while the flush runs; the ack,
-        // and every frame of that reply, wait for the flush.
+        // (retrieval, the model's request) while it is written and flushed
+        // (away from this thread); the ack, and every frame of that reply,
+        // wait until it is on disk.
         chat.history.push(Turn {
             role: Role::Shopper,
             text: message.text.clone(),
         });
         let answered_before = chat.last_shopper.replace(message.id);
         self.unflushed.push(client_id.clone());
-        let flush = self.deps.log.flush();
-        ctx.spawn(flush.into_actor(self).map(move |flushed, act, ctx| {
+        let stored = self.deps.log.append_durable(&self.deps.store, &message);
+        ctx.spawn(stored.into_actor(self).map(move |flushed, act, ctx| {
             act.unflushed.retain(|id| *id != client_id);
             match flushed {
                 Ok(()) => {
@@ -567,7 +564,7 @@ impl WidgetSession {
                     );
                 }
                 Err(error) => {
-                    tracing::error!(%error, "shopper message not flushed");
+                    tracing::error!(%error, "shopper message not stored");
                     act.forget_message(&message, answered_before);
                     let mut error = ErrorEvent::new(
                         ErrorCode::StorageFailed,
