@@ -175,6 +175,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
+                .on_connect(http::send_without_delay)
                 .disable_signals()
                 .shutdown_timeout(settings.server.shutdown_timeout_secs);
         if settings.server.workers > 0 {

@@ -87,3 +87,33 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::health))
         .route("/metrics", web::get().to(health::metrics));
 }
+
+/// Turns Nagle's algorithm off on each accepted connection: a token frame
+/// goes out when it is written, instead of waiting for the client to
+/// acknowledge the one before (up to its delayed-ACK timer, 40 ms on
+/// Linux). actix-web leaves the option as the system sets it.
+pub fn send_without_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(error) = tcp.set_nodelay(true)
+    {
+        tracing::debug!(%error, "TCP_NODELAY not set");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let _client = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        accepted.set_nodelay(false).expect("set");
+        super::send_without_delay(&accepted, &mut actix_web::dev::Extensions::new());
+        assert!(accepted.nodelay().expect("read"));
+    }
+}

@@ -188,6 +188,7 @@ impl FakeModel {
                 .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
                 .route("/v1/chat/completions", web::post().to(completions))
         })
+        .on_connect(crate::http::send_without_delay)
         .workers(workers.max(1))
         .backlog(4096)
         .max_connections(100_000)
