@@ -82,6 +82,25 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
+
+    let mut criterion = criterion::Criterion::default()
+        .sample_size(200)
+        .configure_from_args();
+    {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let storage =
+            Storage::open(dir.path(), CACHE_BYTES).unwrap_or_else(|e| panic!("open: {e}"));
+        let store = StoreId::parse("bench").unwrap_or_else(|e| panic!("{e}"));
+        let conversation = conversation(&storage, &store);
+        let mut n = 0;
+        criterion.bench_function("one_message_durable", |b| {
+            b.iter(|| {
+                n += 1;
+                runtime.block_on(persist(&storage, &store, conversation, n));
+            })
+        });
+    }
+    criterion.final_summary();
     println!("| writers | messages | durable messages/s | time per message (one writer) |");
     println!("|---:|---:|---:|---:|");
     for (writers, per_writer) in [(1, 2_000), (16, 500), (64, 300), (256, 100)] {

@@ -628,9 +628,7 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(60), all)
             .await
             .expect("every writer's flush completes");
-        drop(storage);
-        let reopened = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("reopen");
-        let stored = reopened
+        let stored = storage
             .history(&shop, conversation.conversation, usize::MAX)
             .expect("history");
         assert_eq!(stored.len(), 64 * 20);

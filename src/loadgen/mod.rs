@@ -654,9 +654,28 @@ async fn burst_shopper(index: usize, target: Target, source: IpAddr) -> BurstOut
     outcome
 }
 
+/// Opens a stopped node's storage. sled's own threads may hold its lock a
+/// moment after the node let go, so a busy lock is tried again for a while.
+async fn open_stopped(dir: &std::path::Path) -> anyhow::Result<crate::storage::Storage> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match crate::storage::Storage::open(dir, 64 * 1024 * 1024) {
+            Ok(storage) => return Ok(storage),
+            Err(error) if Instant::now() < deadline => {
+                tracing::debug!(%error, "the node's storage is not free yet");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 /// Acknowledged messages missing from the node's storage.
-fn missing_in_storage(dir: &std::path::Path, acked: &[(String, String)]) -> anyhow::Result<usize> {
-    let storage = crate::storage::Storage::open(dir, 64 * 1024 * 1024)?;
+async fn missing_in_storage(
+    dir: &std::path::Path,
+    acked: &[(String, String)],
+) -> anyhow::Result<usize> {
+    let storage = open_stopped(dir).await?;
     let store = StoreId::parse(STORE)?;
     let mut missing = 0;
     for (session, client_id) in acked {
@@ -707,7 +726,7 @@ pub async fn burst(common: &Common, options: &BurstOptions) -> anyhow::Result<Bu
     rig.model.stop().await;
     let (lost, how) = match &rig.node.data_dir {
         Some(dir) => (
-            Some(missing_in_storage(dir, &acked)?),
+            Some(missing_in_storage(dir, &acked).await?),
             format!(
                 "node stopped ({}), its sled directory opened and every acknowledged message looked up",
                 if rig.node.measured_alone() {
