@@ -37,7 +37,8 @@ async fn idle_sessions_open_are_held_and_measured() {
     assert_eq!(report.sessions_open, 60, "{:?}", report.failures);
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.dropped_while_held, 0);
-    assert!(report.rss_held_kib > 0.0);
+    assert!(report.rss_held_kib.is_some_and(|kib| kib > 0.0));
+    assert!(report.kib_per_session.is_some());
     assert_eq!(report.run.node, "in process");
     assert!(!report.run.node_measured_alone);
     assert!(report.markdown().contains("| sessions open | 60 |"));
@@ -125,4 +126,54 @@ fn bad_command_lines_exit_with_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--tokens-per-sec"), "{stderr}");
+}
+
+#[actix_web::test]
+async fn a_running_node_is_measured_through_its_address_and_the_model_port() {
+    // The node runs on its own; its model base URL points at the port the
+    // load generator's model will take.
+    let model_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let app = crate::helpers::spawn_app(move |s| {
+        s.model.provider = mikabot::config::ProviderChoice::Openai;
+        s.model.base_url = format!("http://127.0.0.1:{model_port}/v1");
+        s.widget.new_sessions_per_ip_per_minute = 100_000;
+    })
+    .await;
+    let mut common = common(NodeChoice::External {
+        addr: ([127, 0, 0, 1], app.port).into(),
+        pid: None,
+    });
+    common.model_port = model_port;
+    let options = ChatOptions {
+        shoppers: 3,
+        duration: Duration::from_millis(500),
+        shape: quick_model(),
+    };
+    let report = loadgen::chat(&common, &options)
+        .await
+        .expect("the chat run completes");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.replies_completed >= 3);
+    assert_eq!(
+        report.added_latency_per_token.count as u64,
+        report.tokens_received
+    );
+    assert_eq!(report.node_cpu_percent_of_one_core, None, "no pid given");
+
+    let idle = IdleOptions {
+        sessions: 10,
+        hold: Duration::ZERO,
+        concurrency: 4,
+    };
+    let report = loadgen::idle(&common, &idle).await.expect("the idle run");
+    assert_eq!(report.sessions_open, 10);
+    assert_eq!(report.kib_per_session, None);
+    assert!(
+        report
+            .markdown()
+            .contains("| memory per idle session | not measured |")
+    );
 }

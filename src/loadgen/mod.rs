@@ -141,12 +141,14 @@ pub struct IdleReport {
     pub hold_secs: f64,
     /// Sessions the node closed while they were held.
     pub dropped_while_held: usize,
-    pub rss_before_kib: f64,
-    pub rss_open_kib: f64,
-    pub rss_held_kib: f64,
-    pub rss_after_close_kib: f64,
+    /// Node RSS readings (`None` when the node's process is unknown: a
+    /// running node without `--node-pid`).
+    pub rss_before_kib: Option<f64>,
+    pub rss_open_kib: Option<f64>,
+    pub rss_held_kib: Option<f64>,
+    pub rss_after_close_kib: Option<f64>,
     /// (RSS at the end of the hold − RSS before) / sessions open.
-    pub kib_per_session: f64,
+    pub kib_per_session: Option<f64>,
 }
 
 pub async fn idle(common: &Common, options: &IdleOptions) -> anyhow::Result<IdleReport> {
@@ -157,7 +159,7 @@ pub async fn idle(common: &Common, options: &IdleOptions) -> anyhow::Result<Idle
     };
     let mut rig = rig("idle", common, shape, &[MANY_SESSIONS]).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_before = rig.node.rss().unwrap_or(0);
+    let rss_before = rig.node.rss();
 
     let opened = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -207,13 +209,13 @@ pub async fn idle(common: &Common, options: &IdleOptions) -> anyhow::Result<Idle
     }
     let open_time = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_open = rig.node.rss().unwrap_or(0);
+    let rss_open = rig.node.rss();
     tokio::time::sleep(options.hold).await;
-    let rss_held = rig.node.rss().unwrap_or(0);
+    let rss_held = rig.node.rss();
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_closed = rig.node.rss().unwrap_or(0);
+    let rss_closed = rig.node.rss();
     rig.node.stop().await?;
     rig.model.stop().await;
 
@@ -227,15 +229,14 @@ pub async fn idle(common: &Common, options: &IdleOptions) -> anyhow::Result<Idle
         open_secs: secs(open_time),
         hold_secs: secs(options.hold),
         dropped_while_held: dropped.load(Ordering::Relaxed),
-        rss_before_kib: kib(rss_before),
-        rss_open_kib: kib(rss_open),
-        rss_held_kib: kib(rss_held),
-        rss_after_close_kib: kib(rss_closed),
-        kib_per_session: if open == 0 {
-            0.0
-        } else {
-            kib(rss_held.saturating_sub(rss_before) / open as u64)
-        },
+        rss_before_kib: rss_before.map(kib),
+        rss_open_kib: rss_open.map(kib),
+        rss_held_kib: rss_held.map(kib),
+        rss_after_close_kib: rss_closed.map(kib),
+        kib_per_session: rss_held
+            .zip(rss_before)
+            .filter(|_| open > 0)
+            .map(|(held, before)| kib(held.saturating_sub(before) / open as u64)),
     })
 }
 
@@ -247,6 +248,9 @@ async fn open_session(target: &Target, source: IpAddr) -> Result<Shopper, Failur
 
 impl IdleReport {
     pub fn markdown(&self) -> String {
+        let mib = |kib: Option<f64>| {
+            kib.map_or("not measured".into(), |k| format!("{:.1} MiB", k / 1024.0))
+        };
         table(
             &format!("idle: {} sessions", self.sessions_requested),
             &[
@@ -255,25 +259,14 @@ impl IdleReport {
                 ("time to open", format!("{:.2} s", self.open_secs)),
                 ("held for", format!("{:.0} s", self.hold_secs)),
                 ("dropped while held", self.dropped_while_held.to_string()),
-                (
-                    "node RSS before",
-                    format!("{:.1} MiB", self.rss_before_kib / 1024.0),
-                ),
-                (
-                    "node RSS open",
-                    format!("{:.1} MiB", self.rss_open_kib / 1024.0),
-                ),
-                (
-                    "node RSS after the hold",
-                    format!("{:.1} MiB", self.rss_held_kib / 1024.0),
-                ),
-                (
-                    "node RSS after closing",
-                    format!("{:.1} MiB", self.rss_after_close_kib / 1024.0),
-                ),
+                ("node RSS before", mib(self.rss_before_kib)),
+                ("node RSS open", mib(self.rss_open_kib)),
+                ("node RSS after the hold", mib(self.rss_held_kib)),
+                ("node RSS after closing", mib(self.rss_after_close_kib)),
                 (
                     "memory per idle session",
-                    format!("{:.1} KiB", self.kib_per_session),
+                    self.kib_per_session
+                        .map_or("not measured".into(), |k| format!("{k:.1} KiB")),
                 ),
             ],
         )
