@@ -128,10 +128,11 @@ fn bad_command_lines_exit_with_a_usage_error() {
     assert!(stderr.contains("--tokens-per-sec"), "{stderr}");
 }
 
-#[actix_web::test]
-async fn a_running_node_is_measured_through_its_address_and_the_model_port() {
-    // The node runs on its own; its model base URL points at the port the
-    // load generator's model will take.
+/// A node started on its own, whose model base URL points at the port the
+/// load generator's model will take; `Common` aimed at it.
+async fn running_node(
+    tweak: impl FnOnce(&mut mikabot::config::Settings) + 'static,
+) -> (crate::helpers::TestApp, Common) {
     let model_port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -140,6 +141,7 @@ async fn a_running_node_is_measured_through_its_address_and_the_model_port() {
         s.model.provider = mikabot::config::ProviderChoice::Openai;
         s.model.base_url = format!("http://127.0.0.1:{model_port}/v1");
         s.widget.new_sessions_per_ip_per_minute = 100_000;
+        tweak(s);
     })
     .await;
     let mut common = common(NodeChoice::External {
@@ -147,6 +149,12 @@ async fn a_running_node_is_measured_through_its_address_and_the_model_port() {
         pid: None,
     });
     common.model_port = model_port;
+    (app, common)
+}
+
+#[actix_web::test]
+async fn a_running_node_is_measured_through_its_address_and_the_model_port() {
+    let (_app, common) = running_node(|_| {}).await;
     let options = ChatOptions {
         shoppers: 3,
         duration: Duration::from_millis(500),
@@ -175,5 +183,26 @@ async fn a_running_node_is_measured_through_its_address_and_the_model_port() {
         report
             .markdown()
             .contains("| memory per idle session | not measured |")
+    );
+}
+
+#[actix_web::test]
+async fn a_rate_limited_shopper_waits_as_told_instead_of_asking_again_at_once() {
+    let (_app, common) = running_node(|s| s.widget.messages_per_minute = 2).await;
+    let options = ChatOptions {
+        shoppers: 1,
+        duration: Duration::from_secs(2),
+        shape: quick_model(),
+    };
+    let report = loadgen::chat(&common, &options)
+        .await
+        .expect("the chat run completes");
+    assert_eq!(report.replies_completed, 2);
+    // Told to wait about 30 s, the shopper waits out the run: one refusal.
+    assert_eq!(
+        report.errors.get("rate_limited"),
+        Some(&1),
+        "{:?}",
+        report.errors
     );
 }

@@ -47,15 +47,6 @@ pub fn fold_token(last: &mut ServerEvent, next: ServerEvent) -> Option<ServerEve
     }
 }
 
-impl Outbox for tokio::sync::mpsc::Sender<ServerEvent> {
-    fn push(&mut self, event: ServerEvent) -> Result<(), OutboxError> {
-        self.try_send(event).map_err(|error| match error {
-            tokio::sync::mpsc::error::TrySendError::Full(_) => OutboxError::Full,
-            tokio::sync::mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

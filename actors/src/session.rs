@@ -30,7 +30,7 @@ use crate::language::{Language, detect};
 use crate::live::{LiveSessions, Registration, Replaced, Shutdown};
 use crate::log::{ClientClass, ConversationLog, ConversationMeta, StoredMessage, now_ms};
 use crate::model::{ChatModel, ModelError};
-use crate::outbox::{Outbox, OutboxError, fold_token};
+use crate::outbox::{Outbox, OutboxError};
 use crate::prompt::{Prompt, Role, Turn, bounded_history};
 use crate::reply::{self, ReplyEvent, ReplyFeed, ReplyJob, RetryPolicy};
 use crate::store::{FindProducts, Found, GetProfile, StoreCatalog};
@@ -342,31 +342,28 @@ impl WidgetSession {
             id: reply_id,
             text: catchup.shown,
         });
-        let mut missed: Option<ServerEvent> = None;
+        // The feed gives the missed tokens in order, then the reply's end
+        // if it has ended.
+        let (mut missed, mut last_seq, mut ends) = (String::new(), None, Vec::new());
         for event in catchup.events {
-            let ReplyEvent::Token { seq, text } = event else {
-                if let Some(missed) = missed.take() {
-                    self.show_token(missed, ctx);
+            match event {
+                ReplyEvent::Token { seq, text } => {
+                    missed.push_str(&text);
+                    last_seq = Some(seq);
                 }
-                self.on_reply_event(reply_id, event, ctx);
-                continue;
-            };
+                end => ends.push(end),
+            }
+        }
+        if let Some(seq) = last_seq {
             let token = ServerEvent::Token {
                 reply_id,
                 seq,
-                text,
+                text: missed,
             };
-            match &mut missed {
-                None => missed = Some(token),
-                Some(last) => {
-                    if let Some(unfolded) = fold_token(last, token) {
-                        self.show_token(std::mem::replace(last, unfolded), ctx);
-                    }
-                }
-            }
+            self.show_token(token, ctx);
         }
-        if let Some(missed) = missed {
-            self.show_token(missed, ctx);
+        for end in ends {
+            self.on_reply_event(reply_id, end, ctx);
         }
         self.listen(reply_id, events, ctx);
     }

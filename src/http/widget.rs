@@ -200,18 +200,23 @@ enum Written {
     Closed,
 }
 
+/// Encodes `event` and hands it to the socket's queue, waiting for room.
+/// A close is sent through a clone: the session is spent by closing.
+async fn write(
+    session: &mut actix_ws::Session,
+    event: &ServerEvent,
+) -> Result<(), actix_ws::Closed> {
+    match protocol::encode(event) {
+        Outgoing::Text(text) => session.text(text).await,
+        Outgoing::Ping => session.ping(b"").await,
+        Outgoing::Pong(payload) => session.pong(&payload).await,
+        Outgoing::Close { code, reason } => session.clone().close(close_reason(code, reason)).await,
+    }
+}
+
 /// Writes `event` if the socket's queue has room now.
 fn write_now(session: &mut actix_ws::Session, event: ServerEvent) -> Written {
-    let result = match protocol::encode(&event) {
-        Outgoing::Text(text) => session.text(text).now_or_never(),
-        Outgoing::Ping => session.ping(b"").now_or_never(),
-        Outgoing::Pong(payload) => session.pong(&payload).now_or_never(),
-        Outgoing::Close { code, reason } => session
-            .clone()
-            .close(close_reason(code, reason))
-            .now_or_never(),
-    };
-    match result {
+    match write(session, &event).now_or_never() {
         Some(Ok(())) => Written::Sent,
         Some(Err(_)) => Written::Closed,
         None => Written::Busy(event),
@@ -317,17 +322,8 @@ async fn drain(mut session: actix_ws::Session, backlog: Rc<RefCell<Backlog>>) {
                 }
             }
         };
-        let sent = match protocol::encode(&next) {
-            Outgoing::Text(text) => session.text(text).await,
-            Outgoing::Ping => session.ping(b"").await,
-            Outgoing::Pong(payload) => session.pong(&payload).await,
-            Outgoing::Close { code, reason } => {
-                let _ = session.close(close_reason(code, reason)).await;
-                backlog.borrow_mut().closed = true;
-                return;
-            }
-        };
-        if sent.is_err() {
+        let sent = write(&mut session, &next).await;
+        if sent.is_err() || matches!(next, ServerEvent::Close { .. }) {
             backlog.borrow_mut().closed = true;
             return;
         }

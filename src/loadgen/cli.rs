@@ -148,6 +148,11 @@ impl ShapeArgs {
 
 impl CommonArgs {
     fn common(&self) -> anyhow::Result<Common> {
+        if matches!(self.node, NodeArg::At(_)) && self.model_port == 0 {
+            anyhow::bail!(
+                "--node HOST:PORT needs --model-port: the running node's model base URL must point at http://127.0.0.1:MODEL_PORT/v1"
+            );
+        }
         Ok(Common {
             node: match self.node {
                 NodeArg::Child => NodeChoice::Child {
@@ -257,7 +262,21 @@ mod tests {
         assert!(error(&["loadgen", "chat", "--tokens-per-sec", "fast"]).contains("a number"));
         assert!(error(&["loadgen", "burst", "--node", "nowhere"]).contains("HOST:PORT"));
         assert!(error(&["loadgen", "idle", "--sources", "0"]).contains("--sources"));
-        let ok = Cli::try_parse_from(["loadgen", "chat", "--node", "127.0.0.1:8080"]);
+        let external = Cli::try_parse_from(["loadgen", "chat", "--node", "127.0.0.1:8080"])
+            .map(|c| c.scenario);
+        let Ok(Scenario::Chat { common, .. }) = external else {
+            panic!("parses: {external:?}");
+        };
+        let refused = common.common().expect_err("needs --model-port").to_string();
+        assert!(refused.contains("--model-port"), "{refused}");
+        let ok = Cli::try_parse_from([
+            "loadgen",
+            "chat",
+            "--node",
+            "127.0.0.1:8080",
+            "--model-port",
+            "9000",
+        ]);
         assert!(matches!(
             ok.map(|c| c.scenario),
             Ok(Scenario::Chat {

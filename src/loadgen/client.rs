@@ -26,6 +26,8 @@ pub enum Failure {
     Connect(String),
     /// The WebSocket handshake failed.
     Handshake,
+    /// A frame from the node was not the protocol's JSON.
+    UnreadableFrame,
     /// The node sent an `error` frame with this code.
     Refused(String),
     /// The socket closed (close code, 1006 for none).
@@ -39,6 +41,7 @@ impl Failure {
         match self {
             Failure::Connect(kind) => format!("connect_{kind}"),
             Failure::Handshake => "handshake_failed".into(),
+            Failure::UnreadableFrame => "unreadable_frame".into(),
             Failure::Refused(code) => code.clone(),
             Failure::Closed(code) => format!("closed_{code}"),
             Failure::Timeout => "timeout".into(),
@@ -59,6 +62,9 @@ pub struct Frame {
     pub session_id: Option<String>,
     #[serde(default)]
     pub client_id: Option<String>,
+    /// On a refusal: when asking again can succeed.
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// A connected shopper.
@@ -131,7 +137,7 @@ impl Shopper {
         loop {
             match self.ws.next().await {
                 Some(Ok(Message::Text(text))) => {
-                    return serde_json::from_str(&text).map_err(|_| Failure::Handshake);
+                    return serde_json::from_str(&text).map_err(|_| Failure::UnreadableFrame);
                 }
                 Some(Ok(Message::Close(close))) => {
                     return Err(Failure::Closed(close.map_or(1005, |c| c.code.into())));
@@ -157,7 +163,7 @@ impl Shopper {
         match frame.kind.as_str() {
             "ready" => Ok(frame.session_id.unwrap_or_default()),
             "error" => Err(Failure::Refused(frame.code.unwrap_or_default())),
-            _ => Err(Failure::Handshake),
+            _ => Err(Failure::UnreadableFrame),
         }
     }
 

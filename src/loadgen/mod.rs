@@ -78,13 +78,7 @@ async fn rig(
         common.model_port,
     )?);
     let dir = tempfile::tempdir().context("creating the node's data directory")?;
-    let mut env = node::node_env(&model.base_url, dir.path());
-    env.extend(
-        scenario_env
-            .iter()
-            .filter(|(key, _)| std::env::var_os(key).is_none())
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
+    let env = node::node_env(&model.base_url, dir.path(), scenario_env);
     let node = RunningNode::start(&common.node, env, dir).await?;
     let target = Target {
         node: node.addr,
@@ -410,6 +404,11 @@ async fn chat_shopper(
                 "done" => break,
                 "error" => {
                     add(&mut result.errors, frame.code.unwrap_or_default());
+                    // Asking again at once would only be refused again.
+                    if let Some(wait) = frame.retry_after_ms {
+                        let until = Instant::now() + Duration::from_millis(wait);
+                        tokio::time::sleep_until(until.min(end).into()).await;
+                    }
                     continue 'asking;
                 }
                 _ => {}

@@ -123,13 +123,10 @@ impl Streaming {
             }
             Step::Finish => {
                 if let Some(tag) = self.tag {
-                    let timeline = std::mem::replace(
-                        &mut self.timeline,
-                        Timeline {
-                            arrived: Instant::now(),
-                            chunks: Vec::new(),
-                        },
-                    );
+                    let timeline = Timeline {
+                        arrived: self.timeline.arrived,
+                        chunks: std::mem::take(&mut self.timeline.chunks),
+                    };
                     self.shared.timelines.insert(tag, timeline);
                 }
                 self.step = Step::Done;

@@ -28,22 +28,29 @@ pub enum NodeChoice {
     External { addr: SocketAddr, pid: Option<u32> },
 }
 
-/// Settings for a node the load generator starts, as `MIKABOT__` variables.
-/// Variables already set in the environment win, so any setting can be
-/// changed for a run.
-pub fn node_env(model_base_url: &str, data_dir: &std::path::Path) -> Vec<(String, String)> {
+/// Settings for a node the load generator starts, as `MIKABOT__` variables:
+/// loopback, a fresh data directory, the load generator's model, and a
+/// scenario's own `extra` settings. Variables already set in the
+/// environment win, so any setting can be changed for a run.
+pub fn node_env(
+    model_base_url: &str,
+    data_dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let data_dir = data_dir.display().to_string();
     let ours = [
-        ("MIKABOT__SERVER__HOST", "127.0.0.1".to_owned()),
-        ("MIKABOT__SERVER__PORT", "0".to_owned()),
-        ("MIKABOT__STORAGE__DATA_DIR", data_dir.display().to_string()),
-        ("MIKABOT__MODEL__PROVIDER", "openai".to_owned()),
-        ("MIKABOT__MODEL__BASE_URL", model_base_url.to_owned()),
-        ("MIKABOT__MODEL__API_KEY", "loadgen".to_owned()),
-        ("MIKABOT__LOG__FILTER", "warn".to_owned()),
+        ("MIKABOT__SERVER__HOST", "127.0.0.1"),
+        ("MIKABOT__SERVER__PORT", "0"),
+        ("MIKABOT__STORAGE__DATA_DIR", data_dir.as_str()),
+        ("MIKABOT__MODEL__PROVIDER", "openai"),
+        ("MIKABOT__MODEL__BASE_URL", model_base_url),
+        ("MIKABOT__MODEL__API_KEY", "loadgen"),
+        ("MIKABOT__LOG__FILTER", "warn"),
     ];
-    ours.into_iter()
+    ours.iter()
+        .chain(extra)
         .filter(|(key, _)| std::env::var_os(key).is_none())
-        .map(|(key, value)| (key.to_owned(), value))
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
         .collect()
 }
 

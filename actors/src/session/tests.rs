@@ -18,6 +18,18 @@ use crate::reply::RetryPolicy;
 
 const SHOP: &str = "https://shop.example";
 
+/// The session's events, into a channel the test reads.
+struct ChannelOutbox(mpsc::Sender<ServerEvent>);
+
+impl Outbox for ChannelOutbox {
+    fn push(&mut self, event: ServerEvent) -> Result<(), OutboxError> {
+        self.0.try_send(event).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => OutboxError::Full,
+            mpsc::error::TrySendError::Closed(_) => OutboxError::Closed,
+        })
+    }
+}
+
 #[derive(Default)]
 struct MemoryLog {
     appended: Mutex<Vec<StoredMessage>>,
@@ -155,7 +167,7 @@ fn start_session() -> Rig {
     });
     WidgetSession::create(|ctx| {
         ctx.add_stream(events);
-        WidgetSession::new(deps, connection, Box::new(out))
+        WidgetSession::new(deps, connection, Box::new(ChannelOutbox(out)))
     });
     Rig {
         log,
