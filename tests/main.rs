@@ -1,14 +1,13 @@
 //! Integration tests: a real node on 127.0.0.1:0, real WebSocket clients,
 //! a real sled directory and a real OpenAI-compatible HTTP server.
 
-mod helpers;
+use mikabot_test_support as helpers;
 
 mod catalog_import;
 mod chat;
 mod config_cli;
 mod lifecycle;
 mod limits;
-mod loadgen;
 mod model_faults;
 mod persistence;
 mod resume;

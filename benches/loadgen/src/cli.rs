@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::model::ModelShape;
-use super::node::NodeChoice;
-use super::{BurstOptions, ChatOptions, Common, IdleOptions, report};
+use mikabot_test_support::model::Shape;
+
+use crate::node::NodeChoice;
+use crate::{BurstOptions, ChatOptions, Common, IdleOptions, report};
 
 /// Puts a Mikabot node under load from simulated shoppers, with an
 /// OpenAI-compatible model of known speed, and reports what the node
@@ -137,8 +138,8 @@ fn parse_rate(raw: &str) -> Result<f64, String> {
 }
 
 impl ShapeArgs {
-    fn shape(&self) -> ModelShape {
-        ModelShape {
+    fn shape(&self) -> Shape {
+        Shape {
             ttft: Duration::from_millis(self.ttft_ms),
             tokens_per_sec: self.tokens_per_sec,
             reply_tokens: self.reply_tokens as usize,
@@ -175,7 +176,7 @@ impl CommonArgs {
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let common_args = match &cli.scenario {
-        Scenario::Node => return super::node::run_node_command(),
+        Scenario::Node => return crate::node::run_node_command(),
         Scenario::Idle { common, .. }
         | Scenario::Chat { common, .. }
         | Scenario::Burst { common, .. } => common,
@@ -199,7 +200,7 @@ pub fn main() -> anyhow::Result<()> {
                     hold: Duration::from_secs(hold_secs),
                     concurrency: concurrency as usize,
                 };
-                let report = super::idle(&common, &options).await?;
+                let report = crate::idle(&common, &options).await?;
                 ("idle", serde_json::to_value(&report)?, report.markdown())
             }
             Scenario::Chat {
@@ -213,7 +214,7 @@ pub fn main() -> anyhow::Result<()> {
                     duration: Duration::from_secs(duration_secs),
                     shape: shape.shape(),
                 };
-                let report = super::chat(&common, &options).await?;
+                let report = crate::chat(&common, &options).await?;
                 ("chat", serde_json::to_value(&report)?, report.markdown())
             }
             Scenario::Burst {
@@ -223,7 +224,7 @@ pub fn main() -> anyhow::Result<()> {
                     shoppers: shoppers as usize,
                     shape: shape.shape(),
                 };
-                let report = super::burst(&common, &options).await?;
+                let report = crate::burst(&common, &options).await?;
                 ("burst", serde_json::to_value(&report)?, report.markdown())
             }
             Scenario::Node => anyhow::bail!("the node command runs before the runtime starts"),

@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use tempfile::TempDir;
 use tokio::io::AsyncBufReadExt;
 
-use crate::config::Settings;
-use crate::startup::{Application, Stopper};
+use mikabot::config::Settings;
+use mikabot::startup::{Application, Stopper};
 
 /// Where the node comes from.
 #[derive(Clone, Debug)]

@@ -3,7 +3,7 @@
 //! (p50, p99, max), index build time, and memory per product (counted by
 //! the allocator), followed by criterion's own measurements.
 //!
-//! `cargo bench --bench search` (add `-- --quick` for a shorter run).
+//! `cargo bench -p mikabot-loadgen --bench search` (add `-- --quick` for a shorter run).
 
 #![allow(unsafe_code)] // The counting allocator below needs it; nothing else does.
 
@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
-use mikabot::relevance::{QUERIES_TSV, parse_judgements};
 use mikabot_actors::language::{Language, detect};
 use mikabot_actors::search::SearchIndex;
+use mikabot_loadgen::relevance::{QUERIES_TSV, parse_judgements};
 
 /// Counts live heap bytes so memory per product is measured, not guessed.
 struct Counting;
@@ -82,7 +82,8 @@ fn report() {
     let mut slowest_by_size = Vec::new();
     for size in SIZES {
         let before_catalog = LIVE_BYTES.load(Ordering::Relaxed);
-        let products = mikabot::synthetic::catalog(size).unwrap_or_else(|e| panic!("catalog: {e}"));
+        let products =
+            mikabot_loadgen::synthetic::catalog(size).unwrap_or_else(|e| panic!("catalog: {e}"));
         let before_index = LIVE_BYTES.load(Ordering::Relaxed);
         let started = Instant::now();
         let index = index_of(products);
@@ -139,7 +140,8 @@ fn report() {
 fn criterion_benches(c: &mut Criterion) {
     let mix = query_mix();
     for size in SIZES {
-        let products = mikabot::synthetic::catalog(size).unwrap_or_else(|e| panic!("catalog: {e}"));
+        let products =
+            mikabot_loadgen::synthetic::catalog(size).unwrap_or_else(|e| panic!("catalog: {e}"));
         let mut group = c.benchmark_group("search");
         group.sample_size(if size >= 100_000 { 10 } else { 30 });
         group.bench_with_input(BenchmarkId::new("build", size), &products, |b, products| {

@@ -1,5 +1,5 @@
 //! Offline relevance evaluation of product search: the committed judgements
-//! in `benches/relevance/queries.tsv` against the demo catalog, scored with
+//! in `benches/loadgen/relevance/queries.tsv` against the demo catalog, scored with
 //! nDCG@10 and recall@10 through the same search call the store actor makes.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use mikabot_actors::language::{Language, detect};
 use mikabot_actors::search::SearchIndex;
 
 /// The judgements shipped with the repository.
-pub const QUERIES_TSV: &str = include_str!("../benches/relevance/queries.tsv");
+pub const QUERIES_TSV: &str = include_str!("../relevance/queries.tsv");
 /// Results considered per query.
 pub const CUTOFF: usize = 10;
 
@@ -245,7 +245,7 @@ mod tests {
     fn search_quality_stays_at_its_measured_level() {
         let judged = parse_judgements(QUERIES_TSV).expect("judgements parse");
         let id = mikabot_actors::ids::StoreId::parse("demo").expect("valid");
-        let (profile, products) = crate::demo::demo_store(id, "http://localhost").expect("demo");
+        let (profile, products) = mikabot::demo::demo_store(id, "http://localhost").expect("demo");
         let index = SearchIndex::build_with_synonyms(
             products.into_iter().map(Arc::new).collect(),
             profile.default_language,
@@ -263,7 +263,7 @@ mod tests {
     #[test]
     fn a_perfect_ranking_scores_one_and_a_useless_one_zero() {
         let id = mikabot_actors::ids::StoreId::parse("demo").expect("valid");
-        let (_, products) = crate::demo::demo_store(id, "http://localhost").expect("demo");
+        let (_, products) = mikabot::demo::demo_store(id, "http://localhost").expect("demo");
         let catalog: Vec<Arc<Product>> = products.into_iter().map(Arc::new).collect();
         let judged = &parse_judgements("en\tyoga mat\tyoga-mat\t\n").expect("parses")[0];
         let perfect: Vec<_> = catalog

@@ -1,4 +1,6 @@
-//! Starts a real node, as `main` does, on an ephemeral port.
+//! Starts a real node, as `main` does, on an ephemeral port, with a
+//! temporary data directory; stops it gracefully and restarts it on the same
+//! directory.
 
 use std::path::Path;
 use std::time::Duration;
@@ -113,10 +115,7 @@ pub async fn spawn_app_in(dir: TempDir, tweak: impl FnOnce(&mut Settings)) -> Te
 }
 
 /// A node whose model is `fake`, retrying quickly, with `tweak` applied last.
-pub async fn spawn_app_on(
-    fake: &crate::helpers::FakeOpenAi,
-    tweak: impl FnOnce(&mut Settings),
-) -> TestApp {
+pub async fn spawn_app_on(fake: &crate::FakeOpenAi, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let base_url = fake.base_url.clone();
     spawn_app(move |s| {
         s.model.provider = mikabot::config::ProviderChoice::Openai;

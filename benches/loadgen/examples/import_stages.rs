@@ -1,6 +1,6 @@
 //! Reports peak memory after each stage of importing a feed, to find what
 //! an import's memory is spent on:
-//! `cargo run --release --example import_stages -- feed.xml`.
+//! `cargo run --release -p mikabot-loadgen --example import_stages -- feed.xml`.
 
 use mikabot_actors::catalog::Currency;
 

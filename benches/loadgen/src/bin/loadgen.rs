@@ -2,5 +2,5 @@
 //! what it measured. See `docs/PERFORMANCE.md`.
 
 fn main() -> anyhow::Result<()> {
-    mikabot::loadgen::cli::main()
+    mikabot_loadgen::cli::main()
 }

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use mikabot::loadgen::model::ModelShape;
-use mikabot::loadgen::node::NodeChoice;
-use mikabot::loadgen::{self, BurstOptions, ChatOptions, Common, IdleOptions};
+use mikabot_loadgen::node::NodeChoice;
+use mikabot_loadgen::{self as loadgen, BurstOptions, ChatOptions, Common, IdleOptions};
+use mikabot_test_support as helpers;
+use mikabot_test_support::model::Shape as ModelShape;
 
 fn common(node: NodeChoice) -> Common {
     Common {
@@ -132,12 +133,12 @@ fn bad_command_lines_exit_with_a_usage_error() {
 /// load generator's model will take; `Common` aimed at it.
 async fn running_node(
     tweak: impl FnOnce(&mut mikabot::config::Settings) + 'static,
-) -> (crate::helpers::TestApp, Common) {
+) -> (helpers::TestApp, Common) {
     let model_port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let app = crate::helpers::spawn_app(move |s| {
+    let app = helpers::spawn_app(move |s| {
         s.model.provider = mikabot::config::ProviderChoice::Openai;
         s.model.base_url = format!("http://127.0.0.1:{model_port}/v1");
         s.widget.new_sessions_per_ip_per_minute = 100_000;

@@ -1,5 +1,5 @@
 //! Times one query against a generated catalog, for profiling the search:
-//! `cargo run --release --example search_probe -- "rain jacket" en 100000`
+//! `cargo run --release -p mikabot-loadgen --example search_probe -- "rain jacket" en 100000`
 //! (then `perf record` the binary in target/release/examples).
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
         .and_then(|tag| Language::from_tag(&tag))
         .unwrap_or(Language::En);
     let size: usize = args.next().map_or(Ok(100_000), |n| n.parse())?;
-    let products = mikabot::synthetic::catalog(size)?;
+    let products = mikabot_loadgen::synthetic::catalog(size)?;
     let index = SearchIndex::build(products.into_iter().map(Arc::new).collect(), Language::En);
     let started = Instant::now();
     for _ in 0..ROUNDS {

@@ -1,11 +1,11 @@
 //! Prints nDCG@10 and recall@10 of product search on the committed
-//! relevance set: `cargo run --release --bin relevance [-- --per-query]`.
+//! relevance set: `cargo run --release -p mikabot-loadgen --bin relevance [-- --per-query]`.
 
 use std::sync::Arc;
 
-use mikabot::relevance::{QUERIES_TSV, evaluate, parse_judgements, summary};
 use mikabot_actors::ids::StoreId;
 use mikabot_actors::search::SearchIndex;
+use mikabot_loadgen::relevance::{QUERIES_TSV, evaluate, parse_judgements, summary};
 
 fn main() -> anyhow::Result<()> {
     let per_query = std::env::args().any(|a| a == "--per-query");

@@ -1,5 +1,5 @@
 //! Writes a Google Merchant Center XML feed of a generated catalog, for
-//! measuring imports: `cargo run --release --example synthetic_feed -- 100000 > feed.xml`.
+//! measuring imports: `cargo run --release -p mikabot-loadgen --example synthetic_feed -- 100000 > feed.xml`.
 
 use std::io::{BufWriter, Write};
 
@@ -11,7 +11,7 @@ fn escape(text: &str) -> String {
 
 fn main() -> anyhow::Result<()> {
     let size: usize = std::env::args().nth(1).map_or(Ok(100_000), |n| n.parse())?;
-    let products = mikabot::synthetic::catalog(size)?;
+    let products = mikabot_loadgen::synthetic::catalog(size)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(

@@ -6,7 +6,7 @@
 use mikabot_actors::catalog::{Money, Product};
 use mikabot_actors::ids::{ProductId, StoreId};
 
-use crate::demo;
+use mikabot::demo;
 
 const SYLLABLES: &[&str] = &[
     "ka", "lo", "mi", "ter", "von", "sa", "rel", "du", "bri", "ne", "ost", "ga", "fel", "rum",

@@ -1,0 +1,12 @@
+//! What the integration tests and the load generator share: a real node on
+//! 127.0.0.1:0 with a temporary sled directory ([`spawn_app`]), a shopper's
+//! WebSocket client ([`Shopper`]) and a local OpenAI-compatible streaming
+//! server with scripted faults ([`FakeOpenAi`]).
+
+pub mod app;
+pub mod model;
+pub mod shopper;
+
+pub use app::{TestApp, spawn_app, spawn_app_in, spawn_app_on, test_settings};
+pub use model::{Behavior, FakeOpenAi};
+pub use shopper::Shopper;
