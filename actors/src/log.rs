@@ -62,9 +62,18 @@ pub struct StoredMessage {
 }
 
 /// A storage failure, as the behaviour sees it.
-#[derive(Debug, thiserror::Error)]
-#[error("conversation storage failed: {0}")]
-pub struct LogError(pub String);
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LogError {
+    /// The disk or the database failed; the same call may succeed later.
+    #[error("conversation storage failed: {0}")]
+    Failed(String),
+    /// A stored record could not be read; asking again will not help.
+    #[error("a stored conversation record is unreadable: {0}")]
+    Corrupt(String),
+    /// Storage has closed (the node is stopping).
+    #[error("conversation storage is closed")]
+    Closed,
+}
 
 /// Durable storage for conversations.
 pub trait ConversationLog: Send + Sync + 'static {

@@ -74,7 +74,7 @@ impl ConversationLog for MemoryLog {
             // A disk that takes its time.
             tokio::time::sleep(Duration::from_millis(150)).await;
             if fail {
-                Err(LogError("the disk is gone".into()))
+                Err(LogError::Failed("the disk is gone".into()))
             } else {
                 Ok(())
             }

@@ -1,0 +1,261 @@
+//! Conversations and their messages: the actors' [`ConversationLog`].
+//! A conversation's record is written before the session entry that points
+//! at it, so a session never resolves to nothing. Messages made durable go
+//! through the storage thread ([`super::flusher`]), which writes them and
+//! answers after the flush that covers them.
+
+use futures_util::future::BoxFuture;
+use mikabot_actors::ids::{ConversationId, SessionId, StoreId};
+use mikabot_actors::log::{ConversationLog, ConversationMeta, LogError, StoredMessage};
+
+use super::records::{ConversationV1, MessageV1};
+use super::{Storage, StorageError, keys};
+
+impl From<StorageError> for LogError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Corrupt { .. } => LogError::Corrupt(error.to_string()),
+            StorageError::Closed => LogError::Closed,
+            StorageError::Sled(_)
+            | StorageError::SchemaMismatch { .. }
+            | StorageError::Flush(_) => LogError::Failed(error.to_string()),
+        }
+    }
+}
+
+impl Storage {
+    fn message_write(&self, store: &StoreId, message: &StoredMessage) -> (Vec<u8>, Vec<u8>) {
+        let key = keys::message(store, message.conversation, message.id);
+        let value = self.codec.seal(store, &key, &MessageV1::from(message));
+        (key, value)
+    }
+}
+
+impl ConversationLog for Storage {
+    fn find_session(
+        &self,
+        store: &StoreId,
+        session: SessionId,
+    ) -> Result<Option<ConversationMeta>, LogError> {
+        let Some(conversation) = self
+            .sessions
+            .get(keys::session(store, session))
+            .map_err(StorageError::from)?
+        else {
+            return Ok(None);
+        };
+        let Ok(conversation) = <[u8; 16]>::try_from(conversation.as_ref()) else {
+            return Err(LogError::Corrupt(
+                "a session entry does not hold a conversation id".into(),
+            ));
+        };
+        let key = keys::conversation(store, ConversationId::from_bytes(conversation));
+        let Some(record) = self.conversations.get(&key).map_err(StorageError::from)? else {
+            return Ok(None);
+        };
+        let meta = self
+            .codec
+            .open::<ConversationV1, _>(store, &key, "conversations", &record)?;
+        Ok(Some(meta))
+    }
+
+    fn open_conversation(&self, meta: &ConversationMeta) -> Result<(), LogError> {
+        let key = keys::conversation(&meta.store, meta.conversation);
+        let value = self
+            .codec
+            .seal(&meta.store, &key, &ConversationV1::from(meta));
+        // Conversation first: a session entry never points at nothing.
+        self.conversations
+            .insert(key, value)
+            .map_err(StorageError::from)?;
+        self.sessions
+            .insert(
+                keys::session(&meta.store, meta.session),
+                meta.conversation.as_bytes(),
+            )
+            .map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    fn append(&self, store: &StoreId, message: &StoredMessage) -> Result<(), LogError> {
+        let (key, value) = self.message_write(store, message);
+        self.messages
+            .insert(key, value)
+            .map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    fn append_durable(
+        &self,
+        store: &StoreId,
+        message: &StoredMessage,
+    ) -> BoxFuture<'static, Result<(), LogError>> {
+        let storage = self.clone();
+        let (key, value) = self.message_write(store, message);
+        let write = (self.messages.clone(), key, value);
+        Box::pin(async move { Ok(storage.request_flush(Some(write)).await?) })
+    }
+
+    fn history(
+        &self,
+        store: &StoreId,
+        conversation: ConversationId,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, LogError> {
+        let mut newest_first = self
+            .messages
+            .scan_prefix(keys::messages(store, conversation))
+            .rev()
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry.map_err(StorageError::from)?;
+                Ok(self
+                    .codec
+                    .open::<MessageV1, _>(store, &key, "messages", &value)?)
+            })
+            .collect::<Result<Vec<StoredMessage>, LogError>>()?;
+        newest_first.reverse();
+        Ok(newest_first)
+    }
+
+    fn flush(&self) -> BoxFuture<'static, Result<(), LogError>> {
+        let storage = self.clone();
+        Box::pin(async move { Ok(storage.flush().await?) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mikabot_actors::ids::MessageId;
+    use mikabot_actors::language::Language;
+    use mikabot_actors::log::ClientClass;
+    use mikabot_actors::prompt::Role;
+
+    use super::*;
+    use crate::storage::tests::TEST_CACHE_BYTES;
+
+    fn meta(store: &StoreId) -> ConversationMeta {
+        ConversationMeta {
+            store: store.clone(),
+            conversation: ConversationId::new(),
+            session: SessionId::new(),
+            started_at_ms: 1,
+            language: Language::En,
+            page_url: None,
+            referrer: None,
+            client: ClientClass::default(),
+            ip: Some("192.0.2.0".into()),
+        }
+    }
+
+    fn message(meta: &ConversationMeta, text: &str) -> StoredMessage {
+        StoredMessage {
+            id: MessageId::new(),
+            conversation: meta.conversation,
+            role: Role::Shopper,
+            text: text.into(),
+            at_ms: 2,
+            client_id: None,
+            reply: None,
+        }
+    }
+
+    #[test]
+    fn history_is_per_store_and_chronological() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let shop = StoreId::parse("shop").expect("valid");
+        let shop2 = StoreId::parse("shop-2").expect("valid");
+        let a = meta(&shop);
+        storage.open_conversation(&a).expect("open conversation");
+        for text in ["one", "two", "three"] {
+            storage.append(&shop, &message(&a, text)).expect("append");
+        }
+        let texts: Vec<_> = storage
+            .history(&shop, a.conversation, 2)
+            .expect("history")
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["two", "three"]);
+        assert!(
+            storage
+                .history(&shop2, a.conversation, 10)
+                .expect("history")
+                .is_empty()
+        );
+        assert_eq!(
+            storage.find_session(&shop, a.session).expect("find"),
+            Some(a.clone())
+        );
+        assert_eq!(storage.find_session(&shop2, a.session).expect("find"), None);
+    }
+
+    #[test]
+    fn an_unreadable_message_is_a_corrupt_log_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let shop = StoreId::parse("shop").expect("valid");
+        let a = meta(&shop);
+        storage.open_conversation(&a).expect("open conversation");
+        let broken = keys::message(&shop, a.conversation, MessageId::new());
+        storage
+            .messages
+            .insert(broken, &b"not json"[..])
+            .expect("insert");
+        match storage.history(&shop, a.conversation, 10) {
+            Err(LogError::Corrupt(problem)) => assert!(problem.contains("messages"), "{problem}"),
+            other => panic!("expected a corrupt record, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn many_concurrent_writers_all_get_their_flush_either_way() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let shop = StoreId::parse("shop").expect("valid");
+        let conversation = meta(&shop);
+        storage
+            .open_conversation(&conversation)
+            .expect("open conversation");
+        let local = tokio::task::LocalSet::new();
+        let writers: Vec<_> = (0..64)
+            .map(|w| {
+                let storage = storage.clone();
+                let shop = shop.clone();
+                let conversation = conversation.clone();
+                local.spawn_local(async move {
+                    for n in 0..20 {
+                        let text = format!("writer {w} message {n}");
+                        let message = message(&conversation, &text);
+                        // Half write on their own thread and ask for a
+                        // flush; half let the storage thread do both.
+                        if w % 2 == 0 {
+                            storage.append(&shop, &message).expect("append");
+                            ConversationLog::flush(&storage).await.expect("flush");
+                        } else {
+                            storage
+                                .append_durable(&shop, &message)
+                                .await
+                                .expect("append durably");
+                        }
+                    }
+                })
+            })
+            .collect();
+        // A liveness bound, not a speed target: group commit must answer
+        // every waiter, also those that asked during another flush.
+        let all = local.run_until(async {
+            for writer in writers {
+                writer.await.expect("writer");
+            }
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("every writer's flush completes");
+        let stored = storage
+            .history(&shop, conversation.conversation, usize::MAX)
+            .expect("history");
+        assert_eq!(stored.len(), 64 * 20);
+    }
+}

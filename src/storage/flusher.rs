@@ -1,0 +1,70 @@
+//! Group commit: one thread, `mikabot-flush`, writes what the requests
+//! carry, then makes everything durable with a single sled flush for every
+//! request that arrived meanwhile. A request that arrives during a flush
+//! waits for the next one, so its flush always covers the writes made
+//! before it. Writes that come this way never make a caller's thread wait
+//! on the disk. The thread holds the database weakly, so dropping the last
+//! `Storage` still closes it, and it ends with the last sender.
+
+use std::sync::Weak;
+use std::sync::mpsc;
+
+use super::StorageError;
+
+/// Why a flush request failed, as its waiter learns it.
+pub type FlushOutcome = Result<(), String>;
+
+/// A write the storage thread makes before the flush: tree, key, value.
+pub type Write = (sled::Tree, Vec<u8>, Vec<u8>);
+
+/// A request to the storage thread: make everything written so far
+/// durable, after writing `write` if there is one.
+pub struct FlushRequest {
+    pub write: Option<Write>,
+    pub waiter: tokio::sync::oneshot::Sender<FlushOutcome>,
+}
+
+/// Starts the storage thread for `db`; requests go to the returned sender.
+pub fn spawn(db: Weak<sled::Db>) -> Result<mpsc::Sender<FlushRequest>, StorageError> {
+    let (requests, incoming) = mpsc::channel::<FlushRequest>();
+    std::thread::Builder::new()
+        .name("mikabot-flush".into())
+        .spawn(move || {
+            while let Ok(first) = incoming.recv() {
+                let mut batch = vec![first];
+                batch.extend(incoming.try_iter());
+                commit(&db, batch);
+            }
+        })
+        .map_err(|e| StorageError::Sled(sled::Error::Io(e)))?;
+    Ok(requests)
+}
+
+/// Writes a batch of requests and answers them all with one flush.
+fn commit(db: &Weak<sled::Db>, batch: Vec<FlushRequest>) {
+    let mut waiters = Vec::with_capacity(batch.len());
+    for request in batch {
+        let written = match request.write {
+            Some((tree, key, value)) => tree
+                .insert(key, value)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        match written {
+            Ok(()) => waiters.push(request.waiter),
+            Err(error) => {
+                // The waiter may have gone (its session ended); nobody
+                // else needs the answer.
+                let _ = request.waiter.send(Err(error));
+            }
+        }
+    }
+    let result = match db.upgrade() {
+        Some(db) => db.flush().map(|_| ()).map_err(|e| e.to_string()),
+        None => Err("the database is closed".to_owned()),
+    };
+    for waiter in waiters {
+        let _ = waiter.send(result.clone());
+    }
+}
