@@ -387,6 +387,40 @@ mod tests {
         );
     }
 
+    /// The error table of `docs/protocol.md`: each code with the close code
+    /// its "connection" column names (`None` for "stays open").
+    fn documented_codes() -> Vec<(String, Option<u16>)> {
+        let doc = include_str!("../docs/protocol.md");
+        let table = doc
+            .split("## Error codes")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("docs/protocol.md has an error code table");
+        table
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let connection = cells.get(3)?;
+                let close = connection
+                    .rsplit([' ', ','])
+                    .next()
+                    .and_then(|last| last.parse::<u16>().ok());
+                Some((code.to_owned(), close))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_error_table_is_the_code_table() {
+        let documented = documented_codes();
+        let table: Vec<(String, Option<u16>)> = ErrorCode::ALL
+            .iter()
+            .map(|code| (code.as_str().to_owned(), code.close_code()))
+            .collect();
+        assert_eq!(documented, table);
+    }
+
     #[test]
     fn errors_encode_retry_after_in_whole_milliseconds() {
         let mut error = ErrorEvent::new(ErrorCode::RateLimited, "slow down");

@@ -328,3 +328,27 @@ async fn the_demo_shop_embeds_the_widget_and_serves_its_products() {
         .expect("answers");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn an_unknown_route_answers_with_a_json_not_found() {
+    let app = node().await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/nothing-here"),
+        (reqwest::Method::DELETE, "/v1/stores/demo/catalog"),
+    ] {
+        let response = reqwest::Client::new()
+            .request(method.clone(), url(&app, path))
+            .send()
+            .await
+            .expect("the node answers");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        let body: Value = response.json().await.expect("a JSON body");
+        assert_eq!(body["error"]["code"], "not_found", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(path)),
+            "{body}"
+        );
+    }
+}

@@ -13,91 +13,99 @@ use crate::prompt::Role;
 /// The protocol version this node speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Stable error codes. Their text forms are documented in `docs/protocol.md`
-/// and never change meaning.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidJson,
-    InvalidFrame,
-    UnknownFrameType,
-    BinaryNotSupported,
-    FrameTooLarge,
-    MessageEmpty,
-    MessageTooLong,
-    HelloRequired,
-    DuplicateHello,
-    UnsupportedVersion,
-    RateLimited,
-    TooManySessions,
-    UnknownStore,
-    StorageFailed,
-    ModelUnavailable,
-    ModelFailed,
-    SlowConsumer,
-    TooManyErrors,
-    HelloTimeout,
-    HeartbeatTimeout,
-    ServerShutdown,
-    ProtocolError,
-    OriginNotAllowed,
-    SessionReplaced,
-    NothingToRetry,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidJson => "invalid_json",
-            ErrorCode::InvalidFrame => "invalid_frame",
-            ErrorCode::UnknownFrameType => "unknown_frame_type",
-            ErrorCode::BinaryNotSupported => "binary_not_supported",
-            ErrorCode::FrameTooLarge => "frame_too_large",
-            ErrorCode::MessageEmpty => "message_empty",
-            ErrorCode::MessageTooLong => "message_too_long",
-            ErrorCode::HelloRequired => "hello_required",
-            ErrorCode::DuplicateHello => "duplicate_hello",
-            ErrorCode::UnsupportedVersion => "unsupported_version",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::TooManySessions => "too_many_sessions",
-            ErrorCode::UnknownStore => "unknown_store",
-            ErrorCode::StorageFailed => "storage_failed",
-            ErrorCode::ModelUnavailable => "model_unavailable",
-            ErrorCode::ModelFailed => "model_failed",
-            ErrorCode::SlowConsumer => "slow_consumer",
-            ErrorCode::TooManyErrors => "too_many_errors",
-            ErrorCode::HelloTimeout => "hello_timeout",
-            ErrorCode::HeartbeatTimeout => "heartbeat_timeout",
-            ErrorCode::ServerShutdown => "server_shutdown",
-            ErrorCode::ProtocolError => "protocol_error",
-            ErrorCode::OriginNotAllowed => "origin_not_allowed",
-            ErrorCode::SessionReplaced => "session_replaced",
-            ErrorCode::NothingToRetry => "nothing_to_retry",
-        }
-    }
-}
-
 /// WebSocket close codes the node uses.
 pub mod close_code {
     /// The node is stopping.
     pub const GOING_AWAY: u16 = 1001;
     /// A WebSocket-level protocol violation.
     pub const PROTOCOL_ERROR: u16 = 1002;
-    /// Repeated misuse or a client too slow to read its frames.
+    /// Repeated misuse of the protocol.
     pub const POLICY_VIOLATION: u16 = 1008;
     /// A frame above the transport limit.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
-    /// The hello did not arrive, or the client stopped answering heartbeats.
-    pub const TIMEOUT: u16 = 4408;
-    /// The store in the URL does not exist.
-    pub const UNKNOWN_STORE: u16 = 4404;
     /// The hello asked for a protocol version this node does not speak.
     pub const UNSUPPORTED_VERSION: u16 = 4400;
-    /// Too many new sessions from this address; retry later.
-    pub const TOO_MANY_SESSIONS: u16 = 4429;
     /// The page's origin is not one of the store's allowed origins.
     pub const ORIGIN_NOT_ALLOWED: u16 = 4403;
+    /// The store in the URL does not exist.
+    pub const UNKNOWN_STORE: u16 = 4404;
+    /// The hello did not arrive, or the client stopped answering heartbeats.
+    pub const TIMEOUT: u16 = 4408;
     /// A newer connection took over the conversation (another tab).
     pub const SESSION_REPLACED: u16 = 4409;
+    /// Too many new sessions from this address; retry later.
+    pub const TOO_MANY_SESSIONS: u16 = 4429;
+}
+
+/// Declares [`ErrorCode`] from one table: each code's stable text and the
+/// close code the socket gets when that error ends the session (`None`:
+/// the error never ends it).
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => $text:literal, $close:expr;)*) => {
+        /// Stable error codes. Their text forms are documented in
+        /// `docs/protocol.md` and never change meaning.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code's stable text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $text,)*
+                }
+            }
+
+            /// The close code when this error ends the session.
+            pub fn close_code(self) -> Option<u16> {
+                match self {
+                    $(ErrorCode::$variant => $close,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson => "invalid_json", None;
+    InvalidFrame => "invalid_frame", None;
+    UnknownFrameType => "unknown_frame_type", None;
+    BinaryNotSupported => "binary_not_supported", None;
+    /// Above the protocol limit the frame is refused and the session goes
+    /// on; far above it the transport closes.
+    FrameTooLarge => "frame_too_large", Some(close_code::MESSAGE_TOO_BIG);
+    MessageEmpty => "message_empty", None;
+    MessageTooLong => "message_too_long", None;
+    HelloRequired => "hello_required", None;
+    DuplicateHello => "duplicate_hello", None;
+    UnsupportedVersion => "unsupported_version", Some(close_code::UNSUPPORTED_VERSION);
+    RateLimited => "rate_limited", None;
+    TooManySessions => "too_many_sessions", Some(close_code::TOO_MANY_SESSIONS);
+    UnknownStore => "unknown_store", Some(close_code::UNKNOWN_STORE);
+    StorageFailed => "storage_failed", None;
+    ModelUnavailable => "model_unavailable", None;
+    ModelFailed => "model_failed", None;
+    TooManyErrors => "too_many_errors", Some(close_code::POLICY_VIOLATION);
+    HelloTimeout => "hello_timeout", Some(close_code::TIMEOUT);
+    HeartbeatTimeout => "heartbeat_timeout", Some(close_code::TIMEOUT);
+    ServerShutdown => "server_shutdown", Some(close_code::GOING_AWAY);
+    ProtocolError => "protocol_error", Some(close_code::PROTOCOL_ERROR);
+    OriginNotAllowed => "origin_not_allowed", Some(close_code::ORIGIN_NOT_ALLOWED);
+    SessionReplaced => "session_replaced", Some(close_code::SESSION_REPLACED);
+    NothingToRetry => "nothing_to_retry", None;
+}
+
+impl ErrorCode {
+    /// The close code for ending the session with this error. Codes that
+    /// never end a session close as a policy violation, should one ever be
+    /// used to.
+    pub fn closing(self) -> u16 {
+        self.close_code().unwrap_or(close_code::POLICY_VIOLATION)
+    }
 }
 
 /// The first frame of every session.
@@ -145,10 +153,9 @@ pub enum ClientEvent {
         code: ErrorCode,
         message: String,
     },
-    /// The transport failed; the session ends.
+    /// The transport failed; the session ends with the code's close code.
     Broken {
         code: ErrorCode,
-        close: u16,
         message: String,
     },
     /// The client closed the socket.

@@ -23,7 +23,6 @@ use tokio::sync::mpsc;
 use crate::catalog::StoreProfile;
 use crate::events::{
     ClientEvent, ErrorCode, ErrorEvent, Hello, HistoryEntry, PROTOCOL_VERSION, ServerEvent,
-    close_code,
 };
 use crate::ids::{ConversationId, MessageId, SessionId, StoreId};
 use crate::language::{Language, detect};
@@ -179,12 +178,12 @@ impl WidgetSession {
     }
 
     /// Tells the client why, closes the socket and stops.
-    fn close(&mut self, ctx: &mut Context<Self>, code: ErrorCode, close: u16, message: &str) {
+    fn close(&mut self, ctx: &mut Context<Self>, code: ErrorCode, message: &str) {
         self.error(ctx, ErrorEvent::new(code, message));
         self.send(
             ctx,
             ServerEvent::Close {
-                code: close,
+                code: code.closing(),
                 reason: code.as_str(),
             },
         );
@@ -205,12 +204,7 @@ impl WidgetSession {
                 "protocol version {} is not supported; this node speaks {PROTOCOL_VERSION}",
                 hello.version
             );
-            self.close(
-                ctx,
-                ErrorCode::UnsupportedVersion,
-                close_code::UNSUPPORTED_VERSION,
-                &message,
-            );
+            self.close(ctx, ErrorCode::UnsupportedVersion, &message);
             return;
         }
         self.phase = Phase::Greeting;
@@ -221,7 +215,6 @@ impl WidgetSession {
                 Err(_) => act.close(
                     ctx,
                     ErrorCode::UnknownStore,
-                    close_code::UNKNOWN_STORE,
                     "the store is no longer served",
                 ),
             },
@@ -235,7 +228,6 @@ impl WidgetSession {
             self.close(
                 ctx,
                 ErrorCode::OriginNotAllowed,
-                close_code::ORIGIN_NOT_ALLOWED,
                 "this site may not open the store's assistant",
             );
             return;
@@ -766,7 +758,6 @@ impl WidgetSession {
             self.close(
                 ctx,
                 ErrorCode::TooManyErrors,
-                close_code::POLICY_VIOLATION,
                 "too many frames that could not be understood",
             );
         } else {
@@ -795,12 +786,7 @@ impl Actor for WidgetSession {
         let settings = Arc::clone(&self.deps.settings);
         ctx.run_later(settings.hello_timeout, |act, ctx| {
             if matches!(act.phase, Phase::AwaitingHello) {
-                act.close(
-                    ctx,
-                    ErrorCode::HelloTimeout,
-                    close_code::TIMEOUT,
-                    "no hello received in time",
-                );
+                act.close(ctx, ErrorCode::HelloTimeout, "no hello received in time");
             }
         });
         ctx.run_interval(settings.heartbeat_interval, |act, ctx| {
@@ -808,7 +794,6 @@ impl Actor for WidgetSession {
                 act.close(
                     ctx,
                     ErrorCode::HeartbeatTimeout,
-                    close_code::TIMEOUT,
                     "the client stopped answering heartbeats",
                 );
             } else {
@@ -837,11 +822,7 @@ impl StreamHandler<ClientEvent> for WidgetSession {
             ClientEvent::Invalid { code, message } => {
                 self.protocol_error(ctx, ErrorEvent::new(code, message));
             }
-            ClientEvent::Broken {
-                code,
-                close,
-                message,
-            } => self.close(ctx, code, close, &message),
+            ClientEvent::Broken { code, message } => self.close(ctx, code, &message),
             ClientEvent::Closed => {
                 self.closing = true;
                 ctx.stop();
@@ -924,7 +905,6 @@ impl Handler<Shutdown> for WidgetSession {
         self.close(
             ctx,
             ErrorCode::ServerShutdown,
-            close_code::GOING_AWAY,
             "the node is restarting; reconnect shortly",
         );
     }
@@ -939,7 +919,6 @@ impl Handler<Replaced> for WidgetSession {
         self.close(
             ctx,
             ErrorCode::SessionReplaced,
-            close_code::SESSION_REPLACED,
             "the conversation continued in another window",
         );
     }

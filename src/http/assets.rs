@@ -5,7 +5,6 @@
 //! /v1/stores/{store}/widget`: branding, default language, currency), with
 //! CORS for the store's allowed origins only.
 
-use actix_web::http::StatusCode;
 use std::io::Write as _;
 use std::sync::LazyLock;
 
@@ -19,7 +18,9 @@ use mikabot_actors::ids::StoreId;
 use mikabot_actors::store::GetProfile;
 use serde_json::json;
 
-use crate::http::{AppState, json_error};
+use crate::http::AppState;
+use crate::http::error::{ApiCode, ApiError};
+use actix_web::ResponseError as _;
 
 /// The widget script shops embed.
 pub const WIDGET_JS: &str = include_str!("../../widget-js/widget.js");
@@ -177,13 +178,8 @@ pub async fn widget_settings(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let unknown = || {
-        json_error(
-            StatusCode::NOT_FOUND,
-            "unknown_store",
-            "no such store on this node",
-        )
-    };
+    let unknown =
+        || ApiError::new(ApiCode::UnknownStore, "no such store on this node").error_response();
     let Some(catalog) = StoreId::parse(&path)
         .ok()
         .and_then(|id| state.stores.get(&id))
@@ -204,11 +200,11 @@ pub async fn widget_settings(
     // A page of another site may not use the store's settings; a request
     // without Origin is not a page's (a browser always sends it cross-site).
     let mut response = if origin.is_some() && !profile.allows_origin(origin, host) {
-        json_error(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
+        ApiError::new(
+            ApiCode::OriginNotAllowed,
             "this site may not open the store's assistant",
         )
+        .error_response()
     } else {
         let body = public_settings(&profile).to_string();
         cacheable(&req, "application/json", SETTINGS_MAX_AGE_SECS, body)

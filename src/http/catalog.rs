@@ -7,7 +7,6 @@
 //! Authenticated with the operator API token from configuration, compared in
 //! constant time.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use mikabot_actors::catalog::{Corner, SELF_ORIGIN, StoreProfile, normal_origin};
@@ -19,7 +18,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::http::AppState;
-use crate::import::{self, ImportError, Mode, Scope};
+use crate::http::error::{ApiCode, ApiError};
+use crate::import::{self, ApplyError, ImportError, Mode, Scope};
 
 #[derive(Deserialize)]
 pub struct ImportQuery {
@@ -27,39 +27,22 @@ pub struct ImportQuery {
     mode: Mode,
 }
 
-use crate::http::json_error as error;
-
-fn storage_failed(e: impl std::fmt::Display) -> HttpResponse {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "storage_failed",
-        e.to_string(),
-    )
-}
-
 /// The profile of the store named in the path, or the refusal to send.
-fn stored_profile(state: &AppState, raw: &str) -> Result<StoreProfile, HttpResponse> {
-    let unknown = || {
-        error(
-            StatusCode::NOT_FOUND,
-            "unknown_store",
-            "no such store on this node",
-        )
-    };
+fn stored_profile(state: &AppState, raw: &str) -> Result<StoreProfile, ApiError> {
+    let unknown = || ApiError::new(ApiCode::UnknownStore, "no such store on this node");
     let store = StoreId::parse(raw).map_err(|_| unknown())?;
     match state.storage.store(&store) {
         Ok(Some(profile)) => Ok(profile),
         Ok(None) => Err(unknown()),
-        Err(e) => Err(storage_failed(e)),
+        Err(e) => Err(ApiError::internal(e)),
     }
 }
 
 /// Checks `Authorization: Bearer TOKEN` against the operator token.
-fn authorised(req: &HttpRequest, state: &AppState) -> Result<(), HttpResponse> {
+fn authorised(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(expected) = state.operator_token.as_deref() else {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "catalog_api_disabled",
+        return Err(ApiError::new(
+            ApiCode::CatalogApiDisabled,
             "the catalog API is off: set operator.api_token",
         ));
     };
@@ -72,9 +55,8 @@ fn authorised(req: &HttpRequest, state: &AppState) -> Result<(), HttpResponse> {
     if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         Ok(())
     } else {
-        Err(error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+        Err(ApiError::new(
+            ApiCode::Unauthorized,
             "a valid operator token is required (Authorization: Bearer ...)",
         ))
     }
@@ -88,15 +70,13 @@ async fn read_body(
     mut body: web::Payload,
     limit: usize,
     setting: &str,
-) -> Result<Vec<u8>, HttpResponse> {
+) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|e| error(StatusCode::BAD_REQUEST, "upload_failed", e.to_string()))?;
+        let chunk = chunk.map_err(|e| ApiError::new(ApiCode::UploadFailed, e.to_string()))?;
         if bytes.len() + chunk.len() > limit {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+            return Err(ApiError::new(
+                ApiCode::PayloadTooLarge,
                 format!("a body is at most {limit} bytes ({setting})"),
             ));
         }
@@ -111,20 +91,18 @@ pub async fn import(
     path: web::Path<String>,
     body: web::Payload,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let scope = if req.method() == actix_web::http::Method::POST {
         Scope::Upsert
     } else {
         Scope::Replace
     };
-    let query = web::Query::<ImportQuery>::from_query(req.query_string());
-    let Ok(query) = query else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_mode",
+    let query = web::Query::<ImportQuery>::from_query(req.query_string()).map_err(|_| {
+        ApiError::new(
+            ApiCode::InvalidMode,
             "mode is all_or_nothing (the default) or partial",
-        );
-    };
+        )
+    })?;
     import_feed(req, path.into_inner(), query.mode, scope, body, state).await
 }
 
@@ -135,46 +113,32 @@ async fn import_feed(
     scope: Scope,
     body: web::Payload,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    if let Err(refusal) = authorised(&req, &state) {
-        return refusal;
-    }
-    let profile = match stored_profile(&state, &store) {
-        Ok(profile) => profile,
-        Err(refusal) => return refusal,
-    };
+) -> Result<HttpResponse, ApiError> {
+    authorised(&req, &state)?;
+    let profile = stored_profile(&state, &store)?;
     let store = profile.id.clone();
     // The upload is read once into memory, never copied; the parser streams
     // over it.
-    let bytes = match read_body(body, state.max_upload_bytes, "import.max_upload_bytes").await {
-        Ok(bytes) => bytes,
-        Err(refusal) => return refusal,
-    };
+    let bytes = read_body(body, state.max_upload_bytes, "import.max_upload_bytes").await?;
     let store_url = profile.url.clone();
     let currency = profile.currency;
-    let parsed = web::block(move || import::parse(bytes.as_slice(), &store_url, currency)).await;
-    let parsed = match parsed {
-        Ok(Ok(parsed)) => parsed,
-        Ok(Err(e @ (ImportError::UnknownFormat | ImportError::Empty))) => {
-            let code = if matches!(e, ImportError::Empty) {
-                "empty_feed"
-            } else {
-                "unknown_format"
+    let parsed = web::block(move || import::parse(bytes.as_slice(), &store_url, currency))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| {
+            let code = match e {
+                ImportError::Empty => ApiCode::EmptyFeed,
+                ImportError::UnknownFormat => ApiCode::UnknownFormat,
+                _ => ApiCode::MalformedFeed,
             };
-            return error(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string());
-        }
-        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "malformed_feed", e.to_string()),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
-    };
+            ApiError::new(code, e.to_string())
+        })?;
     // The profile installed with the new index is read again now, under the
     // lock: a settings change made during the upload is not undone.
     let _changing = state.profile_changes.lock().await;
-    let profile = match stored_profile(&state, store.as_str()) {
-        Ok(profile) => profile,
-        Err(refusal) => return refusal,
-    };
+    let profile = stored_profile(&state, store.as_str())?;
     let catalog = state.stores.get(&store);
-    match import::apply(
+    let applied = import::apply(
         &state.storage,
         &profile,
         catalog.as_ref(),
@@ -182,20 +146,23 @@ async fn import_feed(
         mode,
         scope,
     )
-    .await
-    {
+    .await;
+    match applied {
         Ok(report) => {
             tracing::info!(store = %store, imported = report.imported, rejected = report.rejected_count, "catalog imported");
-            HttpResponse::Ok().json(report)
+            Ok(HttpResponse::Ok().json(report))
         }
-        Err(refusal) => match refusal.report() {
+        Err(refusal) => Err(match refusal.report() {
             Some(report) => {
-                let mut body = serde_json::to_value(report).unwrap_or_default();
-                body["error"] = json!({"code": refusal.code(), "message": refusal.to_string()});
-                HttpResponse::UnprocessableEntity().json(body)
+                let code = match refusal {
+                    ApplyError::NothingValid(_) => ApiCode::NoValidRows,
+                    _ => ApiCode::RowsRejected,
+                };
+                ApiError::new(code, refusal.to_string())
+                    .with_body(serde_json::to_value(report).unwrap_or_default())
             }
-            None => storage_failed(refusal),
-        },
+            None => ApiError::internal(refusal),
+        }),
     }
 }
 
@@ -218,17 +185,12 @@ async fn operator_json<T: serde::de::DeserializeOwned>(
     body: web::Payload,
     limit: usize,
     expected: &str,
-) -> Result<T, HttpResponse> {
+) -> Result<T, ApiError> {
     authorised(req, state)?;
     let shown = format!("{} KiB", limit / 1024);
     let bytes = read_body(body, limit, &shown).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("expected {expected}: {e}"),
-        )
-    })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(ApiCode::InvalidBody, format!("expected {expected}: {e}")))
 }
 
 /// `PUT /v1/stores/{store}/synonyms` with `{"synonyms": [["hoodie", "sweatshirt"], ...]}`.
@@ -237,13 +199,10 @@ pub async fn synonyms(
     path: web::Path<String>,
     body: web::Payload,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let expected = "{\"synonyms\": [[\"word\", \"word\"], ...]}";
     let body: SynonymsBody =
-        match operator_json(&req, &state, body, MAX_SYNONYMS_BODY_BYTES, expected).await {
-            Ok(body) => body,
-            Err(refusal) => return refusal,
-        };
+        operator_json(&req, &state, body, MAX_SYNONYMS_BODY_BYTES, expected).await?;
     let groups: Vec<Vec<String>> = body
         .synonyms
         .into_iter()
@@ -262,34 +221,22 @@ pub async fn synonyms(
             ),
             None => format!("at most {MAX_SYNONYM_GROUPS} groups"),
         };
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_synonyms",
-            message,
-        );
+        return Err(ApiError::new(ApiCode::InvalidSynonyms, message));
     }
     let _changing = state.profile_changes.lock().await;
-    let mut profile = match stored_profile(&state, &path.into_inner()) {
-        Ok(profile) => profile,
-        Err(refusal) => return refusal,
-    };
+    let mut profile = stored_profile(&state, &path.into_inner())?;
     profile.synonyms = groups;
-    let products = match state
+    let products = state
         .storage
         .put_store(&profile)
         .and_then(|()| state.storage.catalog(&profile.id))
-    {
-        Ok(products) => products,
-        Err(e) => return storage_failed(e),
-    };
-    if let Err(e) = state.storage.flush().await {
-        return storage_failed(e);
-    }
+        .map_err(ApiError::internal)?;
+    state.storage.flush().await.map_err(ApiError::internal)?;
     let groups = profile.synonyms.len();
     if let Some(catalog) = state.stores.get(&profile.id) {
         import::install(&catalog, profile, products).await;
     }
-    HttpResponse::Ok().json(json!({"synonym_groups": groups}))
+    Ok(HttpResponse::Ok().json(json!({"synonym_groups": groups})))
 }
 
 /// Longest widget title and greeting, in characters.
@@ -312,12 +259,12 @@ pub struct WidgetSettingsBody {
     allowed_origins: Option<Vec<String>>,
 }
 
-fn invalid_setting(field: &str, message: &str) -> HttpResponse {
-    HttpResponse::UnprocessableEntity().json(json!({"error": {
-        "code": "invalid_widget_settings",
-        "field": field,
-        "message": format!("{field}: {message}"),
-    }}))
+fn invalid_setting(field: &str, message: &str) -> ApiError {
+    ApiError::new(
+        ApiCode::InvalidWidgetSettings,
+        format!("{field}: {message}"),
+    )
+    .detail("field", field)
 }
 
 fn plain_text(text: &str, max_chars: usize) -> bool {
@@ -328,7 +275,7 @@ fn plain_text(text: &str, max_chars: usize) -> bool {
 fn apply_widget_settings(
     body: WidgetSettingsBody,
     profile: &mut StoreProfile,
-) -> Result<(), HttpResponse> {
+) -> Result<(), ApiError> {
     let branding = &mut profile.branding;
     if let Some(color) = body.color {
         let hex = color.strip_prefix('#').unwrap_or("");
@@ -403,44 +350,36 @@ pub async fn widget_settings(
     path: web::Path<String>,
     body: web::Payload,
     state: web::Data<AppState>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let expected = "a JSON object of widget settings";
     let body: WidgetSettingsBody =
-        match operator_json(&req, &state, body, MAX_WIDGET_BODY_BYTES, expected).await {
-            Ok(body) => body,
-            Err(refusal) => return refusal,
-        };
+        operator_json(&req, &state, body, MAX_WIDGET_BODY_BYTES, expected).await?;
     let _changing = state.profile_changes.lock().await;
-    let mut profile = match stored_profile(&state, &path.into_inner()) {
-        Ok(profile) => profile,
-        Err(refusal) => return refusal,
-    };
+    let mut profile = stored_profile(&state, &path.into_inner())?;
     let language_before = profile.default_language;
-    if let Err(refusal) = apply_widget_settings(body, &mut profile) {
-        return refusal;
-    }
-    if let Err(e) = state.storage.put_store(&profile) {
-        return storage_failed(e);
-    }
-    if let Err(e) = state.storage.flush().await {
-        return storage_failed(e);
-    }
+    apply_widget_settings(body, &mut profile)?;
+    state
+        .storage
+        .put_store(&profile)
+        .map_err(ApiError::internal)?;
+    state.storage.flush().await.map_err(ApiError::internal)?;
     if let Some(catalog) = state.stores.get(&profile.id) {
         if profile.default_language == language_before {
+            // A store actor that is gone serves no shopper; the next start
+            // loads the stored profile.
             let _ = catalog.send(ReplaceProfile(profile.clone())).await;
         } else {
             // The index analyses text in the store's language.
-            match state.storage.catalog(&profile.id) {
-                Ok(products) => {
-                    import::install(&catalog, profile.clone(), products).await;
-                }
-                Err(e) => return storage_failed(e),
-            }
+            let products = state
+                .storage
+                .catalog(&profile.id)
+                .map_err(ApiError::internal)?;
+            import::install(&catalog, profile.clone(), products).await;
         }
     }
-    HttpResponse::Ok().json(json!({
+    Ok(HttpResponse::Ok().json(json!({
         "branding": profile.branding,
         "language": profile.default_language.code(),
         "allowed_origins": profile.allowed_origins,
-    }))
+    })))
 }

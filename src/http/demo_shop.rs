@@ -6,14 +6,15 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use mikabot_actors::catalog::Product;
 use mikabot_actors::ids::StoreId;
 
 use crate::demo::{DemoError, demo_store};
+use crate::http::AppState;
 use crate::http::assets::cacheable;
-use crate::http::{AppState, json_error};
+use crate::http::error::{ApiCode, ApiError};
+use actix_web::ResponseError as _;
 
 /// The demo shop's catalog, with links relative to the node.
 pub struct DemoShop {
@@ -101,11 +102,11 @@ fn page(shop: &DemoShop, title: &str, body: &str) -> String {
 
 fn demo_of(state: &AppState) -> Result<&DemoShop, HttpResponse> {
     state.demo_shop.as_deref().ok_or_else(|| {
-        json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
+        ApiError::new(
+            ApiCode::NotFound,
             "the demo shop is turned off on this node",
         )
+        .error_response()
     })
 }
 
@@ -118,7 +119,7 @@ fn product_of<'a>(
     shop.by_id
         .get(id)
         .map(|&i| (shop, &shop.products[i]))
-        .ok_or_else(|| json_error(StatusCode::NOT_FOUND, "not_found", "no such product"))
+        .ok_or_else(|| ApiError::new(ApiCode::NotFound, "no such product").error_response())
 }
 
 /// `GET /` and `GET /demo`: to the demo shop.

@@ -4,15 +4,15 @@ pub mod assets;
 mod catalog;
 pub mod client;
 mod demo_shop;
+mod error;
 mod health;
 pub mod widget;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::middleware::Compress;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use governor::DefaultKeyedRateLimiter;
 use mikabot_actors::live::LiveSessions;
 use mikabot_actors::log::ConversationLog;
@@ -42,12 +42,6 @@ pub struct AppState {
     pub profile_changes: tokio::sync::Mutex<()>,
     /// The demo shop's pages, when the demo store is enabled.
     pub demo_shop: Option<Arc<demo_shop::DemoShop>>,
-}
-
-/// The JSON error body every HTTP endpoint uses.
-pub fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status)
-        .json(serde_json::json!({"error": {"code": code, "message": message.into()}}))
 }
 
 pub use demo_shop::DemoShop;
@@ -85,7 +79,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .route("/", web::get().to(demo_shop::to_index))
         .route("/healthz", web::get().to(health::health))
-        .route("/metrics", web::get().to(health::metrics));
+        .route("/metrics", web::get().to(health::metrics))
+        .default_service(web::to(error::no_route));
 }
 
 /// Turns Nagle's algorithm off on each accepted connection: a token frame

@@ -15,13 +15,14 @@ use actix::{Actor, AsyncContext};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
 use futures_util::{FutureExt, StreamExt};
-use mikabot_actors::events::{ClientEvent, ErrorCode, ErrorEvent, ServerEvent, close_code};
+use mikabot_actors::events::{ClientEvent, ErrorCode, ErrorEvent, ServerEvent};
 use mikabot_actors::ids::StoreId;
 use mikabot_actors::outbox::{Outbox, OutboxError, fold_token};
 use mikabot_actors::session::{Connection, SessionDeps, WidgetSession};
 
 use crate::http::AppState;
 use crate::http::client::{anonymise, classify};
+use crate::http::error::{ApiCode, ApiError};
 use crate::protocol::{self, Outgoing};
 
 /// Frames larger than this end the connection (close 1009); frames between
@@ -57,12 +58,11 @@ pub async fn socket(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let Ok((response, session, stream)) = actix_ws::handle(&req, body) else {
-        return Ok(
-            HttpResponse::BadRequest().json(serde_json::json!({"error": {
-                "code": "websocket_required",
-                "message": "this endpoint speaks WebSocket: send an Upgrade: websocket request",
-            }})),
-        );
+        return Err(ApiError::new(
+            ApiCode::WebsocketRequired,
+            "this endpoint speaks WebSocket: send an Upgrade: websocket request",
+        )
+        .into());
     };
     let ip = client_ip(&req, state.trust_forwarded_for);
 
@@ -71,7 +71,6 @@ pub async fn socket(
         refuse(
             session,
             ErrorEvent::new(ErrorCode::UnknownStore, "no such store on this node"),
-            close_code::UNKNOWN_STORE,
         );
         return Ok(response);
     };
@@ -85,7 +84,7 @@ pub async fn socket(
         error.retry_after = Some(not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
         )));
-        refuse(session, error, close_code::TOO_MANY_SESSIONS);
+        refuse(session, error);
         return Ok(response);
     }
 
@@ -130,8 +129,8 @@ pub async fn socket(
 }
 
 /// Tells the client why and closes, without starting a session.
-fn refuse(mut session: actix_ws::Session, error: ErrorEvent, code: u16) {
-    let reason = error.code.as_str();
+fn refuse(mut session: actix_ws::Session, error: ErrorEvent) {
+    let (code, reason) = (error.code.closing(), error.code.as_str());
     actix_web::rt::spawn(async move {
         if let Outgoing::Text(frame) = protocol::encode(&ServerEvent::Error(error)) {
             let _ = session.text(frame).await;
@@ -160,12 +159,10 @@ fn inbound_event(
         Ok(AggregatedMessage::Close(_)) => ClientEvent::Closed,
         Err(ProtocolError::Overflow) => ClientEvent::Broken {
             code: ErrorCode::FrameTooLarge,
-            close: close_code::MESSAGE_TOO_BIG,
             message: "the frame is far above the size limit".into(),
         },
         Err(error) => ClientEvent::Broken {
             code: ErrorCode::ProtocolError,
-            close: close_code::PROTOCOL_ERROR,
             message: format!("WebSocket protocol error: {error}"),
         },
     }
