@@ -1,8 +1,9 @@
 //! One reply's generation, run as its own task so it outlives the shopper's
-//! socket: it calls the model, retries before the first token, keeps every
-//! event in the reply's [`ReplyFeed`] and hands it to whichever session
-//! follows the reply now, and records the reply (complete, or partial and
-//! marked incomplete) whatever happens.
+//! socket: it retrieves the turn's products from the store's catalog,
+//! builds the prompt, calls the model, retries before the first token,
+//! keeps every event in the reply's [`ReplyFeed`] and hands it to whichever
+//! session follows the reply now, and records the reply (complete, or
+//! partial and marked incomplete) whatever happens.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -10,12 +11,16 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
+use actix::Addr;
+
 use crate::catalog::ProductCard;
 use crate::ids::{ConversationId, MessageId, StoreId};
+use crate::language::Language;
 use crate::log::{ConversationLog, ReplyOutcome, StoredMessage, now_ms};
 use crate::model::{ChatModel, FinishReason, ModelChunk, ModelError};
-use crate::prompt::{Prompt, Role};
+use crate::prompt::{Prompt, Role, Turn, bounded_history};
 use crate::search::analysis::fold;
+use crate::store::{FindProducts, StoreCatalog};
 
 /// Events of one reply, from its task to its session.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,11 +76,46 @@ impl RetryPolicy {
 pub struct ReplyJob {
     pub model: Arc<dyn ChatModel>,
     pub log: Arc<dyn ConversationLog>,
-    pub prompt: Arc<Prompt>,
+    /// The store's catalog, searched for the turn's products.
+    pub catalog: Addr<StoreCatalog>,
     pub store: StoreId,
     pub conversation: ConversationId,
     pub reply_id: MessageId,
+    /// The language to answer in.
+    pub language: Language,
+    /// The shopper message being answered.
+    pub message: String,
+    /// What was said before it, oldest first; bounded to `history_tokens`
+    /// for the prompt.
+    pub earlier: Vec<Turn>,
+    pub history_tokens: usize,
+    /// Products retrieved for the turn.
+    pub retrieval_limit: usize,
     pub policy: RetryPolicy,
+}
+
+impl ReplyJob {
+    /// Retrieves the turn's products and builds the prompt.
+    async fn prompt(&self) -> Result<Prompt, ModelError> {
+        let find = FindProducts {
+            query: self.message.clone(),
+            language: self.language,
+            limit: self.retrieval_limit,
+        };
+        let found =
+            self.catalog.send(find).await.map_err(|_| {
+                ModelError::Unavailable("the store's catalog is not available".into())
+            })?;
+        Ok(Prompt {
+            store_name: found.profile.name.clone(),
+            store_url: found.profile.url.clone(),
+            instructions: found.profile.instructions.clone(),
+            language: self.language,
+            products: found.hits.into_iter().map(|hit| hit.product).collect(),
+            history: bounded_history(&self.earlier, self.history_tokens),
+            message: self.message.clone(),
+        })
+    }
 }
 
 /// Events buffered between a reply task and its session.
@@ -281,6 +321,18 @@ impl Drop for Recorder {
 }
 
 async fn run(job: ReplyJob, feed: &ReplyFeed) {
+    let prompt = match job.prompt().await {
+        Ok(prompt) => Arc::new(prompt),
+        Err(error) => {
+            tracing::warn!(%error, reply = %job.reply_id, "reply failed before the model was asked");
+            feed.emit(ReplyEvent::Failed {
+                error,
+                after_tokens: false,
+            })
+            .await;
+            return;
+        }
+    };
     let mut recorder = Recorder {
         log: Arc::clone(&job.log),
         store: job.store.clone(),
@@ -289,10 +341,10 @@ async fn run(job: ReplyJob, feed: &ReplyFeed) {
         text: String::new(),
         recorded: false,
     };
-    let outcome = generate(&job, feed, &mut recorder).await;
+    let outcome = generate(&job, &prompt, feed, &mut recorder).await;
     match outcome {
         Ok(finish) => {
-            let cards = recommended_cards(&job.prompt, &recorder.text);
+            let cards = recommended_cards(&prompt, &recorder.text);
             let stored = recorder
                 .record_durably(ReplyOutcome {
                     finish: Some(finish),
@@ -333,6 +385,7 @@ async fn run(job: ReplyJob, feed: &ReplyFeed) {
 /// retry budget is spent.
 async fn generate(
     job: &ReplyJob,
+    prompt: &Arc<Prompt>,
     feed: &ReplyFeed,
     recorder: &mut Recorder,
 ) -> Result<FinishReason, ModelError> {
@@ -340,7 +393,7 @@ async fn generate(
     let mut seq = 0_u32;
     let mut attempt = 0_u32;
     loop {
-        let error = match attempt_once(job, feed, recorder, &mut seq).await {
+        let error = match attempt_once(job, prompt, feed, recorder, &mut seq).await {
             Ok(finish) => return Ok(finish),
             Err(error) => error,
         };
@@ -361,12 +414,13 @@ async fn generate(
 
 async fn attempt_once(
     job: &ReplyJob,
+    prompt: &Arc<Prompt>,
     feed: &ReplyFeed,
     recorder: &mut Recorder,
     seq: &mut u32,
 ) -> Result<FinishReason, ModelError> {
     let idle = job.policy.idle_timeout;
-    let mut stream = tokio::time::timeout(idle, job.model.start(Arc::clone(&job.prompt)))
+    let mut stream = tokio::time::timeout(idle, job.model.start(Arc::clone(prompt)))
         .await
         .map_err(|_| ModelError::Timeout)??;
     let mut finish = None;

@@ -6,14 +6,19 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::*;
-use crate::catalog::{Branding, Currency};
-use crate::events::ServerEvent;
-use crate::log::LogError;
-use crate::model::{ChunkStream, FinishReason, ModelChunk};
+use crate::catalog::{Branding, Currency, StoreProfile};
+use crate::events::{Hello, PROTOCOL_VERSION, ServerEvent};
+use crate::ids::{ConversationId, SessionId};
+use crate::language::Language;
+use crate::log::{ConversationMeta, LogError, StoredMessage};
+use crate::model::{ChunkStream, FinishReason, ModelChunk, ModelError};
+use crate::prompt::{Prompt, Role};
 use crate::reply::RetryPolicy;
 
 const SHOP: &str = "https://shop.example";
@@ -85,6 +90,8 @@ impl ConversationLog for MemoryLog {
 #[derive(Default)]
 struct NotingModel {
     asked: Mutex<Vec<(Instant, Arc<Prompt>)>>,
+    /// A pause between the reply's two tokens.
+    pause: Mutex<Duration>,
 }
 
 impl ChatModel for NotingModel {
@@ -97,12 +104,20 @@ impl ChatModel for NotingModel {
             .lock()
             .expect("lock")
             .push((Instant::now(), prompt));
-        let chunks: Vec<Result<ModelChunk, ModelError>> = vec![
-            Ok(ModelChunk::Text("Here ".into())),
-            Ok(ModelChunk::Text("you are.".into())),
-            Ok(ModelChunk::Finished(FinishReason::Stop)),
-        ];
-        Box::pin(async move { Ok(Box::pin(futures_util::stream::iter(chunks)) as ChunkStream) })
+        let pause = *self.pause.lock().expect("lock");
+        let chunks = futures_util::stream::iter([
+            ModelChunk::Text("Here ".into()),
+            ModelChunk::Text("you are.".into()),
+            ModelChunk::Finished(FinishReason::Stop),
+        ])
+        .enumerate()
+        .then(move |(i, chunk)| async move {
+            if i == 1 {
+                tokio::time::sleep(pause).await;
+            }
+            Ok::<_, ModelError>(chunk)
+        });
+        Box::pin(async move { Ok(Box::pin(chunks) as ChunkStream) })
     }
 }
 
@@ -297,5 +312,39 @@ async fn a_message_whose_flush_fails_is_refused_and_its_reply_never_shown() {
         last.history.iter().all(|turn| turn.text != "a stove"),
         "{:?}",
         last.history
+    );
+}
+
+#[actix_rt::test]
+async fn a_message_sent_during_a_reply_is_answered_next_with_that_reply_before_it() {
+    let mut rig = start_session();
+    *rig.model.pause.lock().expect("lock") = Duration::from_millis(400);
+    rig.hello().await;
+    rig.message("c1", "a tent please");
+    assert!(matches!(rig.next().await, ServerEvent::Ack { .. }));
+    assert!(matches!(rig.next().await, ServerEvent::Token { .. }));
+    // The first reply is still streaming.
+    rig.message("c2", "and a lamp");
+    let mut done = 0;
+    while done < 2 {
+        if let ServerEvent::Done { .. } = rig.next().await {
+            done += 1;
+        }
+    }
+    let asked = rig.model.asked.lock().expect("lock");
+    assert_eq!(asked.len(), 2);
+    let second = &asked[1].1;
+    assert_eq!(second.message, "and a lamp");
+    let history: Vec<(Role, &str)> = second
+        .history
+        .iter()
+        .map(|turn| (turn.role, turn.text.as_str()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (Role::Shopper, "a tent please"),
+            (Role::Assistant, "Here you are.")
+        ]
     );
 }

@@ -1,0 +1,322 @@
+//! `WidgetSession`: one actor per shopper socket. The HTTP edge starts it
+//! with the socket's decoded inbound events as a stream and the socket's
+//! [`Outbox`] for outbound events. It ends on close, transport error, hello
+//! or heartbeat timeout, repeated misuse, a reader too slow for its frames,
+//! or shutdown; its [`Registration`] deregisters it in every case.
+//!
+//! The actor shell lives here: its fields, its timers, the dispatch of
+//! what arrives, and the ways out. The conversation it holds is a plain
+//! type ([`state::Conversation`]); each phase has its own file:
+//!
+//! - [`greeting`]: the hello, a new or resumed conversation, following a
+//!   reply still in flight.
+//! - [`turn`]: a shopper message made durable before its ack, a retry, the
+//!   start of a reply.
+//! - [`in_flight`]: a reply's events on their way to the socket, held back
+//!   while its message is flushed.
+
+mod greeting;
+mod in_flight;
+mod state;
+mod turn;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, StreamHandler};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use self::in_flight::HeldReply;
+use self::state::Conversation;
+use crate::events::{ClientEvent, ErrorCode, ErrorEvent, ServerEvent};
+use crate::ids::{MessageId, StoreId};
+use crate::live::{LiveSessions, Registration, Replaced, Shutdown};
+use crate::log::{ClientClass, ConversationLog};
+use crate::model::ChatModel;
+use crate::outbox::{Outbox, OutboxError};
+use crate::reply::{ReplyEvent, RetryPolicy};
+use crate::store::StoreCatalog;
+
+/// Longest client message id accepted.
+pub const MAX_CLIENT_ID_BYTES: usize = 64;
+
+/// Limits and timings for widget sessions, from configuration.
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// How often the session pings its client.
+    pub heartbeat_interval: Duration,
+    /// Silence after which the client is taken for gone.
+    pub client_timeout: Duration,
+    /// Longest wait for the hello.
+    pub hello_timeout: Duration,
+    /// Longest shopper message, in characters.
+    pub max_message_chars: usize,
+    /// Shopper messages (and retries) a session may send a minute.
+    pub messages_per_minute: NonZeroU32,
+    /// Token budget for history in the prompt.
+    pub history_tokens: usize,
+    /// Messages loaded when a session resumes.
+    pub history_messages: usize,
+    /// Products retrieved per turn.
+    pub retrieval_limit: usize,
+    /// Frames that could not be understood before the session is closed.
+    pub max_protocol_errors: u32,
+    /// How replies retry a failing model.
+    pub retry: RetryPolicy,
+}
+
+/// What every session of a store shares.
+#[derive(Clone)]
+pub struct SessionDeps {
+    pub store: StoreId,
+    /// The store's actor: its profile and catalog.
+    pub catalog: Addr<StoreCatalog>,
+    pub log: Arc<dyn ConversationLog>,
+    pub model: Arc<dyn ChatModel>,
+    pub live: LiveSessions,
+    pub settings: Arc<SessionSettings>,
+}
+
+/// Facts about the shopper's connection, already anonymised.
+#[derive(Clone, Debug, Default)]
+pub struct Connection {
+    /// The client's address, anonymised (IPv4 /24, IPv6 /48).
+    pub ip: Option<String>,
+    pub client: ClientClass,
+    /// The page's origin, from the socket request's Origin header.
+    pub origin: Option<String>,
+    /// The Host the request reached the node with.
+    pub host: Option<String>,
+}
+
+/// Where a session is in its life.
+enum Phase {
+    /// Connected; nothing but a hello is accepted.
+    AwaitingHello,
+    /// The hello is being answered; frames wait for it.
+    Greeting,
+    /// The conversation is open.
+    Ready(Box<Conversation>),
+}
+
+/// One shopper's live chat over one socket.
+pub struct WidgetSession {
+    /// What every session of the store shares.
+    deps: SessionDeps,
+    /// The shopper's connection, anonymised.
+    connection: Connection,
+    /// The socket's sending side.
+    out: Box<dyn Outbox>,
+    /// Where the session is in its life, with its conversation once open.
+    phase: Phase,
+    /// The last sign of life from the client, for the heartbeat.
+    last_seen: Instant,
+    /// Frames that could not be understood so far.
+    protocol_errors: u32,
+    /// The session's messages a minute.
+    limiter: DefaultDirectRateLimiter,
+    /// This session in the node's registry; dropped with the session.
+    registration: Option<Registration>,
+    /// A reply started while its message was being flushed; its events
+    /// wait here until no flush is pending.
+    held: Option<HeldReply>,
+    /// The socket is closing or gone: nothing more is sent.
+    closing: bool,
+}
+
+impl WidgetSession {
+    pub fn new(deps: SessionDeps, connection: Connection, out: Box<dyn Outbox>) -> Self {
+        let limiter = RateLimiter::direct(Quota::per_minute(deps.settings.messages_per_minute));
+        Self {
+            deps,
+            connection,
+            out,
+            phase: Phase::AwaitingHello,
+            last_seen: Instant::now(),
+            protocol_errors: 0,
+            limiter,
+            registration: None,
+            held: None,
+            closing: false,
+        }
+    }
+
+    /// The open conversation, once the hello is answered.
+    fn conversation(&mut self) -> Option<&mut Conversation> {
+        match &mut self.phase {
+            Phase::Ready(conversation) => Some(conversation),
+            _ => None,
+        }
+    }
+
+    fn send(&mut self, ctx: &mut Context<Self>, event: ServerEvent) {
+        if self.closing {
+            return;
+        }
+        match self.out.push(event) {
+            Ok(()) => {}
+            Err(OutboxError::Full) => {
+                // The shopper's client reads slower than we write; holding
+                // frames without bound is not an option, and a reply in
+                // progress is recorded by its own task.
+                tracing::warn!(store = %self.deps.store, "closing session: outgoing buffer full");
+                self.closing = true;
+                ctx.stop();
+            }
+            Err(OutboxError::Closed) => {
+                self.closing = true;
+                ctx.stop();
+            }
+        }
+    }
+
+    fn error(&mut self, ctx: &mut Context<Self>, error: ErrorEvent) {
+        self.send(ctx, ServerEvent::Error(error));
+    }
+
+    /// Tells the client why, closes the socket with the code's close code
+    /// and stops.
+    fn close(&mut self, ctx: &mut Context<Self>, code: ErrorCode, message: &str) {
+        self.error(ctx, ErrorEvent::new(code, message));
+        self.send(
+            ctx,
+            ServerEvent::Close {
+                code: code.closing(),
+                reason: code.as_str(),
+            },
+        );
+        self.closing = true;
+        ctx.stop();
+    }
+
+    fn protocol_error(&mut self, ctx: &mut Context<Self>, error: ErrorEvent) {
+        self.protocol_errors += 1;
+        if self.protocol_errors > self.deps.settings.max_protocol_errors {
+            self.close(
+                ctx,
+                ErrorCode::TooManyErrors,
+                "too many frames that could not be understood",
+            );
+        } else {
+            self.error(ctx, error);
+        }
+    }
+
+    /// A frame that needs an open conversation arrived before it.
+    fn hello_required(&mut self, ctx: &mut Context<Self>) {
+        let error = ErrorEvent::new(ErrorCode::HelloRequired, "send hello first");
+        self.protocol_error(ctx, error);
+    }
+}
+
+/// Spends one of the session's messages a minute (a message or a retry),
+/// or says when the next one is allowed.
+fn take_turn(limiter: &DefaultDirectRateLimiter, per_minute: NonZeroU32) -> Result<(), ErrorEvent> {
+    limiter.check().map_err(|not_until| ErrorEvent {
+        retry_after: Some(not_until.wait_time_from(DefaultClock::default().now())),
+        ..ErrorEvent::new(
+            ErrorCode::RateLimited,
+            format!("at most {per_minute} messages a minute"),
+        )
+    })
+}
+
+impl Actor for WidgetSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.registration = Some(self.deps.live.register(ctx.address().recipient()));
+        let settings = Arc::clone(&self.deps.settings);
+        ctx.run_later(settings.hello_timeout, |act, ctx| {
+            if matches!(act.phase, Phase::AwaitingHello) {
+                act.close(ctx, ErrorCode::HelloTimeout, "no hello received in time");
+            }
+        });
+        ctx.run_interval(settings.heartbeat_interval, |act, ctx| {
+            if act.last_seen.elapsed() > act.deps.settings.client_timeout {
+                act.close(
+                    ctx,
+                    ErrorCode::HeartbeatTimeout,
+                    "the client stopped answering heartbeats",
+                );
+            } else {
+                act.send(ctx, ServerEvent::TransportPing);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        tracing::debug!(store = %self.deps.store, "session stopped");
+    }
+}
+
+impl StreamHandler<ClientEvent> for WidgetSession {
+    fn handle(&mut self, event: ClientEvent, ctx: &mut Context<Self>) {
+        self.last_seen = Instant::now();
+        match event {
+            ClientEvent::Hello(hello) => self.on_hello(hello, ctx),
+            ClientEvent::Message { client_id, text } => self.on_message(client_id, text, ctx),
+            ClientEvent::Retry => self.on_retry(ctx),
+            ClientEvent::Ping { nonce } => self.send(ctx, ServerEvent::Pong { nonce }),
+            ClientEvent::TransportPing(payload) => {
+                self.send(ctx, ServerEvent::TransportPong(payload));
+            }
+            ClientEvent::Alive => {}
+            ClientEvent::Invalid { code, message } => {
+                self.protocol_error(ctx, ErrorEvent::new(code, message));
+            }
+            ClientEvent::Broken { code, message } => self.close(ctx, code, &message),
+            ClientEvent::Closed => {
+                self.closing = true;
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl StreamHandler<(MessageId, ReplyEvent)> for WidgetSession {
+    fn handle(&mut self, (reply_id, event): (MessageId, ReplyEvent), ctx: &mut Context<Self>) {
+        self.on_reply_event(reply_id, event, ctx);
+    }
+
+    /// A reply's stream ending is not the session's end.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Shutdown> for WidgetSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        self.close(
+            ctx,
+            ErrorCode::ServerShutdown,
+            "the node is restarting; reconnect shortly",
+        );
+    }
+}
+
+impl Handler<Replaced> for WidgetSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Replaced, ctx: &mut Context<Self>) {
+        // The reply in flight goes on and is followed by the newer socket.
+        if let Some(conversation) = self.conversation() {
+            conversation.let_go_of_reply();
+        }
+        self.held = None;
+        self.close(
+            ctx,
+            ErrorCode::SessionReplaced,
+            "the conversation continued in another window",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

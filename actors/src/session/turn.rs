@@ -1,0 +1,201 @@
+//! A turn: a shopper message is checked, joins the conversation and is made
+//! durable (away from this thread) while its reply already starts; the ack,
+//! and every frame of that reply, wait until it is on disk. A message whose
+//! flush fails is refused and leaves the conversation by its id; its reply
+//! is never shown. A retry answers the last message again after a failed
+//! reply. One reply runs at a time: a message during a reply is answered
+//! when it ends.
+
+use std::sync::Arc;
+
+use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
+
+use super::state::{NoRetry, NoTurn};
+use super::{MAX_CLIENT_ID_BYTES, Phase, WidgetSession, take_turn};
+use crate::events::{ErrorCode, ErrorEvent, ServerEvent};
+use crate::ids::MessageId;
+use crate::language::detect;
+use crate::log::{StoredMessage, now_ms};
+use crate::prompt::Role;
+use crate::reply::ReplyJob;
+
+impl WidgetSession {
+    pub(super) fn on_message(&mut self, client_id: String, text: String, ctx: &mut Context<Self>) {
+        let settings = Arc::clone(&self.deps.settings);
+        let Some(conversation) = self.conversation() else {
+            self.hello_required(ctx);
+            return;
+        };
+        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
+            let error = ErrorEvent::new(
+                ErrorCode::InvalidFrame,
+                format!("client_id must be 1 to {MAX_CLIENT_ID_BYTES} bytes"),
+            );
+            self.protocol_error(ctx, error);
+            return;
+        }
+        // A resend of a message still being flushed gets the ack that is
+        // on its way; a resend of an acknowledged one is acknowledged again.
+        // Neither is stored twice.
+        if conversation.is_flushing(&client_id) {
+            return;
+        }
+        if let Some(message_id) = conversation.acknowledged(&client_id) {
+            let ack = ServerEvent::Ack {
+                client_id,
+                message_id,
+            };
+            self.send(ctx, ack);
+            return;
+        }
+        let text = text.trim();
+        let refusal = if text.is_empty() {
+            Some(ErrorEvent::new(
+                ErrorCode::MessageEmpty,
+                "the message is empty",
+            ))
+        } else if text.chars().count() > settings.max_message_chars {
+            Some(ErrorEvent::new(
+                ErrorCode::MessageTooLong,
+                format!(
+                    "a message is at most {} characters",
+                    settings.max_message_chars
+                ),
+            ))
+        } else {
+            take_turn(&self.limiter, settings.messages_per_minute).err()
+        };
+        if let Some(mut error) = refusal {
+            error.client_id = Some(client_id);
+            self.error(ctx, error);
+            return;
+        }
+        let Phase::Ready(conversation) = &mut self.phase else {
+            return;
+        };
+        conversation.meta.language = detect(text, conversation.meta.language);
+        let message = StoredMessage {
+            id: MessageId::new(),
+            conversation: conversation.meta.conversation,
+            role: Role::Shopper,
+            text: text.to_owned(),
+            at_ms: now_ms(),
+            client_id: Some(client_id.clone()),
+            reply: None,
+        };
+        if !conversation.opened {
+            if let Err(error) = self.deps.log.open_conversation(&conversation.meta) {
+                tracing::error!(%error, "conversation not stored");
+                let mut error = ErrorEvent::new(
+                    ErrorCode::StorageFailed,
+                    "the message could not be stored; send it again",
+                );
+                error.client_id = Some(client_id);
+                self.error(ctx, error);
+                return;
+            }
+            conversation.opened = true;
+        }
+        // The message joins the conversation now, so that its reply starts
+        // (retrieval, the model's request) while it is written and flushed;
+        // the ack, and every frame of that reply, wait until it is on disk.
+        conversation.add_shopper_message(client_id, &message);
+        let stored = self.deps.log.append_durable(&self.deps.store, &message);
+        let id = message.id;
+        ctx.spawn(
+            stored
+                .into_actor(self)
+                .map(move |flushed, act, ctx| act.message_stored(id, flushed, ctx)),
+        );
+        self.start_reply(ctx);
+    }
+
+    /// The flush of shopper message `id` ended: it is acknowledged, or
+    /// refused and taken back.
+    fn message_stored(
+        &mut self,
+        id: MessageId,
+        flushed: Result<(), crate::log::LogError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(conversation) = self.conversation() else {
+            return;
+        };
+        match flushed {
+            Ok(()) => {
+                if let Some(client_id) = conversation.message_flushed(id) {
+                    let ack = ServerEvent::Ack {
+                        client_id,
+                        message_id: id,
+                    };
+                    self.send(ctx, ack);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "shopper message not stored");
+                let client_id = conversation.unflushed_client_id(id).map(str::to_owned);
+                if conversation.message_lost(id) && self.held.take().is_some() {
+                    tracing::warn!("reply to an unstored message not shown");
+                }
+                let mut error = ErrorEvent::new(
+                    ErrorCode::StorageFailed,
+                    "the message could not be stored; send it again",
+                );
+                error.client_id = client_id;
+                self.error(ctx, error);
+            }
+        }
+        self.release_held_reply(ctx);
+    }
+
+    /// Answers the shopper's last message again after a failed reply.
+    pub(super) fn on_retry(&mut self, ctx: &mut Context<Self>) {
+        let Some(conversation) = self.conversation() else {
+            self.hello_required(ctx);
+            return;
+        };
+        let refusal = match conversation.retry() {
+            Ok(()) => take_turn(&self.limiter, self.deps.settings.messages_per_minute).err(),
+            Err(NoRetry::Busy) => Some(ErrorEvent::new(
+                ErrorCode::NothingToRetry,
+                "a reply is on its way",
+            )),
+            Err(NoRetry::NotFailed) => Some(ErrorEvent::new(
+                ErrorCode::NothingToRetry,
+                "the last reply did not fail",
+            )),
+        };
+        match refusal {
+            Some(error) => self.error(ctx, error),
+            None => self.start_reply(ctx),
+        }
+    }
+
+    /// Starts a reply to the shopper's newest message, or notes that one is
+    /// due once the running reply ends.
+    pub(super) fn start_reply(&mut self, ctx: &mut Context<Self>) {
+        let settings = Arc::clone(&self.deps.settings);
+        let Phase::Ready(conversation) = &mut self.phase else {
+            return;
+        };
+        let plan = match conversation.begin_reply() {
+            Ok(plan) => plan,
+            Err(NoTurn::Busy | NoTurn::NothingToAnswer) => return,
+        };
+        let job = ReplyJob {
+            model: Arc::clone(&self.deps.model),
+            log: Arc::clone(&self.deps.log),
+            catalog: self.deps.catalog.clone(),
+            store: self.deps.store.clone(),
+            conversation: conversation.meta.conversation,
+            reply_id: plan.reply_id,
+            language: conversation.meta.language,
+            message: plan.message,
+            earlier: plan.earlier,
+            history_tokens: settings.history_tokens,
+            retrieval_limit: settings.retrieval_limit,
+            policy: settings.retry.clone(),
+        };
+        self.launch(job, plan.answers, ctx);
+    }
+}
