@@ -83,6 +83,7 @@ pub struct ServerSettings {
     pub public_url: String,
     pub shutdown_timeout_secs: u64,
     pub trust_forwarded_for: bool,
+    pub store_threads: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -112,3 +112,48 @@ async fn shutdown_closes_every_session_with_going_away() {
     stopping.await.expect("stop completes");
     assert_eq!(app.live_sessions(), 0);
 }
+
+#[actix_web::test]
+async fn readiness_is_reported_until_the_node_stops() {
+    let fake = crate::helpers::FakeOpenAi::start().await;
+    // A reply that never ends keeps the node stopping for its timeout.
+    fake.always(crate::helpers::Behavior::Stall {
+        tokens: vec!["Thinking".into()],
+    });
+    let app = crate::helpers::spawn_app_on(&fake, |_| {}).await;
+    let ready = format!("http://127.0.0.1:{}/readyz", app.port);
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = client.get(&ready).send().await.expect("the node answers");
+        if response.status() == 200 {
+            let body: serde_json::Value = response.json().await.expect("JSON");
+            assert_eq!(body["status"], "ready");
+            break;
+        }
+        let body: serde_json::Value = response.json().await.expect("JSON");
+        assert_eq!(body["status"], "starting", "{body}");
+        assert!(std::time::Instant::now() < deadline, "never ready: {body}");
+    }
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    shopper.message("c1", "a tent").await;
+    assert_eq!(shopper.next().await.json()["type"], "ack");
+    assert_eq!(shopper.next().await.json()["type"], "token");
+
+    let stopper = app.stopper.clone();
+    let stopping = actix_web::rt::spawn(async move { stopper.stop().await });
+    let (_, close, _) = shopper.until_closed().await;
+    assert_eq!(close, 1001);
+    // The stalled reply holds the node in its stopping phase.
+    let response = client.get(&ready).send().await.expect("the node answers");
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["status"], "stopping", "{body}");
+    // A new widget socket is turned away.
+    let mut late = Shopper::connect(&app.ws_url("demo")).await;
+    let (frames, close, reason) = late.until_closed().await;
+    assert_eq!((close, reason.as_str()), (1001, "server_shutdown"));
+    assert_eq!(frames[0]["code"], "server_shutdown");
+    stopping.await.expect("stop completes");
+}

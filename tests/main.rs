@@ -11,4 +11,5 @@ mod limits;
 mod model_faults;
 mod persistence;
 mod resume;
+mod shutdown;
 mod widget_http;

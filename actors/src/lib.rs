@@ -15,3 +15,4 @@ pub mod reply;
 pub mod search;
 pub mod session;
 pub mod store;
+pub mod tasks;

@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use actix::{Message, Recipient};
 use dashmap::DashMap;
+use tokio::sync::watch;
 
 use crate::ids::SessionId;
 use crate::reply::ReplyFeed;
+use crate::tasks::Tasks;
 
 /// How long a finished reply stays available for catching up. Its text is
 /// stored by then; this covers a reconnect racing the reply's end.
@@ -38,14 +40,21 @@ struct InUse {
     feed: Option<Arc<ReplyFeed>>,
 }
 
-#[derive(Default)]
 struct Inner {
     sessions: DashMap<u64, Recipient<Shutdown>>,
+    /// How many sessions are registered, for those waiting for none.
+    count: watch::Sender<usize>,
     conversations: DashMap<SessionId, InUse>,
     next: AtomicU64,
+    /// Where the grace timers of finished replies run.
+    tasks: Tasks,
 }
 
 impl Inner {
+    fn counted(&self) {
+        self.count.send_replace(self.sessions.len());
+    }
+
     fn forget_if_unused(&self, session: &SessionId) {
         self.conversations.remove_if(session, |_, used| {
             used.holder.is_none() && used.feed.is_none()
@@ -54,9 +63,15 @@ impl Inner {
 }
 
 /// The live sessions of this node. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LiveSessions {
     inner: Arc<Inner>,
+}
+
+impl Default for LiveSessions {
+    fn default() -> Self {
+        Self::new(Tasks::default())
+    }
 }
 
 /// Proof of registration; dropping it deregisters the session and lets go
@@ -70,6 +85,7 @@ pub struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.inner.sessions.remove(&self.id);
+        self.inner.counted();
         if let Some(session) = self.holds.take() {
             if let Some(mut used) = self.inner.conversations.get_mut(&session)
                 && used.holder.as_ref().is_some_and(|(id, _)| *id == self.id)
@@ -82,10 +98,24 @@ impl Drop for Registration {
 }
 
 impl LiveSessions {
+    /// A registry whose timers run as `tasks`.
+    pub fn new(tasks: Tasks) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sessions: DashMap::new(),
+                count: watch::Sender::new(0),
+                conversations: DashMap::new(),
+                next: AtomicU64::new(0),
+                tasks,
+            }),
+        }
+    }
+
     /// Registers a session that can be told to shut down.
     pub fn register(&self, session: Recipient<Shutdown>) -> Registration {
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
         self.inner.sessions.insert(id, session);
+        self.inner.counted();
         Registration {
             id,
             holds: None,
@@ -103,6 +133,13 @@ impl LiveSessions {
         for entry in self.inner.sessions.iter() {
             entry.value().do_send(Shutdown);
         }
+    }
+
+    /// Resolves once no session is registered.
+    pub async fn all_closed(&self) {
+        let mut count = self.inner.count.subscribe();
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = count.wait_for(|live| *live == 0).await;
     }
 
     /// Makes the registered session the holder of conversation `session`.
@@ -147,9 +184,16 @@ impl LiveSessions {
         }
         let inner = Arc::clone(&self.inner);
         let feed = Arc::clone(feed);
-        tokio::spawn(async move {
-            feed.ended().await;
-            tokio::time::sleep(FINISHED_REPLY_GRACE).await;
+        let tasks = self.inner.tasks.clone();
+        self.inner.tasks.spawn(async move {
+            // A stopping node follows no reply again: the timer ends.
+            tokio::select! {
+                () = async {
+                    feed.ended().await;
+                    tokio::time::sleep(FINISHED_REPLY_GRACE).await;
+                } => {}
+                () = tasks.stopping() => {}
+            }
             if let Some(mut used) = inner.conversations.get_mut(&session)
                 && used.feed.as_ref().is_some_and(|f| Arc::ptr_eq(f, &feed))
             {

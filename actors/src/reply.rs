@@ -21,6 +21,7 @@ use crate::model::{ChatModel, FinishReason, ModelChunk, ModelError};
 use crate::prompt::{Prompt, Role, Turn, bounded_history};
 use crate::search::analysis::fold;
 use crate::store::{FindProducts, StoreCatalog};
+use crate::tasks::Tasks;
 
 /// Events of one reply, from its task to its session.
 #[derive(Debug, Clone, PartialEq)]
@@ -257,11 +258,14 @@ impl ReplyFeed {
     }
 }
 
-/// Starts the reply on the current runtime; its events go to `feed`.
-pub fn spawn(job: ReplyJob, feed: Arc<ReplyFeed>) {
+/// Starts the reply as one of the node's `tasks`; its events go to `feed`.
+/// A stopping node lets it finish, or cuts it at the shutdown timeout:
+/// what it generated is then recorded, marked incomplete.
+pub fn spawn(job: ReplyJob, feed: Arc<ReplyFeed>, tasks: &Tasks) {
     let end_signal = feed.state().end_signal.take();
-    tokio::spawn(async move {
-        run(job, &feed).await;
+    let cut = tasks.clone();
+    tasks.spawn(async move {
+        run(job, &feed, &cut).await;
         drop(end_signal);
     });
 }
@@ -320,7 +324,7 @@ impl Drop for Recorder {
     }
 }
 
-async fn run(job: ReplyJob, feed: &ReplyFeed) {
+async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
     let prompt = match job.prompt().await {
         Ok(prompt) => Arc::new(prompt),
         Err(error) => {
@@ -341,7 +345,10 @@ async fn run(job: ReplyJob, feed: &ReplyFeed) {
         text: String::new(),
         recorded: false,
     };
-    let outcome = generate(&job, &prompt, feed, &mut recorder).await;
+    let outcome = tokio::select! {
+        outcome = generate(&job, &prompt, feed, &mut recorder) => outcome,
+        () = tasks.cut() => Err(ModelError::Unavailable("the node stopped before the reply ended".into())),
+    };
     match outcome {
         Ok(finish) => {
             let cards = recommended_cards(&prompt, &recorder.text);

@@ -1,10 +1,17 @@
 //! `StoreCatalog`: one actor per store, holding the store's profile and its
-//! search index in memory. The index is rebuilt from storage at start-up and
-//! is never the source of truth. [`Stores`] finds a store's actor by id.
+//! search index in memory. Start-up gives each actor a loader for its
+//! catalog; the actor reads it and builds its index on a blocking thread
+//! before it handles any message, so messages sent meanwhile wait instead
+//! of seeing an empty catalog. The index is never the source of truth.
+//! [`Stores`] finds a store's actor by id and knows whether every store has
+//! loaded (the node's readiness).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture,
+};
 use dashmap::DashMap;
 
 use crate::catalog::{Product, StoreProfile};
@@ -12,18 +19,37 @@ use crate::ids::StoreId;
 use crate::language::Language;
 use crate::search::{Hit, SearchIndex};
 
+/// Reads a store's catalog from storage; it runs on a blocking thread.
+pub type CatalogLoader = Box<dyn FnOnce() -> Result<Vec<Product>, String> + Send>;
+
 /// Holds one store's catalog and answers product searches.
 pub struct StoreCatalog {
     profile: Arc<StoreProfile>,
     index: Arc<SearchIndex>,
+    /// The catalog still to load when the actor starts, and where to say
+    /// it is done.
+    pending: Option<(CatalogLoader, Arc<Readiness>)>,
 }
 
 impl StoreCatalog {
+    /// A store with its catalog at hand.
     pub fn new(profile: StoreProfile, products: Vec<Product>) -> Self {
         let index = build_index(&profile, products);
         Self {
             profile: Arc::new(profile),
             index: Arc::new(index),
+            pending: None,
+        }
+    }
+
+    /// A store whose catalog `load` reads when the actor starts; `stores`
+    /// learns when it is loaded (or failed to).
+    pub fn loading(profile: StoreProfile, load: CatalogLoader, stores: &Stores) -> Self {
+        stores.readiness.loading.fetch_add(1, Ordering::SeqCst);
+        Self {
+            index: Arc::new(build_index(&profile, Vec::new())),
+            profile: Arc::new(profile),
+            pending: Some((load, Arc::clone(&stores.readiness))),
         }
     }
 }
@@ -39,6 +65,36 @@ pub fn build_index(profile: &StoreProfile, products: Vec<Product>) -> SearchInde
 
 impl Actor for StoreCatalog {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some((load, readiness)) = self.pending.take() else {
+            return;
+        };
+        let profile = Arc::clone(&self.profile);
+        let build = async move {
+            tokio::task::spawn_blocking(move || {
+                load().map(|products| (products.len(), build_index(&profile, products)))
+            })
+            .await
+            .map_err(|e| format!("the index build stopped: {e}"))?
+        };
+        // Nothing else is handled until the catalog is in.
+        ctx.wait(
+            build
+                .into_actor(self)
+                .map(move |built, act, _| match built {
+                    Ok((products, index)) => {
+                        act.index = Arc::new(index);
+                        tracing::info!(store = %act.profile.id, products, "store ready");
+                        readiness.loaded();
+                    }
+                    Err(problem) => {
+                        tracing::error!(store = %act.profile.id, %problem, "store catalog not loaded");
+                        readiness.failed(&act.profile.id, problem);
+                    }
+                }),
+        );
+    }
 }
 
 /// Searches the catalog for a shopper's words.
@@ -115,10 +171,42 @@ impl Handler<GetProfile> for StoreCatalog {
     }
 }
 
+/// Stores still loading their catalog, and those that failed to.
+#[derive(Default)]
+struct Readiness {
+    loading: AtomicUsize,
+    failed: Mutex<Vec<String>>,
+}
+
+impl Readiness {
+    fn loaded(&self) {
+        self.loading.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn failed(&self, store: &StoreId, problem: String) {
+        self.failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(format!("store {store}: {problem}"));
+        self.loaded();
+    }
+}
+
+/// Why the node's stores are not all serving their catalogs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotLoaded {
+    /// Catalogs are still being read and indexed.
+    Loading { stores: usize },
+    /// Some catalogs could not be loaded; these stores answer from an
+    /// empty catalog.
+    Failed(Vec<String>),
+}
+
 /// The stores this node serves, by id. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Stores {
     by_id: Arc<DashMap<StoreId, Addr<StoreCatalog>>>,
+    readiness: Arc<Readiness>,
 }
 
 impl Stores {
@@ -136,5 +224,106 @@ impl Stores {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+
+    /// Whether every store has its catalog loaded.
+    pub fn loaded(&self) -> Result<(), NotLoaded> {
+        let failed = self
+            .readiness
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let loading = self.readiness.loading.load(Ordering::SeqCst);
+        if loading > 0 {
+            Err(NotLoaded::Loading { stores: loading })
+        } else if !failed.is_empty() {
+            Err(NotLoaded::Failed(failed))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Branding, Currency, Money};
+    use crate::ids::ProductId;
+
+    fn profile(id: &str) -> StoreProfile {
+        StoreProfile {
+            id: StoreId::parse(id).expect("valid"),
+            name: "S".into(),
+            url: "https://shop.example".into(),
+            instructions: String::new(),
+            default_language: Language::En,
+            currency: Currency::parse("EUR").expect("known"),
+            allowed_origins: Vec::new(),
+            synonyms: Vec::new(),
+            branding: Branding::default(),
+        }
+    }
+
+    fn tent() -> Product {
+        Product {
+            id: ProductId("tent".into()),
+            name: "Alpine Tent".into(),
+            brand: String::new(),
+            category: "Tents".into(),
+            description: String::new(),
+            tags: Vec::new(),
+            price: Money {
+                minor: 19900,
+                currency: Currency::parse("EUR").expect("known"),
+            },
+            price_max: None,
+            image_url: String::new(),
+            url: "https://shop.example/tent".into(),
+            in_stock: true,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_search_sent_while_the_catalog_loads_waits_for_it() {
+        let stores = Stores::default();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let load: CatalogLoader = Box::new(move || {
+            // Holds the load until the test has sent its search.
+            let _ = wait.recv();
+            Ok(vec![tent()])
+        });
+        let actor = StoreCatalog::loading(profile("s"), load, &stores).start();
+        stores.insert(StoreId::parse("s").expect("valid"), actor.clone());
+        assert_eq!(stores.loaded(), Err(NotLoaded::Loading { stores: 1 }));
+        let find = actor.send(FindProducts {
+            query: "tent".into(),
+            language: Language::En,
+            limit: 5,
+        });
+        release.send(()).expect("the loader waits");
+        let found = find.await.expect("the actor answers");
+        assert_eq!(found.hits.len(), 1, "the search saw the loaded catalog");
+        assert_eq!(stores.loaded(), Ok(()));
+    }
+
+    #[actix_rt::test]
+    async fn a_catalog_that_fails_to_load_is_reported_and_the_store_answers_empty() {
+        let stores = Stores::default();
+        let load: CatalogLoader = Box::new(|| Err("unreadable".into()));
+        let actor = StoreCatalog::loading(profile("s"), load, &stores).start();
+        let found = actor
+            .send(FindProducts {
+                query: "tent".into(),
+                language: Language::En,
+                limit: 5,
+            })
+            .await
+            .expect("the actor answers");
+        assert!(found.hits.is_empty());
+        assert_eq!(
+            stores.loaded(),
+            Err(NotLoaded::Failed(vec!["store s: unreadable".into()]))
+        );
     }
 }

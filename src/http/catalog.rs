@@ -226,10 +226,14 @@ pub async fn synonyms(
     let _changing = state.profile_changes.lock().await;
     let mut profile = stored_profile(&state, &path.into_inner())?;
     profile.synonyms = groups;
+    let stored = profile.clone();
     let products = state
         .storage
-        .put_store(&profile)
-        .and_then(|()| state.storage.catalog(&profile.id))
+        .blocking(move |storage| {
+            storage.put_store(&stored)?;
+            storage.catalog(&stored.id)
+        })
+        .await
         .map_err(ApiError::internal)?;
     state.storage.flush().await.map_err(ApiError::internal)?;
     let groups = profile.synonyms.len();
@@ -370,9 +374,11 @@ pub async fn widget_settings(
             let _ = catalog.send(ReplaceProfile(profile.clone())).await;
         } else {
             // The index analyses text in the store's language.
+            let id = profile.id.clone();
             let products = state
                 .storage
-                .catalog(&profile.id)
+                .blocking(move |storage| storage.catalog(&id))
+                .await
                 .map_err(ApiError::internal)?;
             import::install(&catalog, profile.clone(), products).await;
         }

@@ -1,6 +1,8 @@
-//! Liveness and metrics for operators.
+//! Liveness, readiness and metrics for operators.
 
 use actix_web::{HttpResponse, web};
+use mikabot_actors::store::NotLoaded;
+use serde_json::json;
 
 use crate::http::AppState;
 
@@ -12,6 +14,35 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "stores": state.stores.len(),
         "model": state.model.name(),
     }))
+}
+
+/// `GET /readyz`: 200 when the node serves every store: storage open and
+/// every store's catalog loaded; 503 with the reason while starting or
+/// stopping, or when a catalog failed to load.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let not_ready = |status: &str, reason: String| {
+        HttpResponse::ServiceUnavailable().json(json!({"status": status, "reason": reason}))
+    };
+    if state.tasks.is_stopping() {
+        return not_ready("stopping", "the node is stopping".into());
+    }
+    if !state.storage.is_open() {
+        return not_ready(
+            "failed",
+            "storage is closed: its storage thread stopped".into(),
+        );
+    }
+    match state.stores.loaded() {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Err(NotLoaded::Loading { stores }) => not_ready(
+            "starting",
+            format!("{stores} store catalogs are still loading"),
+        ),
+        Err(NotLoaded::Failed(failures)) => not_ready(
+            "failed",
+            format!("catalogs failed to load: {}", failures.join("; ")),
+        ),
+    }
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -19,6 +19,7 @@ use mikabot_actors::log::ConversationLog;
 use mikabot_actors::model::ChatModel;
 use mikabot_actors::session::SessionSettings;
 use mikabot_actors::store::Stores;
+use mikabot_actors::tasks::Tasks;
 
 use crate::storage::Storage;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub log: Arc<dyn ConversationLog>,
     pub model: Arc<dyn ChatModel>,
     pub live: LiveSessions,
+    /// The node's background tasks (reply tasks run there).
+    pub tasks: Tasks,
     pub session_settings: Arc<SessionSettings>,
     pub new_sessions: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     pub max_frame_bytes: usize,
@@ -79,6 +82,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .route("/", web::get().to(demo_shop::to_index))
         .route("/healthz", web::get().to(health::health))
+        .route("/readyz", web::get().to(health::ready))
         .route("/metrics", web::get().to(health::metrics))
         .default_service(web::to(error::no_route));
 }

@@ -64,6 +64,16 @@ pub async fn socket(
         )
         .into());
     };
+    if state.tasks.is_stopping() {
+        refuse(
+            session,
+            ErrorEvent::new(
+                ErrorCode::ServerShutdown,
+                "the node is restarting; reconnect shortly",
+            ),
+        );
+        return Ok(response);
+    }
     let ip = client_ip(&req, state.trust_forwarded_for);
 
     let catalog = store_param(&req).and_then(|id| state.stores.get(&id).map(|addr| (id, addr)));
@@ -111,6 +121,7 @@ pub async fn socket(
         log: state.log.clone(),
         model: state.model.clone(),
         live: state.live.clone(),
+        tasks: state.tasks.clone(),
         settings: state.session_settings.clone(),
     };
     let outbox = SocketOutbox::new(session, state.outgoing_buffer);

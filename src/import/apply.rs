@@ -1,6 +1,7 @@
 //! Applying a parsed feed to a store: the all-or-nothing rule, persistence
-//! in sled first, then a new index built off the store actor's thread and
-//! swapped in whole.
+//! in sled first (on a blocking thread, never an HTTP worker), then a new
+//! index built on a blocking thread and swapped into the store's actor
+//! whole.
 
 use actix::Addr;
 use mikabot_actors::catalog::{Product, StoreProfile};
@@ -94,13 +95,17 @@ pub async fn apply(
         return Err(ApplyError::NothingValid(Box::new(report)));
     }
     report.imported = parsed.products.len();
-    let products = match scope {
-        Scope::Replace => {
-            storage.replace_catalog(&profile.id, &parsed.products)?;
-            parsed.products
-        }
-        Scope::Upsert => storage.upsert_products(&profile.id, &parsed.products)?,
-    };
+    let store = profile.id.clone();
+    // Thousands of writes and a flush: off this thread.
+    let products = storage
+        .blocking(move |storage| match scope {
+            Scope::Replace => {
+                storage.replace_catalog(&store, &parsed.products)?;
+                Ok(parsed.products)
+            }
+            Scope::Upsert => storage.upsert_products(&store, &parsed.products),
+        })
+        .await?;
     storage.flush().await?;
     report.catalog_size = products.len();
     if let Some(catalog) = catalog {

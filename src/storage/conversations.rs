@@ -18,7 +18,8 @@ impl From<StorageError> for LogError {
             StorageError::Closed => LogError::Closed,
             StorageError::Sled(_)
             | StorageError::SchemaMismatch { .. }
-            | StorageError::Flush(_) => LogError::Failed(error.to_string()),
+            | StorageError::Flush(_)
+            | StorageError::Interrupted(_) => LogError::Failed(error.to_string()),
         }
     }
 }

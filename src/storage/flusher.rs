@@ -25,9 +25,11 @@ pub struct FlushRequest {
 }
 
 /// Starts the storage thread for `db`; requests go to the returned sender.
-pub fn spawn(db: Weak<sled::Db>) -> Result<mpsc::Sender<FlushRequest>, StorageError> {
+pub fn spawn(
+    db: Weak<sled::Db>,
+) -> Result<(mpsc::Sender<FlushRequest>, std::thread::JoinHandle<()>), StorageError> {
     let (requests, incoming) = mpsc::channel::<FlushRequest>();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("mikabot-flush".into())
         .spawn(move || {
             while let Ok(first) = incoming.recv() {
@@ -37,7 +39,7 @@ pub fn spawn(db: Weak<sled::Db>) -> Result<mpsc::Sender<FlushRequest>, StorageEr
             }
         })
         .map_err(|e| StorageError::Sled(sled::Error::Io(e)))?;
-    Ok(requests)
+    Ok((requests, thread))
 }
 
 /// Writes a batch of requests and answers them all with one flush.

@@ -38,6 +38,8 @@ mod records;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 
+use tokio::sync::watch;
+
 use self::codec::Codec;
 use self::flusher::{FlushRequest, Write};
 
@@ -60,15 +62,17 @@ pub enum StorageError {
     Flush(String),
     #[error("storage is closed: its storage thread has stopped")]
     Closed,
+    #[error("a storage task did not finish: {0}")]
+    Interrupted(String),
 }
 
-/// The node's database. Cheap to clone.
+/// The node's database. Cheap to clone; the database closes (and its lock
+/// is released) when the last clone is dropped.
 #[derive(Clone)]
 pub struct Storage {
-    /// Counts the clones alive, so a stopping node can wait for every other
-    /// user to let go before the database's lock is released.
-    handles: Arc<()>,
     flushes: mpsc::Sender<FlushRequest>,
+    /// The storage thread, to tell whether it still runs.
+    flusher: Arc<std::thread::JoinHandle<()>>,
     codec: Codec,
     db: Arc<sled::Db>,
     stores: sled::Tree,
@@ -78,6 +82,11 @@ pub struct Storage {
     sessions: sled::Tree,
     conversations: sled::Tree,
     messages: sled::Tree,
+    /// Dropped with the last clone, after the database and its trees
+    /// (fields drop in order): its receivers learn that the database is
+    /// closed.
+    _closed: Arc<watch::Sender<()>>,
+    closed_rx: watch::Receiver<()>,
 }
 
 impl Storage {
@@ -102,9 +111,13 @@ impl Storage {
             }
         }
         let db = Arc::new(db);
+        let (closed, closed_rx) = watch::channel(());
+        let (flushes, flusher) = flusher::spawn(Arc::downgrade(&db))?;
         Ok(Self {
-            handles: Arc::new(()),
-            flushes: flusher::spawn(Arc::downgrade(&db))?,
+            _closed: Arc::new(closed),
+            closed_rx,
+            flushes,
+            flusher: Arc::new(flusher),
             codec: Codec,
             stores: db.open_tree("stores")?,
             products: db.open_tree("products")?,
@@ -116,9 +129,34 @@ impl Storage {
         })
     }
 
-    /// How many clones of this storage are alive, this one included.
-    pub fn open_handles(&self) -> usize {
-        Arc::strong_count(&self.handles)
+    /// Resolves once every clone of this storage is dropped (this one must
+    /// be dropped too): the database is closed.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let mut closed = self.closed_rx.clone();
+        async move {
+            // Nothing is ever sent: the only change is the sender's drop.
+            while closed.changed().await.is_ok() {}
+        }
+    }
+
+    /// Whether the storage thread is running (a stopped one fails every
+    /// durable write).
+    pub fn is_open(&self) -> bool {
+        !self.flusher.is_finished()
+    }
+
+    /// Runs `work` on a blocking thread: the way async code calls what
+    /// scans or writes many keys, or flushes (see "Threads and blocking" in
+    /// ARCHITECTURE.md).
+    pub async fn blocking<T, F>(&self, work: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Storage) -> Result<T, StorageError> + Send + 'static,
+    {
+        let storage = self.clone();
+        tokio::task::spawn_blocking(move || work(&storage))
+            .await
+            .map_err(|e| StorageError::Interrupted(e.to_string()))?
     }
 
     /// Waits until everything written so far is on disk. Concurrent

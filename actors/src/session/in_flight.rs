@@ -41,7 +41,7 @@ impl WidgetSession {
             }
             return;
         }
-        reply::spawn(job, feed);
+        reply::spawn(job, feed, &self.deps.tasks);
         let flushing = self.conversation().is_some_and(|c| c.flushing());
         if flushing {
             self.held = Some(HeldReply { reply_id, events });

@@ -38,6 +38,7 @@ use crate::model::ChatModel;
 use crate::outbox::{Outbox, OutboxError};
 use crate::reply::{ReplyEvent, RetryPolicy};
 use crate::store::StoreCatalog;
+use crate::tasks::Tasks;
 
 /// Longest client message id accepted.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
@@ -76,6 +77,8 @@ pub struct SessionDeps {
     pub log: Arc<dyn ConversationLog>,
     pub model: Arc<dyn ChatModel>,
     pub live: LiveSessions,
+    /// Where reply tasks run.
+    pub tasks: Tasks,
     pub settings: Arc<SessionSettings>,
 }
 

@@ -169,6 +169,7 @@ fn start_session() -> Rig {
         log: log.clone(),
         model: model.clone(),
         live: LiveSessions::default(),
+        tasks: crate::tasks::Tasks::default(),
         settings: Arc::new(settings()),
     };
     let connection = Connection {

@@ -86,6 +86,8 @@ pub fn test_settings(dir: &Path) -> Settings {
     settings.server.public_url = "http://localhost:8080".into();
     settings.storage.data_dir = dir.to_path_buf();
     settings.offline.token_delay_ms = 0;
+    // Stopping waits this long for replies in flight (a stalled model's).
+    settings.server.shutdown_timeout_secs = 2;
     settings.log.filter = "warn".into();
     settings
 }

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod model;
+pub mod process;
 pub mod shopper;
 
 pub use app::{TestApp, spawn_app, spawn_app_in, spawn_app_on, test_settings};

@@ -1,14 +1,17 @@
 //! `Application`: builds a node from settings (storage, model, store actors,
 //! HTTP listener) and runs it until stopped. `main` and the tests use the
-//! same code.
+//! same code. [`shutdown`] has the stopping sequence; [`stores`] the threads
+//! store actors run on.
+
+mod shutdown;
+mod stores;
 
 use std::net::{IpAddr, TcpListener};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use governor::{Quota, RateLimiter};
@@ -16,19 +19,21 @@ use mikabot_actors::ids::StoreId;
 use mikabot_actors::live::LiveSessions;
 use mikabot_actors::reply::RetryPolicy;
 use mikabot_actors::session::SessionSettings;
-use mikabot_actors::store::{StoreCatalog, Stores};
+use mikabot_actors::store::Stores;
+use mikabot_actors::tasks::Tasks;
 
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::storage::Storage;
 use crate::{demo, model};
 
+pub use self::shutdown::Stopper;
+use self::stores::StoreThreads;
+
 /// How often idle per-address rate-limit entries are dropped.
 const LIMITER_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
-/// Longest wait, after the server stopped, for its storage handles to go.
+/// Longest wait, after the server stopped, for the database to close.
 const STORAGE_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for sessions to close before the HTTP server stops.
-const SESSION_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A built node, listening but not yet running.
 pub struct Application {
@@ -36,30 +41,7 @@ pub struct Application {
     server: Server,
     stopper: Stopper,
     storage: Storage,
-}
-
-/// Stops a running node gracefully: sessions are told to close, then the
-/// HTTP server stops. Cheap to clone.
-#[derive(Clone)]
-pub struct Stopper {
-    live: LiveSessions,
-    server: ServerHandle,
-}
-
-impl Stopper {
-    pub async fn stop(&self) {
-        self.live.shutdown_all();
-        let deadline = tokio::time::Instant::now() + SESSION_DRAIN_TIMEOUT;
-        while self.live.count() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.server.stop(true).await;
-    }
-
-    /// Live widget sessions now.
-    pub fn live_sessions(&self) -> usize {
-        self.live.count()
-    }
+    store_threads: StoreThreads,
 }
 
 fn seconds(value: f64) -> Duration {
@@ -119,13 +101,16 @@ impl Application {
             );
         }
 
+        // Each store actor loads its catalog on its own; /readyz says when
+        // all have.
+        let store_threads = StoreThreads::new(match settings.server.store_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        });
         let stores = Stores::default();
         for profile in storage.stores()? {
-            let products = storage.catalog(&profile.id)?;
             let id = profile.id.clone();
-            let count = products.len();
-            stores.insert(id.clone(), StoreCatalog::new(profile, products).start());
-            tracing::info!(store = %id, products = count, "store ready");
+            stores.insert(id, store_threads.start(profile, &storage, &stores));
         }
 
         let model = model::from_settings(&settings)?;
@@ -135,16 +120,20 @@ impl Application {
             NonZeroU32::new(settings.widget.new_sessions_per_ip_per_minute)
                 .unwrap_or(NonZeroU32::MIN),
         )));
+        let tasks = Tasks::default();
         let sweep = Arc::clone(&new_sessions);
-        actix_web::rt::spawn(async move {
+        let housekeeping = tasks.clone();
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(LIMITER_SWEEP_INTERVAL);
             loop {
-                tick.tick().await;
-                sweep.retain_recent();
+                tokio::select! {
+                    _ = tick.tick() => sweep.retain_recent(),
+                    () = housekeeping.stopping() => return,
+                }
             }
         });
 
-        let live = LiveSessions::default();
+        let live = LiveSessions::new(tasks.clone());
         let demo_shop = if settings.demo.enabled {
             let store = StoreId::parse(&settings.demo.store_id)?;
             Some(Arc::new(http::DemoShop::new(store)?))
@@ -156,6 +145,7 @@ impl Application {
             log: Arc::new(storage.clone()),
             model,
             live: live.clone(),
+            tasks: tasks.clone(),
             session_settings: Arc::new(session_settings(&settings)),
             new_sessions,
             max_frame_bytes: settings.widget.max_frame_bytes,
@@ -184,7 +174,9 @@ impl Application {
         let server = server.listen(listener)?.run();
         let stopper = Stopper {
             live,
+            tasks,
             server: server.handle(),
+            reply_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         };
         tracing::info!(address = %format!("{host}:{port}"), "listening");
         Ok(Self {
@@ -192,6 +184,7 @@ impl Application {
             server,
             stopper,
             storage,
+            store_threads,
         })
     }
 
@@ -211,54 +204,35 @@ impl Application {
     }
 
     /// Serves until stopped (by [`Stopper::stop`] or, with
-    /// `handle_signals`, SIGINT/SIGTERM), then flushes storage.
+    /// `handle_signals`, SIGINT/SIGTERM; a second signal exits at once),
+    /// then stops the store threads, flushes storage and waits until the
+    /// database is closed.
     pub async fn run_until_stopped(self, handle_signals: bool) -> anyhow::Result<()> {
         if handle_signals {
             let stopper = self.stopper.clone();
             actix_web::rt::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("stopping: closing sessions");
+                shutdown::signal().await;
+                actix_web::rt::spawn(async {
+                    shutdown::signal().await;
+                    tracing::warn!("second signal: exiting without waiting");
+                    std::process::exit(130);
+                });
                 stopper.stop().await;
             });
         }
         self.server.await?;
-        // Workers drop their handles as their threads wind down; the
-        // database's lock is released only when the last one is gone, so a
-        // restart (or `mikabot import`) right after this returns finds it free.
-        let deadline = tokio::time::Instant::now() + STORAGE_RELEASE_TIMEOUT;
-        while self.storage.open_handles() > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if self.storage.open_handles() > 1 {
-            tracing::warn!(
-                handles = self.storage.open_handles() - 1,
-                "storage still in use after stopping"
-            );
-        }
+        let store_threads = self.store_threads;
+        tokio::task::spawn_blocking(move || store_threads.stop()).await?;
         self.storage.flush().await?;
+        let closed = self.storage.closed();
+        drop(self.storage);
+        if tokio::time::timeout(STORAGE_RELEASE_TIMEOUT, closed)
+            .await
+            .is_err()
+        {
+            tracing::warn!("storage still in use after stopping");
+        }
         tracing::info!("stopped; storage flushed");
         Ok(())
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

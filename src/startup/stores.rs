@@ -1,0 +1,57 @@
+//! The threads store actors live on, and how each store's actor starts.
+//! Store actors run on their own arbiters (one per core), never on an HTTP
+//! worker or the main thread: a search, an index swap or a catalog load
+//! there delays no socket. Each actor reads its catalog from storage and
+//! builds its index on a blocking thread when it starts.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix::{Actor, Addr, Arbiter};
+use mikabot_actors::catalog::StoreProfile;
+use mikabot_actors::store::{CatalogLoader, StoreCatalog, Stores};
+
+use crate::storage::Storage;
+
+/// The arbiters store actors are spread over.
+pub struct StoreThreads {
+    arbiters: Vec<Arbiter>,
+    next: AtomicUsize,
+}
+
+impl StoreThreads {
+    /// `count` arbiters (at least one). Must run inside an actix system.
+    pub fn new(count: usize) -> Self {
+        Self {
+            arbiters: (0..count.max(1)).map(|_| Arbiter::new()).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Starts `profile`'s store actor on the next arbiter; it loads its
+    /// catalog from `storage` before it handles any message.
+    pub fn start(
+        &self,
+        profile: StoreProfile,
+        storage: &Storage,
+        stores: &Stores,
+    ) -> Addr<StoreCatalog> {
+        let id = profile.id.clone();
+        let storage = storage.clone();
+        let load: CatalogLoader = Box::new(move || storage.catalog(&id).map_err(|e| e.to_string()));
+        let catalog = StoreCatalog::loading(profile, load, stores);
+        let at = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        StoreCatalog::start_in_arbiter(&self.arbiters[at].handle(), move |_| catalog)
+    }
+
+    /// Stops the arbiters and waits for their threads to end.
+    pub fn stop(self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        for arbiter in self.arbiters {
+            if arbiter.join().is_err() {
+                tracing::error!("a store thread panicked while stopping");
+            }
+        }
+    }
+}
