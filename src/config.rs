@@ -177,6 +177,17 @@ pub struct DemoSettings {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub filter: String,
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event, its spans' fields first.
+    Text,
+    /// One JSON object per line, with the event's spans and their fields.
+    Json,
 }
 
 impl Settings {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod import;
+pub mod logging;
 pub mod model;
 pub mod protocol;
 pub mod startup;

@@ -9,9 +9,7 @@ use mikabot::startup::Application;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref())?;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&settings.log.filter))
-        .init();
+    mikabot::logging::init(&settings.log);
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
             println!("{settings:#?}");

@@ -8,6 +8,7 @@ mod chat;
 mod config_cli;
 mod lifecycle;
 mod limits;
+mod logs;
 mod model_faults;
 mod persistence;
 mod resume;

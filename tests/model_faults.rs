@@ -52,6 +52,37 @@ async fn server_errors_are_retried_then_reported_when_the_budget_runs_out() {
     fake.script([Behavior::reply(&["Back ", "again."])]);
     let retry = shopper.ask("c2", "tent").await;
     assert_eq!(retry.end["type"], "done");
+
+    // The metrics tell the operator what happened, status by status.
+    let attempts = fake.requests().len() as f64;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", app.port))
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+            .parse()
+            .expect("a number")
+    };
+    let failed = value(
+        "mikabot_model_requests_total{provider=\"openai\",outcome=\"unavailable\",status=\"500\"}",
+    );
+    assert_eq!(failed + 1.0, attempts, "every attempt is counted");
+    assert_eq!(
+        value("mikabot_model_requests_total{provider=\"openai\",outcome=\"ok\",status=\"200\"}"),
+        1.0
+    );
+    assert_eq!(value("mikabot_model_retries_total"), failed - 1.0);
+    assert_eq!(value("mikabot_replies_total{finish=\"failed\"}"), 1.0);
+    assert_eq!(
+        value("mikabot_errors_total{code=\"model_unavailable\"}"),
+        1.0
+    );
 }
 
 #[actix_web::test]

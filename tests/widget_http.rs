@@ -352,3 +352,76 @@ async fn an_unknown_route_answers_with_a_json_not_found() {
         );
     }
 }
+
+#[actix_web::test]
+async fn metrics_count_what_a_chat_did() {
+    let app = node().await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "a warm rain jacket").await;
+    assert_eq!(reply.end["type"], "done");
+    shopper.send(json!({"type": "dance"})).await;
+    assert_eq!(shopper.next().await.json()["code"], "unknown_frame_type");
+
+    let response = reqwest::get(url(&app, "/metrics")).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"].to_str().expect("ASCII");
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = response.text().await.expect("text");
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .parse()
+            .expect("a number")
+    };
+    assert_eq!(value("mikabot_sessions_opened_total"), 1.0);
+    assert_eq!(value("mikabot_live_sessions"), 1.0);
+    assert_eq!(value("mikabot_stores"), 1.0);
+    assert_eq!(value("mikabot_messages_acknowledged_total"), 1.0);
+    assert_eq!(value("mikabot_replies_total{finish=\"stop\"}"), 1.0);
+    assert_eq!(
+        value("mikabot_tokens_streamed_total"),
+        reply.tokens.len() as f64
+    );
+    assert_eq!(
+        value("mikabot_model_requests_total{provider=\"offline\",outcome=\"ok\",status=\"0\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("mikabot_errors_total{code=\"unknown_frame_type\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("mikabot_first_token_seconds_count{part=\"total\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("mikabot_first_token_seconds_count{part=\"added\"}"),
+        1.0
+    );
+    assert_eq!(value("mikabot_message_to_ack_seconds_count"), 1.0);
+    assert!(value("mikabot_storage_flush_seconds_count") >= 1.0);
+    assert_eq!(value("mikabot_replies_in_flight"), 0.0);
+
+    shopper.close().await;
+    app.wait_for_live_sessions(0).await;
+    let text = reqwest::get(url(&app, "/metrics"))
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("mikabot_sessions_closed_total{reason=\"client_closed\"} 1"),
+        "{text}"
+    );
+    // No label names a session or a conversation.
+    for id in [&ready["session_id"], &ready["conversation_id"]] {
+        let id = id.as_str().expect("an id");
+        assert!(!text.contains(id), "{id} is a label");
+    }
+}

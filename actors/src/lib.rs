@@ -8,6 +8,7 @@ pub mod ids;
 pub mod language;
 pub mod live;
 pub mod log;
+pub mod metrics;
 pub mod model;
 pub mod outbox;
 pub mod prompt;

@@ -51,22 +51,54 @@ pub enum ModelError {
     /// HTTP 429; `retry_after` is the provider's `Retry-After`, if any.
     #[error("the model provider is rate limiting (retry after {retry_after:?})")]
     RateLimited { retry_after: Option<Duration> },
-    /// 5xx, connection refused or reset, or a stream cut off.
-    #[error("the model provider is unavailable: {0}")]
-    Unavailable(String),
+    /// 5xx or 408, connection refused or reset, or a stream cut off.
+    #[error("the model provider is unavailable: {detail}")]
+    Unavailable {
+        /// The provider's HTTP status, when it answered with one.
+        status: Option<u16>,
+        detail: String,
+    },
     /// No answer, or no next chunk, within the configured time.
     #[error("the model provider did not answer in time")]
     Timeout,
     /// Any other refusal (bad key, unknown model, bad request): retrying
     /// would not help.
-    #[error("the model provider refused the request: {0}")]
-    Rejected(String),
+    #[error("the model provider refused the request: {detail}")]
+    Rejected { status: Option<u16>, detail: String },
 }
 
 impl ModelError {
     /// Whether another attempt may succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ModelError::Rejected(_))
+        !matches!(self, ModelError::Rejected { .. })
+    }
+
+    /// Unavailable without an HTTP status: refused connections, broken
+    /// streams, the node's own reasons.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        ModelError::Unavailable {
+            status: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// A stable name for the kind of failure (metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelError::RateLimited { .. } => "rate_limited",
+            ModelError::Unavailable { .. } => "unavailable",
+            ModelError::Timeout => "timeout",
+            ModelError::Rejected { .. } => "rejected",
+        }
+    }
+
+    /// The provider's HTTP status, when it answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ModelError::RateLimited { .. } => Some(429),
+            ModelError::Unavailable { status, .. } | ModelError::Rejected { status, .. } => *status,
+            ModelError::Timeout => None,
+        }
     }
 }
 

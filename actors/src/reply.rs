@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use actix::Addr;
 
@@ -17,6 +18,7 @@ use crate::catalog::ProductCard;
 use crate::ids::{ConversationId, MessageId, StoreId};
 use crate::language::Language;
 use crate::log::{ConversationLog, ReplyOutcome, StoredMessage, now_ms};
+use crate::metrics::{FinishLabel, Metrics};
 use crate::model::{ChatModel, FinishReason, ModelChunk, ModelError};
 use crate::prompt::{Prompt, Role, Turn, bounded_history};
 use crate::search::analysis::fold;
@@ -93,6 +95,12 @@ pub struct ReplyJob {
     /// Products retrieved for the turn.
     pub retrieval_limit: usize,
     pub policy: RetryPolicy,
+    pub metrics: Arc<Metrics>,
+    /// When the reply began (the time to first token counts from here).
+    pub began: Instant,
+    /// The span of the session that started the reply; the reply's own
+    /// span is its child.
+    pub span: tracing::Span,
 }
 
 impl ReplyJob {
@@ -103,10 +111,11 @@ impl ReplyJob {
             language: self.language,
             limit: self.retrieval_limit,
         };
-        let found =
-            self.catalog.send(find).await.map_err(|_| {
-                ModelError::Unavailable("the store's catalog is not available".into())
-            })?;
+        let found = self
+            .catalog
+            .send(find)
+            .await
+            .map_err(|_| ModelError::unavailable("the store's catalog is not available"))?;
         Ok(Prompt {
             store_name: found.profile.name.clone(),
             store_url: found.profile.url.clone(),
@@ -264,10 +273,22 @@ impl ReplyFeed {
 pub fn spawn(job: ReplyJob, feed: Arc<ReplyFeed>, tasks: &Tasks) {
     let end_signal = feed.state().end_signal.take();
     let cut = tasks.clone();
-    tasks.spawn(async move {
-        run(job, &feed, &cut).await;
-        drop(end_signal);
-    });
+    let span = tracing::info_span!(parent: &job.span, "reply", reply = %short_id(&job.reply_id));
+    tasks.spawn(
+        async move {
+            run(job, &feed, &cut).await;
+            drop(end_signal);
+        }
+        .instrument(span),
+    );
+}
+
+/// The last eight hex digits of an id (random in v4 and v7 ids alike):
+/// enough to follow one session or reply through the log, too little to
+/// stand for it.
+pub fn short_id(id: &impl std::fmt::Display) -> String {
+    let digits: Vec<char> = id.to_string().chars().filter(|c| *c != '-').collect();
+    digits[digits.len().saturating_sub(8)..].iter().collect()
 }
 
 /// Stores the reply when it ends. Dropped without `finish` (the runtime
@@ -324,11 +345,35 @@ impl Drop for Recorder {
     }
 }
 
+/// Counts a reply in flight while it lives, and how it ended.
+struct InFlight<'a> {
+    metrics: &'a Metrics,
+    finish: &'static str,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        tracing::debug!(finish = self.finish, "reply ended");
+        self.metrics.replies_in_flight.dec();
+        let finish = FinishLabel {
+            finish: self.finish,
+        };
+        self.metrics.replies.get_or_create(&finish).inc();
+    }
+}
+
 async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
+    job.metrics.replies_in_flight.inc();
+    let mut in_flight = InFlight {
+        metrics: &job.metrics,
+        // What a task dropped mid-way (the runtime stopped) counts as.
+        finish: "interrupted",
+    };
     let prompt = match job.prompt().await {
         Ok(prompt) => Arc::new(prompt),
         Err(error) => {
-            tracing::warn!(%error, reply = %job.reply_id, "reply failed before the model was asked");
+            tracing::warn!(%error, "reply failed before the model was asked");
+            in_flight.finish = "failed";
             feed.emit(ReplyEvent::Failed {
                 error,
                 after_tokens: false,
@@ -337,6 +382,7 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
             return;
         }
     };
+    tracing::debug!(products = prompt.products.len(), "reply started");
     let mut recorder = Recorder {
         log: Arc::clone(&job.log),
         store: job.store.clone(),
@@ -347,10 +393,14 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
     };
     let outcome = tokio::select! {
         outcome = generate(&job, &prompt, feed, &mut recorder) => outcome,
-        () = tasks.cut() => Err(ModelError::Unavailable("the node stopped before the reply ended".into())),
+        () = tasks.cut() => {
+            in_flight.finish = "cut";
+            Err(ModelError::unavailable("the node stopped before the reply ended"))
+        }
     };
     match outcome {
         Ok(finish) => {
+            in_flight.finish = finish.as_str();
             let cards = recommended_cards(&prompt, &recorder.text);
             let stored = recorder
                 .record_durably(ReplyOutcome {
@@ -360,12 +410,19 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
                 })
                 .await;
             if let Err(error) = stored {
-                tracing::error!(%error, reply = %job.reply_id, "reply not stored");
+                tracing::error!(%error, "reply not stored");
             }
             feed.emit(ReplyEvent::Finished { cards, finish }).await;
         }
         Err(error) => {
             let after_tokens = !recorder.text.is_empty();
+            if in_flight.finish != "cut" {
+                in_flight.finish = if after_tokens {
+                    "interrupted"
+                } else {
+                    "failed"
+                };
+            }
             if after_tokens {
                 let stored = recorder
                     .record_durably(ReplyOutcome {
@@ -375,10 +432,10 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
                     })
                     .await;
                 if let Err(e) = stored {
-                    tracing::error!(error = %e, reply = %job.reply_id, "partial reply not stored");
+                    tracing::error!(error = %e, "partial reply not stored");
                 }
             }
-            tracing::warn!(%error, reply = %job.reply_id, after_tokens, "reply failed");
+            tracing::warn!(%error, after_tokens, "reply failed");
             feed.emit(ReplyEvent::Failed {
                 error,
                 after_tokens,
@@ -400,7 +457,10 @@ async fn generate(
     let mut seq = 0_u32;
     let mut attempt = 0_u32;
     loop {
-        let error = match attempt_once(job, prompt, feed, recorder, &mut seq).await {
+        let attempt_result = attempt_once(job, prompt, feed, recorder, &mut seq).await;
+        job.metrics
+            .model_request(job.model.name(), attempt_result.as_ref().map(|_| ()));
+        let error = match attempt_result {
             Ok(finish) => return Ok(finish),
             Err(error) => error,
         };
@@ -414,6 +474,7 @@ async fn generate(
             return Err(error);
         }
         tracing::info!(%error, attempt, delay_ms = delay.as_millis() as u64, "retrying model");
+        job.metrics.model_retries.inc();
         tokio::time::sleep(delay).await;
         attempt += 1;
     }
@@ -427,6 +488,7 @@ async fn attempt_once(
     seq: &mut u32,
 ) -> Result<FinishReason, ModelError> {
     let idle = job.policy.idle_timeout;
+    let asked = Instant::now();
     let mut stream = tokio::time::timeout(idle, job.model.start(Arc::clone(prompt)))
         .await
         .map_err(|_| ModelError::Timeout)??;
@@ -440,15 +502,20 @@ async fn attempt_once(
                 if text.is_empty() {
                     continue;
                 }
+                if *seq == 0 {
+                    job.metrics
+                        .first_token(job.began.elapsed(), asked.elapsed());
+                }
                 recorder.text.push_str(&text);
                 feed.emit(ReplyEvent::Token { seq: *seq, text }).await;
+                job.metrics.tokens_streamed.inc();
                 *seq += 1;
             }
             Some(Ok(ModelChunk::Finished(reason))) => finish = Some(reason),
             Some(Err(error)) => return Err(error),
             None => {
                 return finish.ok_or_else(|| {
-                    ModelError::Unavailable("the stream ended without a finish reason".into())
+                    ModelError::unavailable("the stream ended without a finish reason")
                 });
             }
         }

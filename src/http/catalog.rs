@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use mikabot_actors::catalog::{Corner, SELF_ORIGIN, StoreProfile, normal_origin};
 use mikabot_actors::ids::StoreId;
 use mikabot_actors::language::Language;
+use mikabot_actors::metrics::RowLabel;
 use mikabot_actors::store::ReplaceProfile;
 use serde::Deserialize;
 use serde_json::json;
@@ -149,11 +150,13 @@ async fn import_feed(
     .await;
     match applied {
         Ok(report) => {
+            count_rows(&state, report.imported, report.rejected_count);
             tracing::info!(store = %store, imported = report.imported, rejected = report.rejected_count, "catalog imported");
             Ok(HttpResponse::Ok().json(report))
         }
         Err(refusal) => Err(match refusal.report() {
             Some(report) => {
+                count_rows(&state, 0, report.rejected_count);
                 let code = match refusal {
                     ApplyError::NothingValid(_) => ApiCode::NoValidRows,
                     _ => ApiCode::RowsRejected,
@@ -163,6 +166,17 @@ async fn import_feed(
             }
             None => ApiError::internal(refusal),
         }),
+    }
+}
+
+/// Counts an import's rows in the metrics.
+fn count_rows(state: &AppState, accepted: usize, rejected: usize) {
+    for (result, rows) in [("accepted", accepted), ("rejected", rejected)] {
+        state
+            .metrics
+            .import_rows
+            .get_or_create(&RowLabel { result })
+            .inc_by(rows as u64);
     }
 }
 

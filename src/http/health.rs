@@ -1,10 +1,12 @@
 //! Liveness, readiness and metrics for operators.
 
+use actix_web::ResponseError as _;
 use actix_web::{HttpResponse, web};
 use mikabot_actors::store::NotLoaded;
 use serde_json::json;
 
 use crate::http::AppState;
+use crate::http::error::ApiError;
 
 /// `GET /healthz`: the node answers and how busy it is.
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
@@ -45,19 +47,17 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: every metric, in the OpenMetrics text format
+/// (Prometheus reads it).
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let body = format!(
-        "# HELP mikabot_live_sessions Widget sessions connected now.\n\
-         # TYPE mikabot_live_sessions gauge\n\
-         mikabot_live_sessions {}\n\
-         # HELP mikabot_stores Stores served by this node.\n\
-         # TYPE mikabot_stores gauge\n\
-         mikabot_stores {}\n",
-        state.live.count(),
-        state.stores.len()
-    );
+    let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    state.metrics.live_sessions.set(gauge(state.live.count()));
+    state.metrics.stores.set(gauge(state.stores.len()));
+    let mut body = String::with_capacity(16 * 1024);
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+        return ApiError::internal(error).error_response();
+    }
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(body)
 }

@@ -16,10 +16,12 @@ use actix_web::web;
 use governor::DefaultKeyedRateLimiter;
 use mikabot_actors::live::LiveSessions;
 use mikabot_actors::log::ConversationLog;
+use mikabot_actors::metrics::Metrics;
 use mikabot_actors::model::ChatModel;
 use mikabot_actors::session::SessionSettings;
 use mikabot_actors::store::Stores;
 use mikabot_actors::tasks::Tasks;
+use prometheus_client::registry::Registry;
 
 use crate::storage::Storage;
 
@@ -31,6 +33,9 @@ pub struct AppState {
     pub live: LiveSessions,
     /// The node's background tasks (reply tasks run there).
     pub tasks: Tasks,
+    pub metrics: Arc<Metrics>,
+    /// Every metric of the node, for `/metrics`.
+    pub registry: Registry,
     pub session_settings: Arc<SessionSettings>,
     pub new_sessions: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     pub max_frame_bytes: usize,

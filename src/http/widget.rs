@@ -17,6 +17,7 @@ use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
 use futures_util::{FutureExt, StreamExt};
 use mikabot_actors::events::{ClientEvent, ErrorCode, ErrorEvent, ServerEvent};
 use mikabot_actors::ids::StoreId;
+use mikabot_actors::metrics::CodeLabel;
 use mikabot_actors::outbox::{Outbox, OutboxError, fold_token};
 use mikabot_actors::session::{Connection, SessionDeps, WidgetSession};
 
@@ -66,6 +67,7 @@ pub async fn socket(
     };
     if state.tasks.is_stopping() {
         refuse(
+            &state,
             session,
             ErrorEvent::new(
                 ErrorCode::ServerShutdown,
@@ -79,6 +81,7 @@ pub async fn socket(
     let catalog = store_param(&req).and_then(|id| state.stores.get(&id).map(|addr| (id, addr)));
     let Some((store, catalog)) = catalog else {
         refuse(
+            &state,
             session,
             ErrorEvent::new(ErrorCode::UnknownStore, "no such store on this node"),
         );
@@ -94,7 +97,7 @@ pub async fn socket(
         error.retry_after = Some(not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
         )));
-        refuse(session, error);
+        refuse(&state, session, error);
         return Ok(response);
     }
 
@@ -122,6 +125,7 @@ pub async fn socket(
         model: state.model.clone(),
         live: state.live.clone(),
         tasks: state.tasks.clone(),
+        metrics: state.metrics.clone(),
         settings: state.session_settings.clone(),
     };
     let outbox = SocketOutbox::new(session, state.outgoing_buffer);
@@ -140,8 +144,10 @@ pub async fn socket(
 }
 
 /// Tells the client why and closes, without starting a session.
-fn refuse(mut session: actix_ws::Session, error: ErrorEvent) {
+fn refuse(state: &AppState, mut session: actix_ws::Session, error: ErrorEvent) {
     let (code, reason) = (error.code.closing(), error.code.as_str());
+    let label = CodeLabel { code: reason };
+    state.metrics.errors.get_or_create(&label).inc();
     actix_web::rt::spawn(async move {
         if let Outgoing::Text(frame) = protocol::encode(&ServerEvent::Error(error)) {
             let _ = session.text(frame).await;

@@ -101,20 +101,30 @@ fn model_error(error: OpenAIError) -> ModelError {
                 429 => ModelError::RateLimited {
                     retry_after: upstream.retry_after,
                 },
-                408 | 500..=599 => ModelError::Unavailable(upstream.to_string()),
-                _ => ModelError::Rejected(upstream.to_string()),
+                408 | 500..=599 => ModelError::Unavailable {
+                    status: Some(upstream.status),
+                    detail: upstream.to_string(),
+                },
+                _ => ModelError::Rejected {
+                    status: Some(upstream.status),
+                    detail: upstream.to_string(),
+                },
             },
-            Err(other) => ModelError::Unavailable(other.to_string()),
+            Err(other) => ModelError::unavailable(other.to_string()),
         },
-        OpenAIError::Reqwest(e) => ModelError::Unavailable(e.to_string()),
-        OpenAIError::StreamError(e) => ModelError::Unavailable(format!("stream broken: {e}")),
+        OpenAIError::Reqwest(e) => ModelError::unavailable(e.to_string()),
+        OpenAIError::StreamError(e) => ModelError::unavailable(format!("stream broken: {e}")),
         OpenAIError::JSONDeserialize(e, _) => {
-            ModelError::Unavailable(format!("malformed chunk: {e}"))
+            ModelError::unavailable(format!("malformed chunk: {e}"))
         }
-        OpenAIError::ApiError(e) if e.status_code.is_server_error() => {
-            ModelError::Unavailable(e.to_string())
-        }
-        other => ModelError::Rejected(other.to_string()),
+        OpenAIError::ApiError(e) if e.status_code.is_server_error() => ModelError::Unavailable {
+            status: Some(e.status_code.as_u16()),
+            detail: e.to_string(),
+        },
+        other => ModelError::Rejected {
+            status: None,
+            detail: other.to_string(),
+        },
     }
 }
 

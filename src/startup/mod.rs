@@ -17,10 +17,12 @@ use anyhow::Context as _;
 use governor::{Quota, RateLimiter};
 use mikabot_actors::ids::StoreId;
 use mikabot_actors::live::LiveSessions;
+use mikabot_actors::metrics::Metrics;
 use mikabot_actors::reply::RetryPolicy;
 use mikabot_actors::session::SessionSettings;
 use mikabot_actors::store::Stores;
 use mikabot_actors::tasks::Tasks;
+use prometheus_client::registry::{Registry, Unit};
 
 use crate::config::Settings;
 use crate::http::{self, AppState};
@@ -140,12 +142,23 @@ impl Application {
         } else {
             None
         };
+        let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::with_prefix("mikabot");
+        metrics.register(&mut registry);
+        registry.register_with_unit(
+            "storage_flush",
+            "Flushes of the storage thread, each covering every write waiting for it",
+            Unit::Seconds,
+            storage.flush_histogram(),
+        );
         let state = web::Data::new(AppState {
             stores,
             log: Arc::new(storage.clone()),
             model,
             live: live.clone(),
             tasks: tasks.clone(),
+            metrics,
+            registry,
             session_settings: Arc::new(session_settings(&settings)),
             new_sessions,
             max_frame_bytes: settings.widget.max_frame_bytes,

@@ -8,6 +8,9 @@
 
 use std::sync::Weak;
 use std::sync::mpsc;
+use std::time::Instant;
+
+use prometheus_client::metrics::histogram::Histogram;
 
 use super::StorageError;
 
@@ -27,6 +30,7 @@ pub struct FlushRequest {
 /// Starts the storage thread for `db`; requests go to the returned sender.
 pub fn spawn(
     db: Weak<sled::Db>,
+    flush_seconds: Histogram,
 ) -> Result<(mpsc::Sender<FlushRequest>, std::thread::JoinHandle<()>), StorageError> {
     let (requests, incoming) = mpsc::channel::<FlushRequest>();
     let thread = std::thread::Builder::new()
@@ -35,7 +39,7 @@ pub fn spawn(
             while let Ok(first) = incoming.recv() {
                 let mut batch = vec![first];
                 batch.extend(incoming.try_iter());
-                commit(&db, batch);
+                commit(&db, batch, &flush_seconds);
             }
         })
         .map_err(|e| StorageError::Sled(sled::Error::Io(e)))?;
@@ -43,7 +47,7 @@ pub fn spawn(
 }
 
 /// Writes a batch of requests and answers them all with one flush.
-fn commit(db: &Weak<sled::Db>, batch: Vec<FlushRequest>) {
+fn commit(db: &Weak<sled::Db>, batch: Vec<FlushRequest>, flush_seconds: &Histogram) {
     let mut waiters = Vec::with_capacity(batch.len());
     for request in batch {
         let written = match request.write {
@@ -62,10 +66,12 @@ fn commit(db: &Weak<sled::Db>, batch: Vec<FlushRequest>) {
             }
         }
     }
+    let started = Instant::now();
     let result = match db.upgrade() {
         Some(db) => db.flush().map(|_| ()).map_err(|e| e.to_string()),
         None => Err("the database is closed".to_owned()),
     };
+    flush_seconds.observe(started.elapsed().as_secs_f64());
     for waiter in waiters {
         let _ = waiter.send(result.clone());
     }

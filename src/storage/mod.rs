@@ -38,6 +38,7 @@ mod records;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::watch;
 
 use self::codec::Codec;
@@ -73,6 +74,8 @@ pub struct Storage {
     flushes: mpsc::Sender<FlushRequest>,
     /// The storage thread, to tell whether it still runs.
     flusher: Arc<std::thread::JoinHandle<()>>,
+    /// How long the storage thread's flushes take.
+    flush_seconds: Histogram,
     codec: Codec,
     db: Arc<sled::Db>,
     stores: sled::Tree,
@@ -112,12 +115,14 @@ impl Storage {
         }
         let db = Arc::new(db);
         let (closed, closed_rx) = watch::channel(());
-        let (flushes, flusher) = flusher::spawn(Arc::downgrade(&db))?;
+        let flush_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let (flushes, flusher) = flusher::spawn(Arc::downgrade(&db), flush_seconds.clone())?;
         Ok(Self {
             _closed: Arc::new(closed),
             closed_rx,
             flushes,
             flusher: Arc::new(flusher),
+            flush_seconds,
             codec: Codec,
             stores: db.open_tree("stores")?,
             products: db.open_tree("products")?,
@@ -137,6 +142,11 @@ impl Storage {
             // Nothing is ever sent: the only change is the sender's drop.
             while closed.changed().await.is_ok() {}
         }
+    }
+
+    /// The durations of the storage thread's flushes, for `/metrics`.
+    pub fn flush_histogram(&self) -> Histogram {
+        self.flush_seconds.clone()
     }
 
     /// Whether the storage thread is running (a stopped one fails every

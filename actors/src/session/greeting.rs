@@ -13,6 +13,7 @@ use crate::events::{ErrorCode, ErrorEvent, Hello, PROTOCOL_VERSION, ServerEvent}
 use crate::ids::{ConversationId, SessionId};
 use crate::language::Language;
 use crate::log::{ConversationMeta, now_ms};
+use crate::reply::short_id;
 use crate::store::GetProfile;
 
 impl WidgetSession {
@@ -35,13 +36,18 @@ impl WidgetSession {
         self.phase = Phase::Greeting;
         // Frames after the hello wait until it is answered.
         ctx.wait(self.deps.catalog.send(GetProfile).into_actor(self).map(
-            move |profile, act, ctx| match profile {
-                Ok(profile) => act.greet(hello, &profile, ctx),
-                Err(_) => act.close(
-                    ctx,
-                    ErrorCode::UnknownStore,
-                    "the store is no longer served",
-                ),
+            move |profile, act, ctx| {
+                let _span = act.span.clone().entered();
+                match profile {
+                    Ok(profile) => act.greet(hello, &profile, ctx),
+                    Err(_) => {
+                        act.close(
+                            ctx,
+                            ErrorCode::UnknownStore,
+                            "the store is no longer served",
+                        );
+                    }
+                }
             },
         ));
     }
@@ -49,7 +55,7 @@ impl WidgetSession {
     fn greet(&mut self, hello: Hello, profile: &StoreProfile, ctx: &mut Context<Self>) {
         let (origin, host) = (&self.connection.origin, &self.connection.host);
         if !profile.allows_origin(origin.as_deref(), host.as_deref()) {
-            tracing::info!(store = %self.deps.store, origin = ?origin, "origin refused");
+            tracing::info!("origin refused");
             self.close(
                 ctx,
                 ErrorCode::OriginNotAllowed,
@@ -102,12 +108,9 @@ impl WidgetSession {
             history: entries,
             pending_reply: pending.as_ref().map(|feed| feed.reply_id()),
         };
-        tracing::info!(
-            store = %self.deps.store,
-            conversation = %conversation.meta.conversation,
-            resumed = conversation.opened,
-            "session ready"
-        );
+        self.span
+            .record("session", short_id(&conversation.meta.session).as_str());
+        tracing::info!(resumed = conversation.opened, "session ready");
         self.phase = Phase::Ready(Box::new(conversation));
         self.send(ctx, ready);
         if let Some(feed) = pending {

@@ -34,6 +34,7 @@ use crate::events::{ClientEvent, ErrorCode, ErrorEvent, ServerEvent};
 use crate::ids::{MessageId, StoreId};
 use crate::live::{LiveSessions, Registration, Replaced, Shutdown};
 use crate::log::{ClientClass, ConversationLog};
+use crate::metrics::{CodeLabel, Metrics, ReasonLabel};
 use crate::model::ChatModel;
 use crate::outbox::{Outbox, OutboxError};
 use crate::reply::{ReplyEvent, RetryPolicy};
@@ -79,6 +80,7 @@ pub struct SessionDeps {
     pub live: LiveSessions,
     /// Where reply tasks run.
     pub tasks: Tasks,
+    pub metrics: Arc<Metrics>,
     pub settings: Arc<SessionSettings>,
 }
 
@@ -127,12 +129,25 @@ pub struct WidgetSession {
     held: Option<HeldReply>,
     /// The socket is closing or gone: nothing more is sent.
     closing: bool,
+    /// Why the session ends, for the metrics: an error code, or
+    /// `client_closed`, `socket_gone`, `slow_client`.
+    ended: &'static str,
+    /// The session's log span: its store, and a short session id once the
+    /// hello is answered.
+    span: tracing::Span,
 }
 
 impl WidgetSession {
     pub fn new(deps: SessionDeps, connection: Connection, out: Box<dyn Outbox>) -> Self {
         let limiter = RateLimiter::direct(Quota::per_minute(deps.settings.messages_per_minute));
+        let span = tracing::info_span!(
+            "session",
+            store = %deps.store,
+            session = tracing::field::Empty
+        );
         Self {
+            ended: "socket_gone",
+            span,
             deps,
             connection,
             out,
@@ -158,13 +173,20 @@ impl WidgetSession {
         if self.closing {
             return;
         }
+        if let ServerEvent::Error(error) = &event {
+            let code = CodeLabel {
+                code: error.code.as_str(),
+            };
+            self.deps.metrics.errors.get_or_create(&code).inc();
+        }
         match self.out.push(event) {
             Ok(()) => {}
             Err(OutboxError::Full) => {
                 // The shopper's client reads slower than we write; holding
                 // frames without bound is not an option, and a reply in
                 // progress is recorded by its own task.
-                tracing::warn!(store = %self.deps.store, "closing session: outgoing buffer full");
+                tracing::warn!("closing session: outgoing buffer full");
+                self.ended = "slow_client";
                 self.closing = true;
                 ctx.stop();
             }
@@ -182,6 +204,7 @@ impl WidgetSession {
     /// Tells the client why, closes the socket with the code's close code
     /// and stops.
     fn close(&mut self, ctx: &mut Context<Self>, code: ErrorCode, message: &str) {
+        self.ended = code.as_str();
         self.error(ctx, ErrorEvent::new(code, message));
         self.send(
             ctx,
@@ -231,13 +254,16 @@ impl Actor for WidgetSession {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.registration = Some(self.deps.live.register(ctx.address().recipient()));
+        self.deps.metrics.sessions_opened.inc();
         let settings = Arc::clone(&self.deps.settings);
         ctx.run_later(settings.hello_timeout, |act, ctx| {
+            let _span = act.span.clone().entered();
             if matches!(act.phase, Phase::AwaitingHello) {
                 act.close(ctx, ErrorCode::HelloTimeout, "no hello received in time");
             }
         });
         ctx.run_interval(settings.heartbeat_interval, |act, ctx| {
+            let _span = act.span.clone().entered();
             if act.last_seen.elapsed() > act.deps.settings.client_timeout {
                 act.close(
                     ctx,
@@ -251,12 +277,20 @@ impl Actor for WidgetSession {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        tracing::debug!(store = %self.deps.store, "session stopped");
+        let _span = self.span.clone().entered();
+        let reason = ReasonLabel { reason: self.ended };
+        self.deps
+            .metrics
+            .sessions_closed
+            .get_or_create(&reason)
+            .inc();
+        tracing::debug!(reason = self.ended, "session stopped");
     }
 }
 
 impl StreamHandler<ClientEvent> for WidgetSession {
     fn handle(&mut self, event: ClientEvent, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         self.last_seen = Instant::now();
         match event {
             ClientEvent::Hello(hello) => self.on_hello(hello, ctx),
@@ -272,6 +306,7 @@ impl StreamHandler<ClientEvent> for WidgetSession {
             }
             ClientEvent::Broken { code, message } => self.close(ctx, code, &message),
             ClientEvent::Closed => {
+                self.ended = "client_closed";
                 self.closing = true;
                 ctx.stop();
             }
@@ -285,6 +320,7 @@ impl StreamHandler<ClientEvent> for WidgetSession {
 
 impl StreamHandler<(MessageId, ReplyEvent)> for WidgetSession {
     fn handle(&mut self, (reply_id, event): (MessageId, ReplyEvent), ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         self.on_reply_event(reply_id, event, ctx);
     }
 
@@ -296,6 +332,7 @@ impl Handler<Shutdown> for WidgetSession {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         self.close(
             ctx,
             ErrorCode::ServerShutdown,
@@ -308,6 +345,7 @@ impl Handler<Replaced> for WidgetSession {
     type Result = ();
 
     fn handle(&mut self, _: Replaced, ctx: &mut Context<Self>) {
+        let _span = self.span.clone().entered();
         // The reply in flight goes on and is followed by the newer socket.
         if let Some(conversation) = self.conversation() {
             conversation.let_go_of_reply();

@@ -170,6 +170,7 @@ fn start_session() -> Rig {
         model: model.clone(),
         live: LiveSessions::default(),
         tasks: crate::tasks::Tasks::default(),
+        metrics: Arc::default(),
         settings: Arc::new(settings()),
     };
     let connection = Connection {

@@ -7,6 +7,7 @@
 //! when it ends.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 
@@ -101,12 +102,11 @@ impl WidgetSession {
         // the ack, and every frame of that reply, wait until it is on disk.
         conversation.add_shopper_message(client_id, &message);
         let stored = self.deps.log.append_durable(&self.deps.store, &message);
-        let id = message.id;
-        ctx.spawn(
-            stored
-                .into_actor(self)
-                .map(move |flushed, act, ctx| act.message_stored(id, flushed, ctx)),
-        );
+        let (id, arrived) = (message.id, Instant::now());
+        ctx.spawn(stored.into_actor(self).map(move |flushed, act, ctx| {
+            let _span = act.span.clone().entered();
+            act.message_stored(id, arrived, flushed, ctx);
+        }));
         self.start_reply(ctx);
     }
 
@@ -115,6 +115,7 @@ impl WidgetSession {
     fn message_stored(
         &mut self,
         id: MessageId,
+        arrived: Instant,
         flushed: Result<(), crate::log::LogError>,
         ctx: &mut Context<Self>,
     ) {
@@ -124,6 +125,11 @@ impl WidgetSession {
         match flushed {
             Ok(()) => {
                 if let Some(client_id) = conversation.message_flushed(id) {
+                    let metrics = &self.deps.metrics;
+                    metrics.messages_acknowledged.inc();
+                    metrics
+                        .message_to_ack
+                        .observe(arrived.elapsed().as_secs_f64());
                     let ack = ServerEvent::Ack {
                         client_id,
                         message_id: id,
@@ -195,6 +201,9 @@ impl WidgetSession {
             history_tokens: settings.history_tokens,
             retrieval_limit: settings.retrieval_limit,
             policy: settings.retry.clone(),
+            metrics: Arc::clone(&self.deps.metrics),
+            began: Instant::now(),
+            span: self.span.clone(),
         };
         self.launch(job, plan.answers, ctx);
     }

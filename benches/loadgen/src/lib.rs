@@ -77,6 +77,7 @@ impl Target {
             origin: Some(self.origin.clone()),
             source: Some(source),
             small_buffers: true,
+            headers: Vec::new(),
         }
     }
 }

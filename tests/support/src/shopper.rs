@@ -83,6 +83,8 @@ pub struct Connect {
     pub source: Option<IpAddr>,
     /// Small client buffers, so that tens of thousands fit in memory.
     pub small_buffers: bool,
+    /// More request headers (`X-Forwarded-For`, say).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Connect {
@@ -93,6 +95,7 @@ impl Connect {
             origin: Some(NODE_ORIGIN.to_owned()),
             source: None,
             small_buffers: false,
+            headers: Vec::new(),
         }
     }
 }
@@ -194,6 +197,13 @@ impl Shopper {
         if let Some(origin) = &options.origin {
             let origin = origin.parse().map_err(|_| Failure::Handshake)?;
             request.headers_mut().insert("origin", origin);
+        }
+        for (name, value) in &options.headers {
+            let name =
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| Failure::Handshake)?;
+            let value = value.parse().map_err(|_| Failure::Handshake)?;
+            request.headers_mut().insert(name, value);
         }
         let config = options.small_buffers.then(|| {
             WebSocketConfig::default()
