@@ -134,6 +134,7 @@ async fn readiness_is_reported_until_the_node_stops() {
         let body: serde_json::Value = response.json().await.expect("JSON");
         assert_eq!(body["status"], "starting", "{body}");
         assert!(std::time::Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
     shopper.hello(json!({})).await;

@@ -22,6 +22,16 @@ const DIRECT: &str = "127.0.0.23";
 #[actix_web::test]
 async fn a_chat_logs_its_spans_and_never_its_text_addresses_or_secrets() {
     let fake = FakeOpenAi::start().await;
+    // The first request is refused with a body that echoes the message, as
+    // providers and proxies do; the retry answers.
+    fake.script([Behavior::Error {
+        status: 400,
+        body: json!({"error": {
+            "message": format!("could not process: {MESSAGE}"),
+            "type": "invalid_request_error",
+            "code": null,
+        }}),
+    }]);
     fake.always(Behavior::reply(REPLY));
     let dir = tempfile::tempdir().expect("temp dir");
     let node = NodeProcess::start(
@@ -53,7 +63,14 @@ async fn a_chat_logs_its_spans_and_never_its_text_addresses_or_secrets() {
             .hello(json!({"page_url": "https://shop.example/tents"}))
             .await;
         let reply = shopper.ask("c1", MESSAGE).await;
-        assert_eq!(reply.text(), REPLY.concat());
+        if forwarded {
+            // The refused request is not retried: the reply failed.
+            assert_eq!(reply.end["code"], "model_unavailable", "{}", reply.end);
+            let again = shopper.ask("c2", MESSAGE).await;
+            assert_eq!(again.text(), REPLY.concat());
+        } else {
+            assert_eq!(reply.text(), REPLY.concat());
+        }
         sessions.push(ready["session_id"].as_str().expect("a session").to_owned());
         shopper.close().await;
     }
@@ -68,6 +85,11 @@ async fn a_chat_logs_its_spans_and_never_its_text_addresses_or_secrets() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let log = node.log();
     assert!(log.len() > 5, "the node logged: {log:#?}");
+    assert!(
+        log.iter()
+            .any(|line| line.contains("reply failed") && line.contains("invalid_request_error")),
+        "the refusal is logged by its kind: {log:#?}"
+    );
 
     for line in &log {
         for secret in [

@@ -51,10 +51,6 @@ struct Inner {
 }
 
 impl Inner {
-    fn counted(&self) {
-        self.count.send_replace(self.sessions.len());
-    }
-
     fn forget_if_unused(&self, session: &SessionId) {
         self.conversations.remove_if(session, |_, used| {
             used.holder.is_none() && used.feed.is_none()
@@ -84,8 +80,9 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.inner.sessions.remove(&self.id);
-        self.inner.counted();
+        if self.inner.sessions.remove(&self.id).is_some() {
+            self.inner.count.send_modify(|live| *live -= 1);
+        }
         if let Some(session) = self.holds.take() {
             if let Some(mut used) = self.inner.conversations.get_mut(&session)
                 && used.holder.as_ref().is_some_and(|(id, _)| *id == self.id)
@@ -115,7 +112,7 @@ impl LiveSessions {
     pub fn register(&self, session: Recipient<Shutdown>) -> Registration {
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
         self.inner.sessions.insert(id, session);
-        self.inner.counted();
+        self.inner.count.send_modify(|live| *live += 1);
         Registration {
             id,
             holds: None,
@@ -204,8 +201,16 @@ impl LiveSessions {
         true
     }
 
-    /// Conversations held by a session or with a reply in flight.
-    pub fn conversations_in_use(&self) -> usize {
-        self.inner.conversations.len()
+    /// Forgets `feed` as the conversation's reply in flight (its message
+    /// could not be stored), so no reconnect follows it.
+    pub fn withdraw(&self, registration: &Registration, feed: &Arc<ReplyFeed>) {
+        let Some(session) = registration.holds else {
+            return;
+        };
+        if let Some(mut used) = self.inner.conversations.get_mut(&session)
+            && used.feed.as_ref().is_some_and(|f| Arc::ptr_eq(f, feed))
+        {
+            used.feed = None;
+        }
     }
 }

@@ -41,7 +41,37 @@ pub struct CodeLabel {
 pub struct ModelLabels {
     pub provider: &'static str,
     pub outcome: &'static str,
-    pub status: u16,
+    /// One of [`STATUSES`], `other_4xx`, `other_5xx` or `other`.
+    pub status: &'static str,
+}
+
+/// The HTTP statuses a model request is labelled with as they are; any
+/// other is counted by its class, so a provider cannot grow the label set.
+pub const STATUSES: [(u16, &str); 15] = [
+    (0, "0"),
+    (200, "200"),
+    (400, "400"),
+    (401, "401"),
+    (403, "403"),
+    (404, "404"),
+    (408, "408"),
+    (409, "409"),
+    (413, "413"),
+    (422, "422"),
+    (429, "429"),
+    (500, "500"),
+    (502, "502"),
+    (503, "503"),
+    (504, "504"),
+];
+
+fn status_label(status: u16) -> &'static str {
+    match STATUSES.iter().find(|(known, _)| *known == status) {
+        Some((_, label)) => label,
+        None if (400..500).contains(&status) => "other_4xx",
+        None if (500..600).contains(&status) => "other_5xx",
+        None => "other",
+    }
 }
 
 /// Whether an imported row was taken.
@@ -72,9 +102,9 @@ pub struct Metrics {
     pub model_requests: Family<ModelLabels, Counter>,
     pub model_retries: Counter,
     pub import_rows: Family<RowLabel, Counter>,
-    /// Shopper message received → its reply's first token: `total`, and
-    /// `added` (the total less the model's own wait in the attempt that
-    /// answered).
+    /// A reply's start (its message's arrival, or the end of the reply it
+    /// waited behind) → its first token: `total`, and `added` (the total
+    /// less the model's own wait in the attempt that answered).
     pub first_token: Family<PartLabel, Histogram>,
     /// The model's own time to first token, per attempt that produced one.
     pub model_first_token: Histogram,
@@ -157,7 +187,7 @@ impl Metrics {
         );
         registry.register_with_unit(
             "first_token",
-            "Shopper message received to its reply's first token: total, and added by the node",
+            "A reply's start to its first token: total, and added by the node",
             Unit::Seconds,
             self.first_token.clone(),
         );
@@ -192,12 +222,12 @@ impl Metrics {
             Ok(()) => ModelLabels {
                 provider,
                 outcome: "ok",
-                status: if provider == "offline" { 0 } else { 200 },
+                status: status_label(if provider == "offline" { 0 } else { 200 }),
             },
             Err(error) => ModelLabels {
                 provider,
                 outcome: error.kind(),
-                status: error.status().unwrap_or(0),
+                status: status_label(error.status().unwrap_or(0)),
             },
         };
         self.model_requests.get_or_create(&labels).inc();
@@ -250,5 +280,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("mikabot_live_sessions 0"), "{text}");
+        assert_eq!(status_label(418), "other_4xx");
+        assert_eq!(status_label(599), "other_5xx");
+        assert_eq!(status_label(302), "other");
     }
 }

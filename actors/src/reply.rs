@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use actix::Addr;
@@ -101,6 +102,9 @@ pub struct ReplyJob {
     /// The span of the session that started the reply; the reply's own
     /// span is its child.
     pub span: tracing::Span,
+    /// Cancelled when the message it answers could not be stored: the
+    /// reply then ends at once and records nothing.
+    pub withdrawn: CancellationToken,
 }
 
 impl ReplyJob {
@@ -369,7 +373,15 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
         // What a task dropped mid-way (the runtime stopped) counts as.
         finish: "interrupted",
     };
-    let prompt = match job.prompt().await {
+    let prompt = tokio::select! {
+        prompt = job.prompt() => prompt,
+        () = tasks.cut() => Err(ModelError::unavailable("the node stopped before the reply began")),
+        () = job.withdrawn.cancelled() => {
+            in_flight.finish = "withdrawn";
+            return;
+        }
+    };
+    let prompt = match prompt {
         Ok(prompt) => Arc::new(prompt),
         Err(error) => {
             tracing::warn!(%error, "reply failed before the model was asked");
@@ -396,6 +408,12 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
         () = tasks.cut() => {
             in_flight.finish = "cut";
             Err(ModelError::unavailable("the node stopped before the reply ended"))
+        }
+        () = job.withdrawn.cancelled() => {
+            // It answers a message that was never stored.
+            recorder.recorded = true;
+            in_flight.finish = "withdrawn";
+            return;
         }
     };
     match outcome {
@@ -470,7 +488,7 @@ async fn generate(
             return Err(error);
         }
         let delay = job.policy.delay(attempt, &error);
-        if started.elapsed() + delay > job.policy.budget {
+        if started.elapsed().saturating_add(delay) > job.policy.budget {
             return Err(error);
         }
         tracing::info!(%error, attempt, delay_ms = delay.as_millis() as u64, "retrying model");

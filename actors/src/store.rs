@@ -6,6 +6,7 @@
 //! [`Stores`] finds a store's actor by id and knows whether every store has
 //! loaded (the node's readiness).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -29,6 +30,9 @@ pub struct StoreCatalog {
     /// The catalog still to load when the actor starts, and where to say
     /// it is done.
     pending: Option<(CatalogLoader, Arc<Readiness>)>,
+    /// Where a catalog that failed to load reports that a later install
+    /// replaced it.
+    readiness: Option<Arc<Readiness>>,
 }
 
 impl StoreCatalog {
@@ -39,6 +43,7 @@ impl StoreCatalog {
             profile: Arc::new(profile),
             index: Arc::new(index),
             pending: None,
+            readiness: None,
         }
     }
 
@@ -50,6 +55,7 @@ impl StoreCatalog {
             index: Arc::new(build_index(&profile, Vec::new())),
             profile: Arc::new(profile),
             pending: Some((load, Arc::clone(&stores.readiness))),
+            readiness: Some(Arc::clone(&stores.readiness)),
         }
     }
 }
@@ -140,6 +146,9 @@ impl Handler<InstallCatalog> for StoreCatalog {
     fn handle(&mut self, msg: InstallCatalog, _: &mut Context<Self>) -> usize {
         self.profile = Arc::new(msg.profile);
         self.index = Arc::new(msg.index);
+        if let Some(readiness) = &self.readiness {
+            readiness.recovered(&self.profile.id);
+        }
         self.index.len()
     }
 }
@@ -171,11 +180,12 @@ impl Handler<GetProfile> for StoreCatalog {
     }
 }
 
-/// Stores still loading their catalog, and those that failed to.
+/// Stores still loading their catalog, and those that failed to (until a
+/// catalog is installed for them).
 #[derive(Default)]
 struct Readiness {
     loading: AtomicUsize,
-    failed: Mutex<Vec<String>>,
+    failed: Mutex<BTreeMap<StoreId, String>>,
 }
 
 impl Readiness {
@@ -184,11 +194,16 @@ impl Readiness {
     }
 
     fn failed(&self, store: &StoreId, problem: String) {
-        self.failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(format!("store {store}: {problem}"));
+        self.failures().insert(store.clone(), problem);
         self.loaded();
+    }
+
+    fn recovered(&self, store: &StoreId) {
+        self.failures().remove(store);
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, BTreeMap<StoreId, String>> {
+        self.failed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -228,13 +243,15 @@ impl Stores {
 
     /// Whether every store has its catalog loaded.
     pub fn loaded(&self) -> Result<(), NotLoaded> {
-        let failed = self
-            .readiness
-            .failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        // Loading first: a failure is noted before its store stops counting
+        // as loading, so none slips between the two reads.
         let loading = self.readiness.loading.load(Ordering::SeqCst);
+        let failed: Vec<String> = self
+            .readiness
+            .failures()
+            .iter()
+            .map(|(store, problem)| format!("store {store}: {problem}"))
+            .collect();
         if loading > 0 {
             Err(NotLoaded::Loading { stores: loading })
         } else if !failed.is_empty() {
@@ -325,5 +342,14 @@ mod tests {
             stores.loaded(),
             Err(NotLoaded::Failed(vec!["store s: unreadable".into()]))
         );
+        // A catalog installed later (an import) makes the store whole.
+        let profile = profile("s");
+        let index = build_index(&profile, vec![tent()]);
+        let installed = actor
+            .send(InstallCatalog { profile, index })
+            .await
+            .expect("the actor answers");
+        assert_eq!(installed, 1);
+        assert_eq!(stores.loaded(), Ok(()));
     }
 }

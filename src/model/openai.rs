@@ -28,28 +28,58 @@ use mikabot_actors::prompt::{Prompt, Role};
 
 use crate::config::{MaxTokensField, ModelSettings};
 
-/// Longest error body kept for logs and messages.
-const MAX_ERROR_BODY_BYTES: usize = 2048;
+/// Longest error body read from the provider.
+const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
+/// Longest provider error code kept.
+const MAX_ERROR_CODE_CHARS: usize = 64;
 
-/// A non-2xx answer from the provider.
+/// A non-2xx answer from the provider. Its body is not kept: providers and
+/// proxies echo request content (the shopper's words) and masked keys in
+/// error messages. Only OpenAI's `error.type` and `error.code`, short
+/// identifiers such as `invalid_api_key`, are.
 #[derive(Debug, thiserror::Error)]
-#[error("HTTP {status}: {body}")]
+#[error("HTTP {status} ({kind})")]
 struct UpstreamStatus {
     status: u16,
     retry_after: Option<Duration>,
-    body: String,
+    kind: String,
+}
+
+/// `error.type/error.code` of an OpenAI-style error body, when they are
+/// plain identifiers; `unknown` otherwise.
+fn error_kind(body: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let identifier = |field: &str| {
+        value["error"][field]
+            .as_str()
+            .filter(|s| {
+                !s.is_empty()
+                    && s.len() <= MAX_ERROR_CODE_CHARS
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            })
+            .map(str::to_owned)
+    };
+    match (identifier("type"), identifier("code")) {
+        (Some(kind), Some(code)) => format!("{kind}/{code}"),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => "unknown".into(),
+    }
 }
 
 /// Reads `retry-after-ms` (OpenAI) or `retry-after` in seconds.
+/// Longest Retry-After believed; a provider asking for more is asked again
+/// after this (or, beyond the retry budget, the reply fails).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
     let valid = |v: f64| v.is_finite() && v >= 0.0;
+    let clamped = |secs: f64| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64()));
     if let Some(ms) = value("retry-after-ms").filter(|v| valid(*v)) {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(clamped(ms / 1000.0));
     }
-    value("retry-after")
-        .filter(|v| valid(*v))
-        .map(Duration::from_secs_f64)
+    value("retry-after").filter(|v| valid(*v)).map(clamped)
 }
 
 /// The HTTP service under async-openai: one attempt, errors kept typed.
@@ -77,18 +107,18 @@ impl tower::Service<HttpRequestFactory> for StatusAware {
             }
             let status = response.status().as_u16();
             let retry_after = retry_after(response.headers());
-            let mut body = response.text().await.unwrap_or_default();
-            if body.len() > MAX_ERROR_BODY_BYTES {
-                let mut end = MAX_ERROR_BODY_BYTES;
-                while !body.is_char_boundary(end) {
-                    end -= 1;
+            let mut body = Vec::new();
+            let mut chunks = response.bytes_stream();
+            while let Some(Ok(chunk)) = chunks.next().await {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_ERROR_BODY_BYTES {
+                    break;
                 }
-                body.truncate(end);
             }
             Err(OpenAIError::Boxed(Box::new(UpstreamStatus {
                 status,
                 retry_after,
-                body,
+                kind: error_kind(&String::from_utf8_lossy(&body)),
             })))
         })
     }
@@ -242,6 +272,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_an_error_bodys_identifiers_are_kept() {
+        let echoed = r#"{"error": {"message": "bad input: 'a tent for my trip to Oslo'", "type": "invalid_request_error", "code": "context_length_exceeded"}}"#;
+        assert_eq!(
+            error_kind(echoed),
+            "invalid_request_error/context_length_exceeded"
+        );
+        let odd = r#"{"error": {"type": "a tent for my trip", "code": null}}"#;
+        assert_eq!(error_kind(odd), "unknown");
+        assert_eq!(error_kind("<html>502 Bad Gateway</html>"), "unknown");
+    }
+
+    #[test]
     fn retry_after_reads_seconds_and_milliseconds() {
         let mut headers = HeaderMap::new();
         headers.insert("retry-after", HeaderValue::from_static("2"));
@@ -251,5 +293,8 @@ mod tests {
         let mut bad = HeaderMap::new();
         bad.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&bad), None);
+        let mut huge = HeaderMap::new();
+        huge.insert("retry-after", HeaderValue::from_static("1e300"));
+        assert_eq!(retry_after(&huge), Some(MAX_RETRY_AFTER));
     }
 }

@@ -180,7 +180,7 @@ impl Application {
             HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
                 .on_connect(http::send_without_delay)
                 .disable_signals()
-                .shutdown_timeout(settings.server.shutdown_timeout_secs);
+                .shutdown_timeout(shutdown::HTTP_DRAIN_TIMEOUT);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }

@@ -6,7 +6,10 @@
 //! generated, marked incomplete), then stops the HTTP server. After that
 //! `Application::run_until_stopped` stops the store threads, flushes
 //! storage and waits until the database is closed. Every wait is on an
-//! event, bounded; nothing polls.
+//! event, bounded; nothing polls. The node is gone within
+//! `shutdown_timeout_secs` plus the fixed bounds below (3 s to drain
+//! sessions, 5 s for cut replies to record, 5 s for other requests, 10 s for
+//! the database to close), and in practice within the timeout and a second.
 
 use std::time::Duration;
 
@@ -16,6 +19,9 @@ use mikabot_actors::tasks::Tasks;
 
 /// Longest wait for sessions to close after they were told to.
 const SESSION_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait, once replies are done, for other HTTP requests (an upload,
+/// say) to finish before their connections are closed.
+pub(super) const HTTP_DRAIN_TIMEOUT: u64 = 5;
 
 /// Stops a running node gracefully. Cheap to clone.
 #[derive(Clone)]
@@ -50,7 +56,8 @@ impl Stopper {
             tracing::warn!(
                 cut = stopped.cut,
                 abandoned = stopped.abandoned,
-                "replies cut at the shutdown timeout; each was recorded as incomplete"
+                "tasks cut at the shutdown timeout: replies with text were recorded as incomplete, \
+                 replies without any are answered when their shopper returns"
             );
         }
         self.server.stop(true).await;

@@ -483,10 +483,16 @@ mod tests {
         R: Serialize + serde::de::DeserializeOwned + for<'a> From<&'a T>,
         T: TryFrom<R, Error = Invalid> + PartialEq + std::fmt::Debug,
     {
-        let bytes = serde_json::to_vec(&R::from(value)).expect("records serialise");
+        // Through the codec, as storage writes and reads them.
+        let codec = crate::storage::codec::Codec;
+        let store = StoreId::parse("shop-1").expect("valid");
+        let key = b"shop-1\0key";
+        let bytes = codec.seal(&store, key, &R::from(value));
         assert_eq!(String::from_utf8_lossy(&bytes), expected);
-        let back: R = serde_json::from_slice(expected.as_bytes()).expect("the pinned bytes parse");
-        assert_eq!(&T::try_from(back).expect("a valid record"), value);
+        let back: T = codec
+            .open::<R, T>(&store, key, "test", expected.as_bytes())
+            .expect("the pinned bytes read back");
+        assert_eq!(&back, value);
     }
 
     #[test]

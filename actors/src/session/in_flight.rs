@@ -10,10 +10,12 @@ use std::sync::Arc;
 use actix::{AsyncContext, Context};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::WidgetSession;
 use crate::events::{ErrorCode, ErrorEvent, ServerEvent};
 use crate::ids::MessageId;
+use crate::live::{LiveSessions, Registration};
 use crate::model::ModelError;
 use crate::reply::{self, ReplyEvent, ReplyFeed, ReplyJob};
 
@@ -22,6 +24,20 @@ use crate::reply::{self, ReplyEvent, ReplyFeed, ReplyJob};
 pub(super) struct HeldReply {
     reply_id: MessageId,
     events: mpsc::Receiver<ReplyEvent>,
+    feed: Arc<ReplyFeed>,
+    /// Ends the reply unrecorded, should its message not be stored.
+    withdraw: CancellationToken,
+}
+
+impl HeldReply {
+    /// The held reply's message could not be stored: the reply stops,
+    /// records nothing and is no longer the conversation's reply in flight.
+    pub(super) fn withdraw(self, live: &LiveSessions, registration: Option<&Registration>) {
+        self.withdraw.cancel();
+        if let Some(registration) = registration {
+            live.withdraw(registration, &self.feed);
+        }
+    }
 }
 
 impl WidgetSession {
@@ -29,6 +45,7 @@ impl WidgetSession {
     /// shopper message is being flushed.
     pub(super) fn launch(&mut self, job: ReplyJob, answers: MessageId, ctx: &mut Context<Self>) {
         let reply_id = job.reply_id;
+        let withdraw = job.withdrawn.clone();
         let (feed, events) = ReplyFeed::new(reply_id, answers);
         let published = self
             .registration
@@ -41,10 +58,15 @@ impl WidgetSession {
             }
             return;
         }
-        reply::spawn(job, feed, &self.deps.tasks);
+        reply::spawn(job, Arc::clone(&feed), &self.deps.tasks);
         let flushing = self.conversation().is_some_and(|c| c.flushing());
         if flushing {
-            self.held = Some(HeldReply { reply_id, events });
+            self.held = Some(HeldReply {
+                reply_id,
+                events,
+                feed,
+                withdraw,
+            });
         } else {
             self.listen(reply_id, events, ctx);
         }

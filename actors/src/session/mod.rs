@@ -255,6 +255,17 @@ impl Actor for WidgetSession {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.registration = Some(self.deps.live.register(ctx.address().recipient()));
         self.deps.metrics.sessions_opened.inc();
+        // Registered after the node told every session to close: it closes
+        // itself (the flag is set before sessions are told).
+        if self.deps.tasks.is_stopping() {
+            let _span = self.span.clone().entered();
+            self.close(
+                ctx,
+                ErrorCode::ServerShutdown,
+                "the node is restarting; reconnect shortly",
+            );
+            return;
+        }
         let settings = Arc::clone(&self.deps.settings);
         ctx.run_later(settings.hello_timeout, |act, ctx| {
             let _span = act.span.clone().entered();

@@ -53,6 +53,15 @@ pub enum NoTurn {
     NothingToAnswer,
 }
 
+/// What follows from a message that could not be stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lost {
+    /// The reply shown now answered it: withdraw it, unshown.
+    pub withdraw: bool,
+    /// Another message waits for its reply and none runs: start it.
+    pub answer_now: bool,
+}
+
 /// Why a `retry` is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoRetry {
@@ -213,17 +222,39 @@ impl Conversation {
     }
 
     /// The message could not be stored: it was never acknowledged and
-    /// leaves the conversation. Returns true when the reply shown now
-    /// answers it (that reply must not be shown).
-    pub fn message_lost(&mut self, id: MessageId) -> bool {
+    /// leaves the conversation. Says whether the reply shown now answered
+    /// it (that reply must be withdrawn) and whether a turn is due now.
+    pub fn message_lost(&mut self, id: MessageId) -> Lost {
         self.unflushed.retain(|(_, m)| *m != id);
         self.history.retain(|said| said.id != id);
-        let answered = self.showing.as_ref().is_some_and(|s| s.answers == id);
-        if answered {
-            self.showing = None;
-            self.turn_waiting = false;
+        // Whether a shopper message sent after `reference` is still there:
+        // it waits for a reply.
+        let after = |history: &[Said], reference: MessageId| {
+            history
+                .iter()
+                .any(|said| said.role == Role::Shopper && said.id > reference)
+        };
+        match &self.showing {
+            Some(showing) if showing.answers == id => {
+                self.showing = None;
+                self.turn_waiting = false;
+                Lost {
+                    withdraw: true,
+                    answer_now: after(&self.history, id),
+                }
+            }
+            Some(showing) => {
+                self.turn_waiting = after(&self.history, showing.answers);
+                Lost {
+                    withdraw: false,
+                    answer_now: false,
+                }
+            }
+            None => Lost {
+                withdraw: false,
+                answer_now: false,
+            },
         }
-        answered
     }
 
     /// Starts a reply to the shopper's newest message, or notes that one is
@@ -376,11 +407,92 @@ mod tests {
             "the first message is earlier history"
         );
 
-        assert!(c.message_lost(again.id), "its reply must not be shown");
+        assert_eq!(
+            c.message_lost(again.id),
+            Lost {
+                withdraw: true,
+                answer_now: false
+            },
+            "its reply must not be shown"
+        );
         assert_eq!(c.showing(), None);
         assert_eq!(c.last_shopper(), Some(first.id), "the earlier one stays");
         assert_eq!(c.acknowledged("c1"), Some(first.id));
         assert!(!c.is_flushing("c2"));
+    }
+
+    #[test]
+    fn a_lost_message_waiting_behind_a_reply_is_not_answered_twice() {
+        let mut c = Conversation::start(meta());
+        let a = shopper(&c, "a tent");
+        c.add_shopper_message("a".into(), &a);
+        let plan = c.begin_reply().expect("a turn");
+        c.message_flushed(a.id);
+        let b = shopper(&c, "and a lamp");
+        c.add_shopper_message("b".into(), &b);
+        assert_eq!(c.begin_reply(), Err(NoTurn::Busy));
+        // B's flush fails while A's reply runs: nothing waits any more.
+        assert_eq!(
+            c.message_lost(b.id),
+            Lost {
+                withdraw: false,
+                answer_now: false
+            }
+        );
+        c.reply_text(plan.reply_id, "Try the Alpine tent.");
+        assert!(
+            !c.end_reply(plan.reply_id, false),
+            "A is not answered again"
+        );
+    }
+
+    #[test]
+    fn a_message_waiting_behind_a_lost_one_is_answered_at_once() {
+        let mut c = Conversation::start(meta());
+        let a = shopper(&c, "a tent");
+        c.add_shopper_message("a".into(), &a);
+        let plan = c.begin_reply().expect("a turn");
+        let b = shopper(&c, "and a lamp");
+        c.add_shopper_message("b".into(), &b);
+        assert_eq!(c.begin_reply(), Err(NoTurn::Busy));
+        // A's flush fails: its reply is withdrawn, and B is due now.
+        assert_eq!(
+            c.message_lost(a.id),
+            Lost {
+                withdraw: true,
+                answer_now: true
+            }
+        );
+        assert!(
+            !c.end_reply(plan.reply_id, false),
+            "the withdrawn reply is gone"
+        );
+        let next = c.begin_reply().expect("B's turn");
+        assert_eq!(next.answers, b.id);
+        assert!(next.earlier.is_empty(), "A left the conversation");
+    }
+
+    #[test]
+    fn a_lost_message_after_answered_ones_starts_nothing() {
+        let mut c = Conversation::start(meta());
+        let a = shopper(&c, "a tent");
+        c.add_shopper_message("a".into(), &a);
+        c.message_flushed(a.id);
+        let plan = c.begin_reply().expect("a turn");
+        c.reply_text(plan.reply_id, "Try this.");
+        c.end_reply(plan.reply_id, false);
+        let b = shopper(&c, "and a lamp");
+        c.add_shopper_message("b".into(), &b);
+        c.begin_reply().expect("B's turn");
+        let lost = c.message_lost(b.id);
+        assert_eq!(
+            lost,
+            Lost {
+                withdraw: true,
+                answer_now: false
+            },
+            "A was answered already"
+        );
     }
 
     #[test]

@@ -284,6 +284,8 @@ async fn a_resend_during_the_flush_gets_one_ack_after_it() {
 #[actix_rt::test]
 async fn a_message_whose_flush_fails_is_refused_and_its_reply_never_shown() {
     let mut rig = start_session();
+    // The reply is still streaming when the flush fails.
+    *rig.model.pause.lock().expect("lock") = Duration::from_millis(400);
     rig.hello().await;
     rig.log.fail_flushes.store(true, Ordering::SeqCst);
     rig.message("c1", "a stove");
@@ -294,9 +296,20 @@ async fn a_message_whose_flush_fails_is_refused_and_its_reply_never_shown() {
         }
         other => panic!("expected storage_failed, got {other:?}"),
     }
-    // The reply the model started for it never reaches the client.
-    let quiet = tokio::time::timeout(Duration::from_millis(300), rig.outbound.recv()).await;
+    // The reply the model started for it never reaches the client, and is
+    // withdrawn before it records anything.
+    let quiet = tokio::time::timeout(Duration::from_millis(600), rig.outbound.recv()).await;
     assert!(quiet.is_err(), "nothing follows the refusal: {quiet:?}");
+    let recorded_replies = rig
+        .log
+        .appended
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|m| m.role == Role::Assistant)
+        .count();
+    assert_eq!(recorded_replies, 0, "the withdrawn reply recorded nothing");
+    *rig.model.pause.lock().expect("lock") = Duration::ZERO;
 
     // The session goes on, and the refused message is not in the next prompt.
     rig.log.fail_flushes.store(false, Ordering::SeqCst);

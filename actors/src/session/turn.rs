@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
+use tokio_util::sync::CancellationToken;
 
 use super::state::{NoRetry, NoTurn};
 use super::{MAX_CLIENT_ID_BYTES, Phase, WidgetSession, take_turn};
@@ -140,8 +141,12 @@ impl WidgetSession {
             Err(error) => {
                 tracing::error!(%error, "shopper message not stored");
                 let client_id = conversation.unflushed_client_id(id).map(str::to_owned);
-                if conversation.message_lost(id) && self.held.take().is_some() {
-                    tracing::warn!("reply to an unstored message not shown");
+                let lost = conversation.message_lost(id);
+                if lost.withdraw
+                    && let Some(held) = self.held.take()
+                {
+                    tracing::warn!("reply to an unstored message withdrawn");
+                    held.withdraw(&self.deps.live, self.registration.as_ref());
                 }
                 let mut error = ErrorEvent::new(
                     ErrorCode::StorageFailed,
@@ -149,6 +154,9 @@ impl WidgetSession {
                 );
                 error.client_id = client_id;
                 self.error(ctx, error);
+                if lost.answer_now {
+                    self.start_reply(ctx);
+                }
             }
         }
         self.release_held_reply(ctx);
@@ -204,6 +212,7 @@ impl WidgetSession {
             metrics: Arc::clone(&self.deps.metrics),
             began: Instant::now(),
             span: self.span.clone(),
+            withdrawn: CancellationToken::new(),
         };
         self.launch(job, plan.answers, ctx);
     }

@@ -38,6 +38,8 @@ pub enum Behavior {
     ServerError,
     /// 401 with OpenAI's invalid key error body.
     Unauthorized,
+    /// This status with this JSON body.
+    Error { status: u16, body: Value },
     /// Streams `tokens`, then drops the connection without a finish chunk.
     CutAfter { tokens: Vec<String> },
     /// Streams `tokens`, then sends nothing more while keeping the
@@ -346,6 +348,11 @@ async fn completions(
             "invalid_request_error",
             Some("invalid_api_key"),
         )),
+        Behavior::Error { status, body } => {
+            let status = actix_web::http::StatusCode::from_u16(status)
+                .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+            HttpResponse::build(status).json(body)
+        }
         Behavior::CutAfter { tokens } => {
             let body = content_chunks(tokens, Duration::ZERO)
                 .map(Ok::<Bytes, std::io::Error>)
