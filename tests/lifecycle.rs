@@ -158,3 +158,29 @@ async fn readiness_is_reported_until_the_node_stops() {
     assert_eq!(frames[0]["code"], "server_shutdown");
     stopping.await.expect("stop completes");
 }
+
+#[actix_web::test]
+async fn the_demo_store_is_served_only_while_enabled() {
+    let app = spawn_app(|_| {}).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    shopper.close().await;
+    let dir = app.stop().await;
+
+    let app = crate::helpers::spawn_app_in(dir, |s| s.demo.enabled = false).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let (frames, close, _) = shopper.until_closed().await;
+    assert_eq!(close, 4404);
+    assert_eq!(frames[0]["code"], "unknown_store");
+    let settings = reqwest::get(format!(
+        "http://127.0.0.1:{}/v1/stores/demo/widget",
+        app.port
+    ))
+    .await
+    .expect("answer");
+    assert_eq!(settings.status(), 404);
+    let page = reqwest::get(format!("http://127.0.0.1:{}/demo/", app.port))
+        .await
+        .expect("answer");
+    assert_eq!(page.status(), 404);
+}

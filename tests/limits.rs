@@ -249,3 +249,33 @@ async fn a_client_that_never_reads_is_disconnected_instead_of_buffered() {
     let mut next = Shopper::connect(&app.ws_url("demo")).await;
     next.hello(json!({})).await;
 }
+
+#[actix_web::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let app = spawn_app(|_| {}).await;
+    for fragmented in [false, true] {
+        let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+        shopper.hello(json!({})).await;
+        // "caf" then a lone continuation byte: not UTF-8.
+        let bytes = b"caf\xa9".to_vec();
+        if fragmented {
+            let first = Frame::message(bytes[..2].to_vec(), OpCode::Data(Data::Text), false);
+            let rest = Frame::message(bytes[2..].to_vec(), OpCode::Data(Data::Continue), true);
+            shopper.send_raw(Message::Frame(first)).await;
+            shopper.send_raw(Message::Frame(rest)).await;
+        } else {
+            let frame = Frame::message(bytes, OpCode::Data(Data::Text), true);
+            shopper.send_raw(Message::Frame(frame)).await;
+        }
+        let (frames, close, reason) = shopper.until_closed().await;
+        assert_eq!(
+            (close, reason.as_str()),
+            (1007, "invalid_utf8"),
+            "{frames:?}"
+        );
+        assert_eq!(code(frames.last().expect("an error frame")), "invalid_utf8");
+    }
+    app.wait_for_live_sessions(0).await;
+}

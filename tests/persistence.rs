@@ -115,3 +115,44 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[actix_web::test]
+async fn a_page_is_stored_without_its_query_and_a_referrer_as_its_origin() {
+    let app = spawn_app(|_| {}).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    // As an older widget sends them: whole.
+    let ready = shopper
+        .hello(json!({
+            "page_url": "https://shop.example/account/reset?token=r3set-s3cret#top",
+            "referrer": "https://mail.example/inbox/msg-991?to=ann@example.com",
+        }))
+        .await;
+    shopper.ask("c1", "tent").await;
+    drop(shopper);
+    let session = mikabot_actors::ids::SessionId::parse(ready["session_id"].as_str().expect("id"))
+        .expect("uuid");
+    let store = mikabot_actors::ids::StoreId::parse("demo").expect("valid");
+    use mikabot_actors::log::ConversationLog;
+    let meta = app
+        .storage()
+        .find_session(&store, session)
+        .expect("lookup")
+        .expect("the conversation is stored");
+    assert_eq!(
+        meta.page_url.as_deref(),
+        Some("https://shop.example/account/reset")
+    );
+    assert_eq!(meta.referrer.as_deref(), Some("https://mail.example"));
+    let dir = app.stop().await;
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).expect("read data file");
+        for secret in [&b"r3set-s3cret"[..], b"ann@example.com", b"msg-991"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "{} holds {:?}",
+                entry.display(),
+                String::from_utf8_lossy(secret)
+            );
+        }
+    }
+}

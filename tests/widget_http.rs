@@ -160,8 +160,20 @@ async fn public_settings_are_shared_with_allowed_origins_only() {
         Some(&b"https://evil.example"[..]),
         "the refusal is readable by the widget"
     );
+    assert_eq!(
+        foreign.headers().get("vary").map(|v| v.as_bytes()),
+        Some(&b"Origin"[..]),
+        "a shared cache keeps the refusal apart"
+    );
     let body: Value = foreign.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "origin_not_allowed");
+    let without = settings(&app, None).await;
+    assert_eq!(without.status(), StatusCode::OK);
+    assert_eq!(
+        without.headers().get("vary").map(|v| v.as_bytes()),
+        Some(&b"Origin"[..]),
+        "an answer without Origin varies by it too"
+    );
 
     let unknown = reqwest::get(url(&app, "/v1/stores/nope/widget"))
         .await
@@ -424,4 +436,49 @@ async fn metrics_count_what_a_chat_did() {
         let id = id.as_str().expect("an id");
         assert!(!text.contains(id), "{id} is a label");
     }
+}
+
+#[actix_web::test]
+async fn html_pages_carry_a_strict_policy_and_https_nodes_hsts() {
+    let app = spawn_app(|_| {}).await;
+    let page = reqwest::get(url(&app, "/demo/")).await.expect("answer");
+    assert_eq!(page.status(), StatusCode::OK);
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let policy = header("content-security-policy").expect("a CSP");
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(policy.contains(directive), "{directive} missing: {policy}");
+    }
+    assert!(
+        !policy.contains("script-src 'self' 'unsafe-inline'"),
+        "{policy}"
+    );
+    assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(
+        header("referrer-policy").as_deref(),
+        Some("strict-origin-when-cross-origin")
+    );
+    assert_eq!(header("x-frame-options").as_deref(), Some("DENY"));
+    assert_eq!(header("strict-transport-security"), None, "plain http");
+    let json = reqwest::get(url(&app, "/healthz")).await.expect("answer");
+    assert_eq!(json.headers()["x-content-type-options"], "nosniff");
+    assert!(json.headers().get("content-security-policy").is_none());
+
+    let https = spawn_app(|s| s.server.public_url = "https://shop-node.example".into()).await;
+    let page = reqwest::get(url(&https, "/healthz")).await.expect("answer");
+    assert_eq!(
+        page.headers()
+            .get("strict-transport-security")
+            .map(|v| v.as_bytes()),
+        Some(&b"max-age=31536000"[..])
+    );
 }

@@ -52,6 +52,13 @@
     } catch (e) { return null; }
   }
 
+  // The page the shopper came from, as its origin only: a referrer's path
+  // and query can carry personal data.
+  function referrerOrigin() {
+    var url = webUrl(document.referrer);
+    return url ? url.origin : undefined;
+  }
+
   // Links in model text may only lead to the store's own site.
   function ownSite(url) {
     var store = webUrl(cfg.url);
@@ -309,7 +316,7 @@
     ws = sock;
     sock.onopen = function () {
       lastHeard = Date.now();
-      var hello = { type: 'hello', v: 1, language: locale, page_url: location.href, referrer: document.referrer || undefined };
+      var hello = { type: 'hello', v: 1, language: locale, page_url: location.origin + location.pathname, referrer: referrerOrigin() };
       if (sessionId) hello.session_id = sessionId;
       if (streaming && !streaming.done) {
         hello.resume = { reply_id: streaming.id };

@@ -19,6 +19,8 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// A WebSocket-level protocol violation.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not UTF-8 (RFC 6455 §8.1).
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// Repeated misuse of the protocol.
     pub const POLICY_VIOLATION: u16 = 1008;
     /// A frame above the transport limit.
@@ -94,6 +96,7 @@ error_codes! {
     HeartbeatTimeout => "heartbeat_timeout", Some(close_code::TIMEOUT);
     ServerShutdown => "server_shutdown", Some(close_code::GOING_AWAY);
     ProtocolError => "protocol_error", Some(close_code::PROTOCOL_ERROR);
+    InvalidUtf8 => "invalid_utf8", Some(close_code::INVALID_PAYLOAD);
     OriginNotAllowed => "origin_not_allowed", Some(close_code::ORIGIN_NOT_ALLOWED);
     SessionReplaced => "session_replaced", Some(close_code::SESSION_REPLACED);
     NothingToRetry => "nothing_to_retry", None;

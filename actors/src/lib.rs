@@ -11,6 +11,7 @@ pub mod log;
 pub mod metrics;
 pub mod model;
 pub mod outbox;
+pub mod page;
 pub mod prompt;
 pub mod reply;
 pub mod search;

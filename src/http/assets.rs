@@ -211,10 +211,12 @@ pub async fn widget_settings(
     };
     // The refusal is readable too, so the widget can tell it from a node
     // it cannot reach and stays away instead of retrying.
+    let headers = response.headers_mut();
+    // The answer depends on the Origin, with or without one: a shared cache
+    // must not hand one page's answer (or refusal) to another.
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
-        let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     response
 }

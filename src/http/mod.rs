@@ -5,6 +5,7 @@ mod catalog;
 pub mod client;
 mod demo_shop;
 mod error;
+pub mod headers;
 mod health;
 pub mod widget;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     /// Held while a store's profile is read, changed and installed (catalog
     /// import, synonyms, widget settings), so no change undoes another.
     pub profile_changes: tokio::sync::Mutex<()>,
+    /// `server.public_url` is https: responses carry HSTS.
+    pub https: bool,
     /// The demo shop's pages, when the demo store is enabled.
     pub demo_shop: Option<Arc<demo_shop::DemoShop>>,
 }

@@ -178,6 +178,12 @@ fn inbound_event(
             code: ErrorCode::FrameTooLarge,
             message: "the frame is far above the size limit".into(),
         },
+        Err(ProtocolError::Io(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
+            ClientEvent::Broken {
+                code: ErrorCode::InvalidUtf8,
+                message: "a text frame is not valid UTF-8".into(),
+            }
+        }
         Err(error) => ClientEvent::Broken {
             code: ErrorCode::ProtocolError,
             message: format!("WebSocket protocol error: {error}"),

@@ -112,6 +112,11 @@ impl Application {
         let stores = Stores::default();
         for profile in storage.stores()? {
             let id = profile.id.clone();
+            // The demo store stays on disk but is served only while enabled.
+            if !settings.demo.enabled && id.as_str() == settings.demo.store_id {
+                tracing::info!(store = %id, "demo store not served: demo.enabled is false");
+                continue;
+            }
             stores.insert(id, store_threads.start(profile, &storage, &stores));
         }
 
@@ -170,17 +175,24 @@ impl Application {
             max_upload_bytes: settings.import.max_upload_bytes,
             profile_changes: tokio::sync::Mutex::new(()),
             demo_shop,
+            https: settings.server.public_url.starts_with("https://"),
         });
 
         let host: IpAddr = settings.server.host;
         let listener = TcpListener::bind((host, settings.server.port))
             .with_context(|| format!("binding {host}:{}", settings.server.port))?;
         let port = listener.local_addr()?.port();
-        let mut server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-                .on_connect(http::send_without_delay)
-                .disable_signals()
-                .shutdown_timeout(shutdown::HTTP_DRAIN_TIMEOUT);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    http::headers::security_headers,
+                ))
+                .configure(http::routes)
+        })
+        .on_connect(http::send_without_delay)
+        .disable_signals()
+        .shutdown_timeout(shutdown::HTTP_DRAIN_TIMEOUT);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }

@@ -234,7 +234,8 @@ pub fn parse(query: &str, minor_digits: u32) -> ParsedQuery {
             && low <= high
         {
             filters.min_price = Some(low);
-            filters.max_price = Some(high + 1);
+            // An exclusive bound; the highest amount keeps its own.
+            filters.max_price = Some(high.saturating_add(1));
             i = after_high;
             continue;
         }
@@ -255,7 +256,7 @@ pub fn parse(query: &str, minor_digits: u32) -> ParsedQuery {
                 at += 1;
             }
             let (value, after) = price_at(&tokens, at, minor_digits)?;
-            Some((value + offset, is_max, after))
+            Some((value.saturating_add(offset), is_max, after))
         });
         if let Some((value, is_max, after)) = bound {
             if is_max {
@@ -288,6 +289,21 @@ pub fn parse(query: &str, minor_digits: u32) -> ParsedQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_at_the_edge_of_i64_neither_overflow_nor_panic() {
+        let max = i64::MAX / 100;
+        let (min, high, _) = bounds(&format!("between 1 and {max} euro"));
+        assert_eq!((min, high), (Some(100), Some(max * 100 + 1)));
+        let (_, high, _) = bounds(&format!("up to {max}.07 euro"));
+        assert_eq!(high, Some(i64::MAX));
+        let (low, _, _) = bounds(&format!("above {max}.07 euro"));
+        assert_eq!(low, Some(i64::MAX));
+        // Beyond i64 the number is not an amount at all.
+        let (min, high, text) = bounds("under 99999999999999999999999 euro");
+        assert_eq!((min, high), (None, None));
+        assert!(text.contains("99999999999999999999999"), "{text}");
+    }
 
     fn bounds(query: &str) -> (Option<i64>, Option<i64>, String) {
         let parsed = parse(query, 2);

@@ -13,6 +13,7 @@ use crate::events::{ErrorCode, ErrorEvent, Hello, PROTOCOL_VERSION, ServerEvent}
 use crate::ids::{ConversationId, SessionId};
 use crate::language::Language;
 use crate::log::{ConversationMeta, now_ms};
+use crate::page::{page_without_query, referrer_origin};
 use crate::reply::short_id;
 use crate::store::GetProfile;
 
@@ -78,8 +79,8 @@ impl WidgetSession {
                 session: SessionId::new(),
                 started_at_ms: now_ms(),
                 language: browser_language.unwrap_or(profile.default_language),
-                page_url: hello.page_url.clone(),
-                referrer: hello.referrer.clone(),
+                page_url: hello.page_url.as_deref().and_then(page_without_query),
+                referrer: hello.referrer.as_deref().and_then(referrer_origin),
                 client: self.connection.client.clone(),
                 ip: self.connection.ip.clone(),
             };
