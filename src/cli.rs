@@ -51,10 +51,6 @@ pub struct ImportArgs {
     /// (e.g. http://127.0.0.1:8080).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
-    /// The node's operator token; defaults to operator.api_token from the
-    /// configuration (MIKABOT__OPERATOR__API_TOKEN).
-    #[arg(long)]
-    pub token: Option<String>,
 }
 
 /// Runs `mikabot import`.
@@ -73,14 +69,14 @@ pub async fn import(settings: &Settings, args: ImportArgs) -> anyhow::Result<()>
         StoreId::parse(&args.store).map_err(|e| anyhow!("--store {:?}: {e}", args.store))?;
     match args.url {
         Some(url) => {
-            let token = args
-                .token
-                .or_else(|| {
-                    (!settings.operator.api_token.is_empty())
-                        .then(|| settings.operator.api_token.expose().to_owned())
-                })
+            // Never an argument: other users of the machine read argv.
+            let token = (!settings.operator.api_token.is_empty())
+                .then(|| settings.operator.api_token.expose().to_owned())
                 .ok_or_else(|| {
-                    anyhow!("--url needs the node's operator token: --token or operator.api_token")
+                    anyhow!(
+                        "--url needs the node's operator token: set MIKABOT__OPERATOR__API_TOKEN \
+                         or operator.api_token_file"
+                    )
                 })?;
             let body = std::fs::read(&args.file)
                 .with_context(|| format!("reading {}", args.file.display()))?;

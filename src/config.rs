@@ -66,7 +66,16 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct OperatorSettings {
     pub api_token: Secret,
+    /// A file holding the token instead (its first line), for secret stores
+    /// that mount files.
+    pub api_token_file: String,
+    /// Failed operator logins an address may make a minute before it is
+    /// refused for a while.
+    pub failed_attempts_per_minute: u32,
 }
+
+/// The shortest operator token accepted.
+pub const MIN_OPERATOR_TOKEN_CHARS: usize = 32;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,8 +91,21 @@ pub struct ServerSettings {
     pub workers: usize,
     pub public_url: String,
     pub shutdown_timeout_secs: u64,
-    pub trust_forwarded_for: bool,
+    /// Networks whose `Forwarded` / `X-Forwarded-For` headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// IPv6 clients are counted by this many leading bits.
+    pub ipv6_limit_prefix: u8,
     pub store_threads: usize,
+}
+
+impl ServerSettings {
+    /// The trusted proxies as networks (validated at load).
+    pub fn trusted_networks(&self) -> Vec<crate::http::address::Cidr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|raw| raw.parse().ok())
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -219,14 +241,41 @@ impl Settings {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies")
                 .source(Some(env)),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.read_token_file()?;
         settings.validate()?;
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Reads `operator.api_token_file`, if set, into `operator.api_token`.
+    fn read_token_file(&mut self) -> Result<(), ConfigError> {
+        let path = self.operator.api_token_file.trim();
+        if path.is_empty() {
+            return Ok(());
+        }
+        let invalid = |problem: String| ConfigError::Invalid {
+            key: "operator.api_token_file",
+            problem,
+        };
+        if !self.operator.api_token.is_empty() {
+            return Err(invalid(
+                "is set together with operator.api_token: set one of them".into(),
+            ));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("is {path:?}, which cannot be read: {e}")))?;
+        let token = text.lines().next().unwrap_or("").trim().to_owned();
+        self.operator.api_token = Secret(token);
+        Ok(())
+    }
+
+    /// Checks every value; `Application::build` checks again, so settings
+    /// changed in code are held to the same rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
             ConfigError::Invalid {
                 key,
@@ -256,6 +305,37 @@ impl Settings {
             }
         }
         http_url("server.public_url", &self.server.public_url)?;
+        let token = self.operator.api_token.expose().trim();
+        if !token.is_empty() && token.chars().count() < MIN_OPERATOR_TOKEN_CHARS {
+            return Err(invalid(
+                "operator.api_token",
+                format!(
+                    "is {} characters: an operator token has at least {MIN_OPERATOR_TOKEN_CHARS} \
+                     (for example `openssl rand -hex 24`)",
+                    token.chars().count()
+                ),
+            ));
+        }
+        if self.operator.failed_attempts_per_minute == 0 {
+            return Err(invalid(
+                "operator.failed_attempts_per_minute",
+                "is 0: expected a positive number",
+            ));
+        }
+        for raw in &self.server.trusted_proxies {
+            if let Err(error) = raw.parse::<crate::http::address::Cidr>() {
+                return Err(invalid("server.trusted_proxies", format!("has {error}")));
+            }
+        }
+        if !(16..=128).contains(&self.server.ipv6_limit_prefix) {
+            return Err(invalid(
+                "server.ipv6_limit_prefix",
+                format!(
+                    "is {}: expected a prefix length from 16 to 128",
+                    self.server.ipv6_limit_prefix
+                ),
+            ));
+        }
         http_url("model.base_url", &self.model.base_url)?;
         if self.model.model.trim().is_empty() {
             return Err(invalid("model.model", "is empty: expected a model name"));
@@ -386,5 +466,38 @@ mod tests {
         assert!(error.to_string().contains("prot"), "{error}");
         let missing = dir.path().join("missing.toml");
         assert!(Settings::load_with_env(Some(&missing), env(&[])).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_come_as_a_list_and_bad_networks_are_named() {
+        let settings = Settings::load_with_env(
+            None,
+            env(&[("MIKABOT__SERVER__TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8")]),
+        )
+        .expect("two networks");
+        let networks: Vec<String> = settings
+            .server
+            .trusted_networks()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(networks, ["127.0.0.1/32", "10.0.0.0/8"]);
+        let error = Settings::load_with_env(
+            None,
+            env(&[("MIKABOT__SERVER__TRUSTED_PROXIES", "10.0.0.0/40")]),
+        )
+        .expect_err("a /40 in IPv4");
+        let shown = error.to_string();
+        assert!(
+            shown.contains("server.trusted_proxies") && shown.contains("10.0.0.0/40"),
+            "{shown}"
+        );
+        let error =
+            Settings::load_with_env(None, env(&[("MIKABOT__SERVER__IPV6_LIMIT_PREFIX", "8")]))
+                .expect_err("too wide");
+        assert!(
+            error.to_string().contains("server.ipv6_limit_prefix"),
+            "{error}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Shopper, TestApp, spawn_app, spawn_app_in};
 
-const TOKEN: &str = "operator-test-token";
+const TOKEN: &str = "operator-test-token-5e1f0a9b2c8d7e6f";
 
 fn feed(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -479,4 +479,83 @@ async fn store_synonyms_take_effect_at_once() {
     let dir = app.stop().await;
     let app = spawn_app_in(dir, |_| {}).await;
     assert!(!card_ids(&app, "kicks").await.is_empty());
+}
+
+#[actix_web::test]
+async fn failed_operator_tokens_are_throttled_per_address_before_comparing() {
+    let app = spawn_app(|s| {
+        s.operator.api_token = serde_json::from_value(json!(TOKEN)).expect("secret");
+        s.operator.failed_attempts_per_minute = 3;
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{}/v1/stores/demo/synonyms", app.port);
+    let put = |token: &'static str| {
+        reqwest::Client::new()
+            .put(&url)
+            .bearer_auth(token)
+            .body(json!({"synonyms": [["kicks", "sneakers"]]}).to_string())
+            .send()
+    };
+    for _ in 0..3 {
+        let response = put("a-wrong-guess-that-is-long-enough-00")
+            .await
+            .expect("answer");
+        assert_eq!(response.status().as_u16(), 401);
+    }
+    // The fourth failure locks the address out...
+    let response = put("a-wrong-guess-that-is-long-enough-01")
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 401);
+    // ...and then even the right token is refused unread, with when to retry.
+    let response = put(TOKEN).await.expect("answer");
+    assert_eq!(response.status().as_u16(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .expect("ASCII")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "too_many_attempts");
+}
+
+#[test]
+fn a_short_operator_token_is_refused_at_start_up_and_a_token_file_is_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let short = Command::new(env!("CARGO_BIN_EXE_mikabot"))
+        .arg("check-config")
+        .env("MIKABOT__OPERATOR__API_TOKEN", "short-token")
+        .output()
+        .expect("runs");
+    assert!(!short.status.success());
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        stderr.contains("operator.api_token") && stderr.contains("at least 32"),
+        "{stderr}"
+    );
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{TOKEN}\n")).expect("write");
+    let from_file = Command::new(env!("CARGO_BIN_EXE_mikabot"))
+        .arg("check-config")
+        .env("MIKABOT__OPERATOR__API_TOKEN_FILE", &file)
+        .output()
+        .expect("runs");
+    assert!(
+        from_file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
+    let printed = String::from_utf8_lossy(&from_file.stdout);
+    assert!(
+        printed.contains("[redacted]") && !printed.contains(TOKEN),
+        "{printed}"
+    );
+    let missing = Command::new(env!("CARGO_BIN_EXE_mikabot"))
+        .arg("check-config")
+        .env("MIKABOT__OPERATOR__API_TOKEN_FILE", dir.path().join("nope"))
+        .output()
+        .expect("runs");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("operator.api_token_file"));
 }

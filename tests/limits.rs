@@ -279,3 +279,63 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
     }
     app.wait_for_live_sessions(0).await;
 }
+
+/// A shopper connecting from `source` with an `X-Forwarded-For` header.
+async fn forwarded(app: &crate::helpers::TestApp, source: &str, chain: &str) -> Shopper {
+    let mut options = crate::helpers::shopper::Connect::to(&app.ws_url("demo"));
+    options.source = Some(source.parse().expect("an address"));
+    options.headers = vec![("x-forwarded-for".into(), chain.into())];
+    Shopper::open(&options).await.expect("the socket opens")
+}
+
+async fn refused_as_too_many(mut shopper: Shopper) -> bool {
+    shopper.send(json!({"type": "hello", "v": 1})).await;
+    let frame = shopper.next().await.json();
+    frame["code"] == "too_many_sessions"
+}
+
+#[actix_web::test]
+async fn limits_count_the_client_behind_a_trusted_proxy_and_ignore_forged_headers() {
+    let app = spawn_app(|s| {
+        s.widget.new_sessions_per_ip_per_minute = 2;
+        s.server.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    // Behind the proxy: two shoppers from one client, then a third refused,
+    // while another client is still welcome. What a client writes into the
+    // header itself (the leftmost entry) is not believed.
+    for chain in ["9.9.9.9, 198.51.100.1", "8.8.8.8, 198.51.100.1"] {
+        let shopper = forwarded(&app, "127.0.0.1", chain).await;
+        assert!(!refused_as_too_many(shopper).await);
+    }
+    let third = forwarded(&app, "127.0.0.1", "7.7.7.7, 198.51.100.1").await;
+    assert!(
+        refused_as_too_many(third).await,
+        "198.51.100.1 is at its limit"
+    );
+    let other = forwarded(&app, "127.0.0.1", "198.51.100.2").await;
+    assert!(
+        !refused_as_too_many(other).await,
+        "another client is served"
+    );
+
+    // An IPv6 client is counted by its /64.
+    for host in ["2001:db8:5:6::1", "2001:db8:5:6::2"] {
+        let shopper = forwarded(&app, "127.0.0.1", host).await;
+        assert!(!refused_as_too_many(shopper).await);
+    }
+    let same_net = forwarded(&app, "127.0.0.1", "2001:db8:5:6:ffff::9").await;
+    assert!(refused_as_too_many(same_net).await, "the same /64");
+
+    // A peer that is not a trusted proxy is itself, whatever it claims.
+    for i in 0..2 {
+        let chain = format!("203.0.113.{i}");
+        let shopper = forwarded(&app, "127.0.0.9", &chain).await;
+        assert!(!refused_as_too_many(shopper).await);
+    }
+    let forged = forwarded(&app, "127.0.0.9", "203.0.113.99").await;
+    assert!(
+        refused_as_too_many(forged).await,
+        "127.0.0.9 is at its limit"
+    );
+}

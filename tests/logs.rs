@@ -15,7 +15,7 @@ use crate::helpers::{Behavior, FakeOpenAi, Shopper};
 const MESSAGE: &str = "parcel-7731 please find me a tent for two";
 const REPLY: &[&str] = &["reply-4409 ", "the Alpine tent fits two."];
 const API_KEY: &str = "sk-test-0c5e1f2a9b8d7e6f";
-const OPERATOR_TOKEN: &str = "operator-token-5d4c3b2a";
+const OPERATOR_TOKEN: &str = "operator-token-5d4c3b2a-77e1f09a-c3d2b1a0";
 const FORWARDED: &str = "203.0.113.77";
 const DIRECT: &str = "127.0.0.23";
 
@@ -42,7 +42,7 @@ async fn a_chat_logs_its_spans_and_never_its_text_addresses_or_secrets() {
             ("MIKABOT__MODEL__BASE_URL", &fake.base_url),
             ("MIKABOT__MODEL__API_KEY", API_KEY),
             ("MIKABOT__OPERATOR__API_TOKEN", OPERATOR_TOKEN),
-            ("MIKABOT__SERVER__TRUST_FORWARDED_FOR", "true"),
+            ("MIKABOT__SERVER__TRUSTED_PROXIES", "127.0.0.0/8"),
             ("MIKABOT__LOG__FORMAT", "json"),
             (
                 "MIKABOT__LOG__FILTER",

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::shopper::NODE_ORIGIN;
 use crate::helpers::{Shopper, TestApp, spawn_app, spawn_app_in};
 
-const TOKEN: &str = "operator-test-token";
+const TOKEN: &str = "operator-test-token-5e1f0a9b2c8d7e6f";
 
 fn url(app: &TestApp, path: &str) -> String {
     format!("http://127.0.0.1:{}{path}", app.port)

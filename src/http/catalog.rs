@@ -4,8 +4,7 @@
 //! default changes nothing if any row is bad. `PUT
 //! /v1/stores/{store}/synonyms` sets the store's synonym groups, and `PATCH
 //! /v1/stores/{store}/widget` the widget's look and allowed origins.
-//! Authenticated with the operator API token from configuration, compared in
-//! constant time.
+//! Authenticated with the operator API token ([`super::operator`]).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -16,10 +15,10 @@ use mikabot_actors::metrics::RowLabel;
 use mikabot_actors::store::ReplaceProfile;
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use crate::http::AppState;
 use crate::http::error::{ApiCode, ApiError};
+use crate::http::operator::authorised;
 use crate::import::{self, ApplyError, ImportError, Mode, Scope};
 
 #[derive(Deserialize)]
@@ -36,30 +35,6 @@ fn stored_profile(state: &AppState, raw: &str) -> Result<StoreProfile, ApiError>
         Ok(Some(profile)) => Ok(profile),
         Ok(None) => Err(unknown()),
         Err(e) => Err(ApiError::internal(e)),
-    }
-}
-
-/// Checks `Authorization: Bearer TOKEN` against the operator token.
-fn authorised(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let Some(expected) = state.operator_token.as_deref() else {
-        return Err(ApiError::new(
-            ApiCode::CatalogApiDisabled,
-            "the catalog API is off: set operator.api_token",
-        ));
-    };
-    let given = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ApiCode::Unauthorized,
-            "a valid operator token is required (Authorization: Bearer ...)",
-        ))
     }
 }
 

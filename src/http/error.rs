@@ -63,6 +63,7 @@ api_codes! {
     NotFound => "not_found", NOT_FOUND;
     UnknownStore => "unknown_store", NOT_FOUND;
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
+    TooManyAttempts => "too_many_attempts", TOO_MANY_REQUESTS;
     UnknownFormat => "unknown_format", UNPROCESSABLE_ENTITY;
     EmptyFeed => "empty_feed", UNPROCESSABLE_ENTITY;
     RowsRejected => "rows_rejected", UNPROCESSABLE_ENTITY;
@@ -81,6 +82,8 @@ pub(crate) struct ApiError {
     details: Map<String, Value>,
     /// Extra top-level fields of the body (an import's report).
     body: Map<String, Value>,
+    /// Sent as `Retry-After` (whole seconds, rounded up).
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -90,7 +93,14 @@ impl ApiError {
             message: message.into(),
             details: Map::new(),
             body: Map::new(),
+            retry_after: None,
         }
+    }
+
+    /// When asking again can succeed.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// The node failed. The client sees an opaque message with a request
@@ -138,7 +148,12 @@ impl ResponseError for ApiError {
         error.extend(self.details.clone());
         let mut body = self.body.clone();
         body.insert("error".into(), Value::Object(error));
-        HttpResponse::build(self.status_code()).json(Value::Object(body))
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(Value::Object(body))
     }
 }
 

@@ -1,5 +1,6 @@
 //! HTTP routes and the state they share.
 
+pub mod address;
 pub mod assets;
 mod catalog;
 pub mod client;
@@ -7,9 +8,9 @@ mod demo_shop;
 mod error;
 pub mod headers;
 mod health;
+pub mod operator;
 pub mod widget;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::middleware::Compress;
@@ -24,6 +25,7 @@ use mikabot_actors::store::Stores;
 use mikabot_actors::tasks::Tasks;
 use prometheus_client::registry::Registry;
 
+use self::address::{ClientAddressing, ClientKey};
 use crate::storage::Storage;
 
 /// What every request handler can reach.
@@ -38,13 +40,16 @@ pub struct AppState {
     /// Every metric of the node, for `/metrics`.
     pub registry: Registry,
     pub session_settings: Arc<SessionSettings>,
-    pub new_sessions: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub new_sessions: Arc<DefaultKeyedRateLimiter<ClientKey>>,
     pub max_frame_bytes: usize,
     pub outgoing_buffer: usize,
-    pub trust_forwarded_for: bool,
+    /// Who a request comes from (trusted proxies, IPv6 grouping).
+    pub addressing: ClientAddressing,
     pub storage: Storage,
     /// `None` turns the catalog API off.
     pub operator_token: Option<String>,
+    /// Failed operator authentications, by address.
+    pub operator_failures: Arc<operator::FailureThrottle>,
     pub max_upload_bytes: usize,
     /// Held while a store's profile is read, changed and installed (catalog
     /// import, synonyms, widget settings), so no change undoes another.

@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::rc::Rc;
 
 use actix::{Actor, AsyncContext};
@@ -40,18 +39,6 @@ fn store_param(req: &HttpRequest) -> Option<StoreId> {
     StoreId::parse(query.get("store")?).ok()
 }
 
-fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for
-        && let Some(ip) = req
-            .connection_info()
-            .realip_remote_addr()
-            .and_then(|s| s.parse::<IpAddr>().ok())
-    {
-        return Some(ip);
-    }
-    req.peer_addr().map(|addr| addr.ip())
-}
-
 /// The socket handler.
 pub async fn socket(
     req: HttpRequest,
@@ -76,7 +63,9 @@ pub async fn socket(
         );
         return Ok(response);
     }
-    let ip = client_ip(&req, state.trust_forwarded_for);
+    let ip = state
+        .addressing
+        .client(req.peer_addr().map(|a| a.ip()), req.headers());
 
     let catalog = store_param(&req).and_then(|id| state.stores.get(&id).map(|addr| (id, addr)));
     let Some((store, catalog)) = catalog else {
@@ -88,7 +77,7 @@ pub async fn socket(
         return Ok(response);
     };
     if let Some(ip) = ip
-        && let Err(not_until) = state.new_sessions.check_key(&ip)
+        && let Err(not_until) = state.new_sessions.check_key(&state.addressing.key(ip))
     {
         let mut error = ErrorEvent::new(
             ErrorCode::TooManySessions,

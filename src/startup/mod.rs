@@ -25,6 +25,8 @@ use mikabot_actors::tasks::Tasks;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::config::Settings;
+use crate::http::address::ClientAddressing;
+use crate::http::operator::FailureThrottle;
 use crate::http::{self, AppState};
 use crate::storage::Storage;
 use crate::{demo, model};
@@ -76,6 +78,7 @@ impl Application {
     /// Opens storage, loads stores, starts their actors and binds the
     /// listener. Must run inside an actix system.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
         let data_dir = &settings.storage.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
@@ -128,13 +131,19 @@ impl Application {
                 .unwrap_or(NonZeroU32::MIN),
         )));
         let tasks = Tasks::default();
-        let sweep = Arc::clone(&new_sessions);
+        let operator_failures = Arc::new(FailureThrottle::new(
+            settings.operator.failed_attempts_per_minute,
+        ));
+        let (sweep, failures) = (Arc::clone(&new_sessions), Arc::clone(&operator_failures));
         let housekeeping = tasks.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(LIMITER_SWEEP_INTERVAL);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => sweep.retain_recent(),
+                    _ = tick.tick() => {
+                        sweep.retain_recent();
+                        failures.sweep();
+                    }
                     () = housekeeping.stopping() => return,
                 }
             }
@@ -168,10 +177,14 @@ impl Application {
             new_sessions,
             max_frame_bytes: settings.widget.max_frame_bytes,
             outgoing_buffer: settings.widget.outgoing_buffer,
-            trust_forwarded_for: settings.server.trust_forwarded_for,
+            addressing: ClientAddressing {
+                trusted_proxies: settings.server.trusted_networks(),
+                ipv6_prefix: settings.server.ipv6_limit_prefix,
+            },
             storage: storage.clone(),
             operator_token: (!settings.operator.api_token.is_empty())
                 .then(|| settings.operator.api_token.expose().to_owned()),
+            operator_failures,
             max_upload_bytes: settings.import.max_upload_bytes,
             profile_changes: tokio::sync::Mutex::new(()),
             demo_shop,
