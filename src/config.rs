@@ -59,7 +59,25 @@ pub struct Settings {
     pub demo: DemoSettings,
     pub operator: OperatorSettings,
     pub import: ImportSettings,
+    pub limits: LimitSettings,
     pub log: LogSettings,
+}
+
+/// Bounds on what unauthenticated clients can make the node hold or spend.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Widget sessions open at once from one client address.
+    pub sessions_per_address: usize,
+    /// Widget sessions open at once on the node.
+    pub sessions_per_node: usize,
+    /// New conversations (records on disk) one address may start an hour.
+    pub new_conversations_per_address_per_hour: u32,
+    /// Shopper messages (each one a model reply) one address may send a
+    /// minute, across all its sockets.
+    pub messages_per_address_per_minute: u32,
+    /// Model tokens one store may spend a day (UTC); 0 is no limit.
+    pub store_daily_tokens: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -113,6 +131,9 @@ impl ServerSettings {
 pub struct StorageSettings {
     pub data_dir: PathBuf,
     pub cache_capacity_mb: u64,
+    /// Durable writes that may wait for the storage thread; beyond it a
+    /// shopper message is refused with `storage_busy`.
+    pub flush_queue: usize,
 }
 
 impl StorageSettings {
@@ -153,6 +174,13 @@ pub struct ModelSettings {
     pub retry_base_delay_ms: u64,
     pub retry_max_delay_ms: u64,
     pub history_tokens: usize,
+    /// Consecutive failed requests after which the provider is left alone.
+    pub breaker_failures: u32,
+    /// How long it is left alone before one reply probes it.
+    pub breaker_cooldown_secs: u64,
+    /// Ask the provider to report each request's token usage
+    /// (`stream_options.include_usage`).
+    pub stream_usage: bool,
 }
 
 impl ModelSettings {
@@ -395,6 +423,24 @@ impl Settings {
             (
                 "widget.new_sessions_per_ip_per_minute",
                 self.widget.new_sessions_per_ip_per_minute as usize,
+            ),
+            ("storage.flush_queue", self.storage.flush_queue),
+            (
+                "limits.sessions_per_address",
+                self.limits.sessions_per_address,
+            ),
+            ("limits.sessions_per_node", self.limits.sessions_per_node),
+            (
+                "limits.new_conversations_per_address_per_hour",
+                self.limits.new_conversations_per_address_per_hour as usize,
+            ),
+            (
+                "limits.messages_per_address_per_minute",
+                self.limits.messages_per_address_per_minute as usize,
+            ),
+            (
+                "model.breaker_failures",
+                self.model.breaker_failures as usize,
             ),
         ] {
             if value == 0 {

@@ -3,6 +3,7 @@
 
 use mikabot_test_support as helpers;
 
+mod abuse;
 mod catalog_import;
 mod chat;
 mod config_cli;

@@ -47,6 +47,13 @@ async fn sigterm_during_fifty_replies_stores_every_one_and_exits_within_the_boun
             ("MIKABOT__MODEL__PROVIDER", "openai"),
             ("MIKABOT__MODEL__BASE_URL", &fake.base_url),
             ("MIKABOT__SERVER__SHUTDOWN_TIMEOUT_SECS", &timeout),
+            // All 50 shoppers come from one address.
+            ("MIKABOT__LIMITS__SESSIONS_PER_ADDRESS", "100"),
+            ("MIKABOT__LIMITS__MESSAGES_PER_ADDRESS_PER_MINUTE", "100"),
+            (
+                "MIKABOT__LIMITS__NEW_CONVERSATIONS_PER_ADDRESS_PER_HOUR",
+                "100",
+            ),
             ("MIKABOT__LOG__FILTER", "warn,mikabot::startup=info"),
         ],
     );

@@ -25,6 +25,8 @@ pub mod close_code {
     pub const POLICY_VIOLATION: u16 = 1008;
     /// A frame above the transport limit.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The node is at its most sessions; try again later.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// The hello asked for a protocol version this node does not speak.
     pub const UNSUPPORTED_VERSION: u16 = 4400;
     /// The page's origin is not one of the store's allowed origins.
@@ -86,9 +88,17 @@ error_codes! {
     DuplicateHello => "duplicate_hello", None;
     UnsupportedVersion => "unsupported_version", Some(close_code::UNSUPPORTED_VERSION);
     RateLimited => "rate_limited", None;
+    /// Too many new sessions a minute, or too many open at once, from one
+    /// address.
     TooManySessions => "too_many_sessions", Some(close_code::TOO_MANY_SESSIONS);
+    /// The node holds its most sessions.
+    NodeBusy => "node_busy", Some(close_code::TRY_AGAIN_LATER);
+    /// Too many new conversations an hour from one address.
+    TooManyConversations => "too_many_conversations", None;
     UnknownStore => "unknown_store", Some(close_code::UNKNOWN_STORE);
     StorageFailed => "storage_failed", None;
+    /// Too many writes wait for the disk; the message was not stored.
+    StorageBusy => "storage_busy", None;
     ModelUnavailable => "model_unavailable", None;
     ModelFailed => "model_failed", None;
     TooManyErrors => "too_many_errors", Some(close_code::POLICY_VIOLATION);

@@ -73,6 +73,10 @@ pub enum LogError {
     /// Storage has closed (the node is stopping).
     #[error("conversation storage is closed")]
     Closed,
+    /// Too many writes wait for the disk; nothing was written. Ask again
+    /// in a moment.
+    #[error("conversation storage is busy")]
+    Busy,
 }
 
 /// Durable storage for conversations.
@@ -102,8 +106,21 @@ pub trait ConversationLog: Send + Sync + 'static {
     /// Completes when everything appended before the call is on disk.
     fn flush(&self) -> BoxFuture<'static, Result<(), LogError>>;
 
+    /// Records a finished or interrupted reply and completes when it is on
+    /// disk. Unlike [`append_durable`](Self::append_durable) it waits for
+    /// room when the storage is busy: a reply the shopper has seen is not
+    /// dropped.
+    fn record_durably(
+        &self,
+        store: &StoreId,
+        message: &StoredMessage,
+    ) -> BoxFuture<'static, Result<(), LogError>> {
+        self.append_durable(store, message)
+    }
+
     /// Appends a message and completes when it is on disk. A storage may do
-    /// both away from the caller's thread, grouped with other writers.
+    /// both away from the caller's thread, grouped with other writers, and
+    /// may refuse with [`LogError::Busy`] when too many writes wait.
     fn append_durable(
         &self,
         store: &StoreId,

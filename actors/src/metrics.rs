@@ -113,6 +113,20 @@ pub struct Metrics {
     pub live_sessions: Gauge,
     pub replies_in_flight: Gauge,
     pub stores: Gauge,
+    /// Replies the offline responder gave instead of the provider, by
+    /// reason (`budget`, `breaker`).
+    pub replies_degraded: Family<ReasonLabel, Counter>,
+    /// The provider's breaker: 1 for its state now, 0 for the others.
+    pub model_breaker: Family<StateLabel, Gauge>,
+    /// Messages dropped from a session's memory (older than the prompt can
+    /// use; they stay stored).
+    pub history_trimmed: Counter,
+}
+
+/// A state of a state set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
 }
 
 impl Default for Metrics {
@@ -133,6 +147,9 @@ impl Default for Metrics {
             live_sessions: Gauge::default(),
             replies_in_flight: Gauge::default(),
             stores: Gauge::default(),
+            replies_degraded: Family::default(),
+            model_breaker: Family::default(),
+            history_trimmed: Counter::default(),
         }
     }
 }
@@ -214,6 +231,31 @@ impl Metrics {
             self.replies_in_flight.clone(),
         );
         registry.register("stores", "Stores served by this node", self.stores.clone());
+        registry.register(
+            "replies_degraded",
+            "Replies the offline responder gave instead of the provider, by reason (budget, breaker)",
+            self.replies_degraded.clone(),
+        );
+        registry.register(
+            "model_breaker",
+            "The model provider's circuit breaker: 1 for its state now (closed, open, half_open)",
+            self.model_breaker.clone(),
+        );
+        registry.register(
+            "history_trimmed",
+            "Messages dropped from sessions' memory, older than the prompt can use",
+            self.history_trimmed.clone(),
+        );
+    }
+
+    /// Shows the breaker's state.
+    pub fn breaker(&self, state: crate::provider::BreakerState) {
+        for each in ["closed", "open", "half_open"] {
+            let value = i64::from(each == state.as_str());
+            self.model_breaker
+                .get_or_create(&StateLabel { state: each })
+                .set(value);
+        }
     }
 
     /// One request to `provider` and its outcome.

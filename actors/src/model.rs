@@ -38,8 +38,18 @@ impl FinishReason {
 pub enum ModelChunk {
     /// Text to show the shopper.
     Text(String),
-    /// The model's own end marker. The stream ends after it.
+    /// The model's own end marker.
     Finished(FinishReason),
+    /// What the request cost, as the provider counts it (OpenAI sends it
+    /// last, when asked to).
+    Usage(Usage),
+}
+
+/// Tokens a request used, as the provider reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
 }
 
 /// The chunks of one reply. A stream that ends without `Finished` was cut.

@@ -8,7 +8,9 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -19,9 +21,10 @@ use crate::catalog::ProductCard;
 use crate::ids::{ConversationId, MessageId, StoreId};
 use crate::language::Language;
 use crate::log::{ConversationLog, ReplyOutcome, StoredMessage, now_ms};
-use crate::metrics::{FinishLabel, Metrics};
-use crate::model::{ChatModel, FinishReason, ModelChunk, ModelError};
-use crate::prompt::{Prompt, Role, Turn, bounded_history};
+use crate::metrics::{FinishLabel, Metrics, ReasonLabel};
+use crate::model::{ChatModel, FinishReason, ModelChunk, ModelError, Usage};
+use crate::prompt::{Prompt, Role, Turn, bounded_history, estimated_tokens};
+use crate::provider::{Chosen, Models};
 use crate::search::analysis::fold;
 use crate::store::{FindProducts, StoreCatalog};
 use crate::tasks::Tasks;
@@ -78,7 +81,8 @@ impl RetryPolicy {
 
 /// Everything one reply needs.
 pub struct ReplyJob {
-    pub model: Arc<dyn ChatModel>,
+    /// The provider, the offline fallback, the breaker and the budgets.
+    pub models: Arc<Models>,
     pub log: Arc<dyn ConversationLog>,
     /// The store's catalog, searched for the turn's products.
     pub catalog: Addr<StoreCatalog>,
@@ -228,6 +232,11 @@ impl ReplyFeed {
         (catchup, rx)
     }
 
+    /// Whether any token was emitted.
+    fn has_tokens(&self) -> bool {
+        !self.state().ends.is_empty()
+    }
+
     /// Resolves once the reply has ended (recorded, or its task gone).
     pub async fn ended(&self) {
         let mut ended = self.ended.clone();
@@ -280,7 +289,20 @@ pub fn spawn(job: ReplyJob, feed: Arc<ReplyFeed>, tasks: &Tasks) {
     let span = tracing::info_span!(parent: &job.span, "reply", reply = %short_id(&job.reply_id));
     tasks.spawn(
         async move {
-            run(job, &feed, &cut).await;
+            // A bug below (in a provider's adapter, say) must not leave the
+            // session waiting for an end that never comes: the reply ends
+            // with an error, and what it had is recorded by the recorder's
+            // drop on the way out.
+            let ran = AssertUnwindSafe(run(job, &feed, &cut)).catch_unwind().await;
+            if ran.is_err() {
+                tracing::error!("the reply task panicked; the reply ends with an error");
+                let after_tokens = feed.has_tokens();
+                feed.emit(ReplyEvent::Failed {
+                    error: ModelError::unavailable("the reply stopped unexpectedly"),
+                    after_tokens,
+                })
+                .await;
+            }
             drop(end_signal);
         }
         .instrument(span),
@@ -304,6 +326,10 @@ struct Recorder {
     reply_id: MessageId,
     text: String,
     recorded: bool,
+    /// Tokens streamed from the model (the notice of a degraded reply is
+    /// not one), and what the provider said the request cost.
+    streamed: u64,
+    usage: Option<Usage>,
 }
 
 impl Recorder {
@@ -330,7 +356,7 @@ impl Recorder {
     /// thread wait on the disk.
     async fn record_durably(&mut self, outcome: ReplyOutcome) -> Result<(), crate::log::LogError> {
         let message = self.message(outcome);
-        self.log.append_durable(&self.store, &message).await
+        self.log.record_durably(&self.store, &message).await
     }
 }
 
@@ -345,6 +371,19 @@ impl Drop for Recorder {
             if let Err(error) = self.record(outcome) {
                 tracing::error!(%error, reply = %self.reply_id, "partial reply lost");
             }
+        }
+    }
+}
+
+/// Tells the breaker a probe ended without an outcome, unless it had one.
+struct ProbeGuard<'a> {
+    breaker: Option<&'a crate::provider::Breaker>,
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(breaker) = self.breaker {
+            breaker.probe_abandoned();
         }
     }
 }
@@ -394,7 +433,22 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
             return;
         }
     };
-    tracing::debug!(products = prompt.products.len(), "reply started");
+    let chosen = job.models.choose(&job.store);
+    let mut probe = ProbeGuard {
+        breaker: chosen.probe.then_some(&job.models.breaker),
+    };
+    if let Some(degraded) = chosen.degraded {
+        let reason = ReasonLabel {
+            reason: degraded.as_str(),
+        };
+        job.metrics.replies_degraded.get_or_create(&reason).inc();
+    }
+    tracing::debug!(
+        products = prompt.products.len(),
+        model = chosen.model.name(),
+        degraded = chosen.degraded.map(|d| d.as_str()),
+        "reply started"
+    );
     let mut recorder = Recorder {
         log: Arc::clone(&job.log),
         store: job.store.clone(),
@@ -402,9 +456,11 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
         reply_id: job.reply_id,
         text: String::new(),
         recorded: false,
+        streamed: 0,
+        usage: None,
     };
     let outcome = tokio::select! {
-        outcome = generate(&job, &prompt, feed, &mut recorder) => outcome,
+        outcome = generate(&job, &chosen, &mut probe, &prompt, feed, &mut recorder) => outcome,
         () = tasks.cut() => {
             in_flight.finish = "cut";
             Err(ModelError::unavailable("the node stopped before the reply ended"))
@@ -416,6 +472,11 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
             return;
         }
     };
+    if chosen.degraded.is_none() {
+        job.models
+            .budgets
+            .spend(&job.store, spent_tokens(&prompt, &recorder));
+    }
     match outcome {
         Ok(finish) => {
             in_flight.finish = finish.as_str();
@@ -463,10 +524,32 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
     }
 }
 
+/// What a reply cost the store: the provider's count when it gave one,
+/// else an estimate (the prompt's text, and one token a streamed chunk).
+fn spent_tokens(prompt: &Prompt, recorder: &Recorder) -> u64 {
+    match recorder.usage {
+        Some(usage) => usage.prompt_tokens.saturating_add(usage.completion_tokens),
+        None if recorder.streamed == 0 && recorder.text.is_empty() => 0,
+        None => {
+            let history: usize = prompt
+                .history
+                .iter()
+                .map(|turn| estimated_tokens(&turn.text))
+                .sum();
+            let asked = estimated_tokens(&prompt.system_text())
+                + history
+                + estimated_tokens(&prompt.message);
+            (asked as u64).saturating_add(recorder.streamed)
+        }
+    }
+}
+
 /// Runs attempts until one finishes, a failure may not be retried, or the
-/// retry budget is spent.
+/// retry budget is spent. A degraded reply starts with its notice.
 async fn generate(
     job: &ReplyJob,
+    chosen: &Chosen,
+    probe: &mut ProbeGuard<'_>,
     prompt: &Arc<Prompt>,
     feed: &ReplyFeed,
     recorder: &mut Recorder,
@@ -474,10 +557,24 @@ async fn generate(
     let started = Instant::now();
     let mut seq = 0_u32;
     let mut attempt = 0_u32;
+    if let Some(degraded) = chosen.degraded {
+        let notice = format!("{}\n\n", degraded.notice(prompt.language));
+        recorder.text.push_str(&notice);
+        feed.emit(ReplyEvent::Token { seq, text: notice }).await;
+        seq += 1;
+    }
     loop {
-        let attempt_result = attempt_once(job, prompt, feed, recorder, &mut seq).await;
+        let attempt_result =
+            attempt_once(job, chosen.model.as_ref(), prompt, feed, recorder, &mut seq).await;
         job.metrics
-            .model_request(job.model.name(), attempt_result.as_ref().map(|_| ()));
+            .model_request(chosen.model.name(), attempt_result.as_ref().map(|_| ()));
+        if chosen.degraded.is_none() {
+            match &attempt_result {
+                Ok(_) => job.models.breaker.succeeded(),
+                Err(_) => job.models.breaker.failed(),
+            }
+            probe.breaker = None;
+        }
         let error = match attempt_result {
             Ok(finish) => return Ok(finish),
             Err(error) => error,
@@ -500,6 +597,7 @@ async fn generate(
 
 async fn attempt_once(
     job: &ReplyJob,
+    model: &dyn ChatModel,
     prompt: &Arc<Prompt>,
     feed: &ReplyFeed,
     recorder: &mut Recorder,
@@ -507,7 +605,7 @@ async fn attempt_once(
 ) -> Result<FinishReason, ModelError> {
     let idle = job.policy.idle_timeout;
     let asked = Instant::now();
-    let mut stream = tokio::time::timeout(idle, job.model.start(Arc::clone(prompt)))
+    let mut stream = tokio::time::timeout(idle, model.start(Arc::clone(prompt)))
         .await
         .map_err(|_| ModelError::Timeout)??;
     let mut finish = None;
@@ -520,16 +618,18 @@ async fn attempt_once(
                 if text.is_empty() {
                     continue;
                 }
-                if *seq == 0 {
+                if recorder.streamed == 0 {
                     job.metrics
                         .first_token(job.began.elapsed(), asked.elapsed());
                 }
                 recorder.text.push_str(&text);
                 feed.emit(ReplyEvent::Token { seq: *seq, text }).await;
                 job.metrics.tokens_streamed.inc();
+                recorder.streamed += 1;
                 *seq += 1;
             }
             Some(Ok(ModelChunk::Finished(reason))) => finish = Some(reason),
+            Some(Ok(ModelChunk::Usage(usage))) => recorder.usage = Some(usage),
             Some(Err(error)) => return Err(error),
             None => {
                 return finish.ok_or_else(|| {

@@ -5,13 +5,19 @@
 //! of seeing an empty catalog. The index is never the source of truth.
 //! [`Stores`] finds a store's actor by id and knows whether every store has
 //! loaded (the node's readiness).
+//!
+//! Store actors are supervised: a search that panics answers with no hits
+//! and stops the actor, and its supervisor restarts it, which loads the
+//! store's catalog again from storage (the source of truth) before it
+//! handles the next message.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
+    MessageResult, WrapFuture,
 };
 use dashmap::DashMap;
 
@@ -20,19 +26,23 @@ use crate::ids::StoreId;
 use crate::language::Language;
 use crate::search::{Hit, SearchIndex};
 
-/// Reads a store's catalog from storage; it runs on a blocking thread.
-pub type CatalogLoader = Box<dyn FnOnce() -> Result<Vec<Product>, String> + Send>;
+/// Reads a store's catalog from storage; it runs on a blocking thread, at
+/// start and at every restart.
+pub type CatalogLoader = Arc<dyn Fn() -> Result<Vec<Product>, String> + Send + Sync>;
 
 /// Holds one store's catalog and answers product searches.
 pub struct StoreCatalog {
     profile: Arc<StoreProfile>,
     index: Arc<SearchIndex>,
-    /// The catalog still to load when the actor starts, and where to say
-    /// it is done.
-    pending: Option<(CatalogLoader, Arc<Readiness>)>,
-    /// Where a catalog that failed to load reports that a later install
-    /// replaced it.
+    /// Where the catalog comes from, at start and at every restart.
+    loader: Option<CatalogLoader>,
+    /// The catalog is to be loaded when the actor (re)starts.
+    load_due: bool,
+    /// Where loading is reported (and a failed store's recovery).
     readiness: Option<Arc<Readiness>>,
+    /// The next search panics (tests of the supervision).
+    #[cfg(test)]
+    panic_next_search: bool,
 }
 
 impl StoreCatalog {
@@ -42,8 +52,11 @@ impl StoreCatalog {
         Self {
             profile: Arc::new(profile),
             index: Arc::new(index),
-            pending: None,
+            loader: None,
+            load_due: false,
             readiness: None,
+            #[cfg(test)]
+            panic_next_search: false,
         }
     }
 
@@ -54,8 +67,11 @@ impl StoreCatalog {
         Self {
             index: Arc::new(build_index(&profile, Vec::new())),
             profile: Arc::new(profile),
-            pending: Some((load, Arc::clone(&stores.readiness))),
+            loader: Some(load),
+            load_due: true,
             readiness: Some(Arc::clone(&stores.readiness)),
+            #[cfg(test)]
+            panic_next_search: false,
         }
     }
 }
@@ -69,13 +85,27 @@ pub fn build_index(profile: &StoreProfile, products: Vec<Product>) -> SearchInde
     )
 }
 
+impl actix::Supervised for StoreCatalog {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        if self.loader.is_some()
+            && let Some(readiness) = &self.readiness
+        {
+            readiness.loading.fetch_add(1, Ordering::SeqCst);
+            self.load_due = true;
+        }
+    }
+}
+
 impl Actor for StoreCatalog {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let Some((load, readiness)) = self.pending.take() else {
+        let (Some(load), Some(readiness)) = (self.loader.clone(), self.readiness.clone()) else {
             return;
         };
+        if !std::mem::take(&mut self.load_due) {
+            return;
+        }
         let profile = Arc::clone(&self.profile);
         let build = async move {
             tokio::task::spawn_blocking(move || {
@@ -122,10 +152,24 @@ pub struct Found {
 impl Handler<FindProducts> for StoreCatalog {
     type Result = MessageResult<FindProducts>;
 
-    fn handle(&mut self, msg: FindProducts, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: FindProducts, ctx: &mut Context<Self>) -> Self::Result {
+        #[cfg(test)]
+        let panics = std::mem::take(&mut self.panic_next_search);
+        let index = Arc::clone(&self.index);
+        let hits = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(test)]
+            assert!(!panics, "a bug in the search");
+            index.find(&msg.query, msg.language, msg.limit)
+        }));
+        let hits = hits.unwrap_or_else(|_| {
+            tracing::error!(store = %self.profile.id, "a search panicked; the store restarts");
+            // The supervisor restarts the actor with its catalog reloaded.
+            ctx.stop();
+            Vec::new()
+        });
         MessageResult(Found {
             profile: Arc::clone(&self.profile),
-            hits: self.index.find(&msg.query, msg.language, msg.limit),
+            hits,
         })
     }
 }
@@ -305,9 +349,10 @@ mod tests {
     async fn a_search_sent_while_the_catalog_loads_waits_for_it() {
         let stores = Stores::default();
         let (release, wait) = std::sync::mpsc::channel::<()>();
-        let load: CatalogLoader = Box::new(move || {
+        let wait = Mutex::new(wait);
+        let load: CatalogLoader = Arc::new(move || {
             // Holds the load until the test has sent its search.
-            let _ = wait.recv();
+            let _ = wait.lock().expect("lock").recv();
             Ok(vec![tent()])
         });
         let actor = StoreCatalog::loading(profile("s"), load, &stores).start();
@@ -327,7 +372,7 @@ mod tests {
     #[actix_rt::test]
     async fn a_catalog_that_fails_to_load_is_reported_and_the_store_answers_empty() {
         let stores = Stores::default();
-        let load: CatalogLoader = Box::new(|| Err("unreadable".into()));
+        let load: CatalogLoader = Arc::new(|| Err("unreadable".into()));
         let actor = StoreCatalog::loading(profile("s"), load, &stores).start();
         let found = actor
             .send(FindProducts {
@@ -350,6 +395,51 @@ mod tests {
             .await
             .expect("the actor answers");
         assert_eq!(installed, 1);
+        assert_eq!(stores.loaded(), Ok(()));
+    }
+
+    /// Makes the actor's next search panic.
+    struct PanicNextSearch;
+
+    impl Message for PanicNextSearch {
+        type Result = ();
+    }
+
+    impl Handler<PanicNextSearch> for StoreCatalog {
+        type Result = ();
+
+        fn handle(&mut self, _: PanicNextSearch, _: &mut Context<Self>) {
+            self.panic_next_search = true;
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_search_that_panics_restarts_the_store_with_its_catalog_reloaded() {
+        let stores = Stores::default();
+        let loads = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&loads);
+        let load: CatalogLoader = Arc::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![tent()])
+        });
+        let catalog = StoreCatalog::loading(profile("s"), load, &stores);
+        let actor = actix::Supervisor::start(move |_| catalog);
+        let find = || FindProducts {
+            query: "tent".into(),
+            language: Language::En,
+            limit: 5,
+        };
+        assert_eq!(actor.send(find()).await.expect("answers").hits.len(), 1);
+        actor.send(PanicNextSearch).await.expect("answers");
+        let during = actor.send(find()).await.expect("answers despite the panic");
+        assert!(during.hits.is_empty());
+        // The same address serves again, from a reloaded catalog.
+        assert_eq!(actor.send(find()).await.expect("answers").hits.len(), 1);
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            2,
+            "loaded again at the restart"
+        );
         assert_eq!(stores.loaded(), Ok(()));
     }
 }

@@ -93,6 +93,16 @@ fn masked(address: IpAddr, bits: u8) -> IpAddr {
 pub struct ClientKey(IpAddr);
 
 impl ClientKey {
+    /// The key as the actors' limits take it: an IPv6 network as its 128
+    /// bits, an IPv4 address placed in `::1:0:0/96`, a reserved range no
+    /// client is ever in.
+    pub fn id(self) -> mikabot_actors::limits::ClientId {
+        mikabot_actors::limits::ClientId(match self.0 {
+            IpAddr::V4(v4) => (1 << 32) | u128::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6),
+        })
+    }
+
     pub fn of(address: IpAddr, ipv6_prefix: u8) -> Self {
         match canonical(address) {
             v4 @ IpAddr::V4(_) => Self(v4),

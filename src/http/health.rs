@@ -14,7 +14,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         "status": "ok",
         "live_sessions": state.live.count(),
         "stores": state.stores.len(),
-        "model": state.model.name(),
+        "model": state.models.primary.name(),
+        "model_breaker": state.models.breaker.state().as_str(),
     }))
 }
 
@@ -53,6 +54,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     state.metrics.live_sessions.set(gauge(state.live.count()));
     state.metrics.stores.set(gauge(state.stores.len()));
+    state.metrics.breaker(state.models.breaker.state());
     let mut body = String::with_capacity(16 * 1024);
     if let Err(error) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         return ApiError::internal(error).error_response();

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use actix_web::middleware::Compress;
 use actix_web::web;
 use governor::DefaultKeyedRateLimiter;
+use mikabot_actors::limits::{ClientRates, ClientSlots};
 use mikabot_actors::live::LiveSessions;
 use mikabot_actors::log::ConversationLog;
 use mikabot_actors::metrics::Metrics;
-use mikabot_actors::model::ChatModel;
+use mikabot_actors::provider::Models;
 use mikabot_actors::session::SessionSettings;
 use mikabot_actors::store::Stores;
 use mikabot_actors::tasks::Tasks;
@@ -32,7 +33,12 @@ use crate::storage::Storage;
 pub struct AppState {
     pub stores: Stores,
     pub log: Arc<dyn ConversationLog>,
-    pub model: Arc<dyn ChatModel>,
+    /// The provider, the offline fallback, the breaker and store budgets.
+    pub models: Arc<Models>,
+    /// Sessions open per client and on the node.
+    pub slots: ClientSlots,
+    /// Per-client rates of conversations and messages.
+    pub rates: Arc<ClientRates>,
     pub live: LiveSessions,
     /// The node's background tasks (reply tasks run there).
     pub tasks: Tasks,

@@ -16,11 +16,13 @@ use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
 use futures_util::{FutureExt, StreamExt};
 use mikabot_actors::events::{ClientEvent, ErrorCode, ErrorEvent, ServerEvent};
 use mikabot_actors::ids::StoreId;
+use mikabot_actors::limits::SlotRefusal;
 use mikabot_actors::metrics::CodeLabel;
 use mikabot_actors::outbox::{Outbox, OutboxError, fold_token};
 use mikabot_actors::session::{Connection, SessionDeps, WidgetSession};
 
 use crate::http::AppState;
+use crate::http::address::ClientKey;
 use crate::http::client::{anonymise, classify};
 use crate::http::error::{ApiCode, ApiError};
 use crate::protocol::{self, Outgoing};
@@ -31,6 +33,9 @@ use crate::protocol::{self, Outgoing};
 fn transport_limit(max_frame_bytes: usize) -> usize {
     max_frame_bytes.saturating_mul(4).max(64 * 1024)
 }
+
+/// When a widget turned away from a full node may try again.
+const NODE_BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn store_param(req: &HttpRequest) -> Option<StoreId> {
     let query =
@@ -76,8 +81,9 @@ pub async fn socket(
         );
         return Ok(response);
     };
-    if let Some(ip) = ip
-        && let Err(not_until) = state.new_sessions.check_key(&state.addressing.key(ip))
+    let key = ip.map(|ip| state.addressing.key(ip));
+    if let Some(key) = key
+        && let Err(not_until) = state.new_sessions.check_key(&key)
     {
         let mut error = ErrorEvent::new(
             ErrorCode::TooManySessions,
@@ -89,6 +95,27 @@ pub async fn socket(
         refuse(&state, session, error);
         return Ok(response);
     }
+    let limit_key = key.map(ClientKey::id);
+    let slot = match state.slots.acquire(limit_key) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            let error = match refusal {
+                SlotRefusal::Client { max } => ErrorEvent::new(
+                    ErrorCode::TooManySessions,
+                    format!("at most {max} open sessions from one address; close one first"),
+                ),
+                SlotRefusal::Node { .. } => ErrorEvent {
+                    retry_after: Some(NODE_BUSY_RETRY),
+                    ..ErrorEvent::new(
+                        ErrorCode::NodeBusy,
+                        "the assistant is very busy right now; try again in a moment",
+                    )
+                },
+            };
+            refuse(&state, session, error);
+            return Ok(response);
+        }
+    };
 
     let header = |name| {
         req.headers()
@@ -106,12 +133,14 @@ pub async fn socket(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or(""),
         ),
+        limit_key,
     };
     let deps = SessionDeps {
         store,
         catalog,
         log: state.log.clone(),
-        model: state.model.clone(),
+        models: state.models.clone(),
+        rates: state.rates.clone(),
         live: state.live.clone(),
         tasks: state.tasks.clone(),
         metrics: state.metrics.clone(),
@@ -127,7 +156,7 @@ pub async fn socket(
         .map(move |item| inbound_event(item, max_frame_bytes));
     WidgetSession::create(|ctx| {
         ctx.add_stream(inbound);
-        WidgetSession::new(deps, connection, Box::new(outbox))
+        WidgetSession::new(deps, connection, Box::new(outbox), Some(slot))
     });
     Ok(response)
 }

@@ -7,19 +7,30 @@ mod openai;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mikabot_actors::limits::StoreBudgets;
 use mikabot_actors::model::ChatModel;
+use mikabot_actors::provider::{Breaker, Models};
 pub use offline::OfflineResponder;
 pub use openai::OpenAiModel;
 
 use crate::config::Settings;
 
-/// The provider the settings ask for.
-pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn ChatModel>> {
-    if settings.model.uses_openai() {
-        Ok(Arc::new(OpenAiModel::new(&settings.model)?))
-    } else {
-        Ok(Arc::new(OfflineResponder::new(Duration::from_millis(
-            settings.offline.token_delay_ms,
-        ))))
+/// The models the settings ask for: the provider, the offline responder it
+/// falls back to, its breaker and the stores' daily budgets.
+pub fn from_settings(settings: &Settings) -> anyhow::Result<Models> {
+    let offline: Arc<dyn ChatModel> = Arc::new(OfflineResponder::new(Duration::from_millis(
+        settings.offline.token_delay_ms,
+    )));
+    if !settings.model.uses_openai() {
+        return Ok(Models::only(offline));
     }
+    Ok(Models {
+        primary: Arc::new(OpenAiModel::new(&settings.model)?),
+        fallback: offline,
+        breaker: Breaker::new(
+            settings.model.breaker_failures,
+            Duration::from_secs(settings.model.breaker_cooldown_secs),
+        ),
+        budgets: StoreBudgets::new(settings.limits.store_daily_tokens),
+    })
 }

@@ -18,12 +18,12 @@ use async_openai::middleware::HttpRequestFactory;
 use async_openai::types::chat::{
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
     ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
-    CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
+    ChatCompletionStreamOptions, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
     CreateChatCompletionStreamResponse, FinishReason as WireFinish,
 };
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, stream};
-use mikabot_actors::model::{ChatModel, ChunkStream, FinishReason, ModelChunk, ModelError};
+use mikabot_actors::model::{ChatModel, ChunkStream, FinishReason, ModelChunk, ModelError, Usage};
 use mikabot_actors::prompt::{Prompt, Role};
 
 use crate::config::{MaxTokensField, ModelSettings};
@@ -165,6 +165,7 @@ pub struct OpenAiModel {
     max_tokens: u32,
     max_tokens_field: MaxTokensField,
     temperature: f32,
+    stream_usage: bool,
 }
 
 impl OpenAiModel {
@@ -182,6 +183,7 @@ impl OpenAiModel {
             max_tokens: settings.max_tokens,
             max_tokens_field: settings.max_tokens_field,
             temperature: settings.temperature,
+            stream_usage: settings.stream_usage,
         })
     }
 
@@ -204,6 +206,12 @@ impl OpenAiModel {
             .temperature(self.temperature)
             .stream(true)
             .build()?;
+        if self.stream_usage {
+            request.stream_options = Some(ChatCompletionStreamOptions {
+                include_usage: Some(true),
+                include_obfuscation: None,
+            });
+        }
         match self.max_tokens_field {
             MaxTokensField::MaxCompletionTokens => {
                 request.max_completion_tokens = Some(self.max_tokens);
@@ -223,6 +231,12 @@ impl OpenAiModel {
 
 fn chunks(response: CreateChatCompletionStreamResponse) -> Vec<ModelChunk> {
     let mut out = Vec::new();
+    if let Some(usage) = &response.usage {
+        out.push(ModelChunk::Usage(Usage {
+            prompt_tokens: u64::from(usage.prompt_tokens),
+            completion_tokens: u64::from(usage.completion_tokens),
+        }));
+    }
     if let Some(choice) = response.choices.into_iter().next() {
         if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
             out.push(ModelChunk::Text(text));

@@ -16,6 +16,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use governor::{Quota, RateLimiter};
 use mikabot_actors::ids::StoreId;
+use mikabot_actors::limits::{ClientRates, ClientSlots};
 use mikabot_actors::live::LiveSessions;
 use mikabot_actors::metrics::Metrics;
 use mikabot_actors::reply::RetryPolicy;
@@ -82,8 +83,12 @@ impl Application {
         let data_dir = &settings.storage.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-        let storage = Storage::open(data_dir, settings.storage.cache_bytes())
-            .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+        let storage = Storage::open_with(
+            data_dir,
+            settings.storage.cache_bytes(),
+            settings.storage.flush_queue,
+        )
+        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
 
         if settings.demo.enabled {
             let id = StoreId::parse(&settings.demo.store_id)?;
@@ -123,8 +128,8 @@ impl Application {
             stores.insert(id, store_threads.start(profile, &storage, &stores));
         }
 
-        let model = model::from_settings(&settings)?;
-        tracing::info!(model = model.name(), "model provider ready");
+        let models = Arc::new(model::from_settings(&settings)?);
+        tracing::info!(model = models.primary.name(), "model provider ready");
 
         let new_sessions = Arc::new(RateLimiter::keyed(Quota::per_minute(
             NonZeroU32::new(settings.widget.new_sessions_per_ip_per_minute)
@@ -134,7 +139,15 @@ impl Application {
         let operator_failures = Arc::new(FailureThrottle::new(
             settings.operator.failed_attempts_per_minute,
         ));
-        let (sweep, failures) = (Arc::clone(&new_sessions), Arc::clone(&operator_failures));
+        let rates = Arc::new(ClientRates::new(
+            settings.limits.new_conversations_per_address_per_hour,
+            settings.limits.messages_per_address_per_minute,
+        ));
+        let (sweep, failures, client_rates) = (
+            Arc::clone(&new_sessions),
+            Arc::clone(&operator_failures),
+            Arc::clone(&rates),
+        );
         let housekeeping = tasks.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(LIMITER_SWEEP_INTERVAL);
@@ -143,6 +156,7 @@ impl Application {
                     _ = tick.tick() => {
                         sweep.retain_recent();
                         failures.sweep();
+                        client_rates.sweep();
                     }
                     () = housekeeping.stopping() => return,
                 }
@@ -168,7 +182,12 @@ impl Application {
         let state = web::Data::new(AppState {
             stores,
             log: Arc::new(storage.clone()),
-            model,
+            models,
+            slots: ClientSlots::new(
+                settings.limits.sessions_per_address,
+                settings.limits.sessions_per_node,
+            ),
+            rates: Arc::clone(&rates),
             live: live.clone(),
             tasks: tasks.clone(),
             metrics,

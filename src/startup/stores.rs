@@ -2,11 +2,13 @@
 //! Store actors run on their own arbiters (one per core), never on an HTTP
 //! worker or the main thread: a search, an index swap or a catalog load
 //! there delays no socket. Each actor reads its catalog from storage and
-//! builds its index on a blocking thread when it starts.
+//! builds its index on a blocking thread when it starts, and again when its
+//! supervisor restarts it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use actix::{Actor, Addr, Arbiter};
+use actix::{Addr, Arbiter, Supervisor};
 use mikabot_actors::catalog::StoreProfile;
 use mikabot_actors::store::{CatalogLoader, StoreCatalog, Stores};
 
@@ -37,10 +39,12 @@ impl StoreThreads {
     ) -> Addr<StoreCatalog> {
         let id = profile.id.clone();
         let storage = storage.clone();
-        let load: CatalogLoader = Box::new(move || storage.catalog(&id).map_err(|e| e.to_string()));
+        let load: CatalogLoader = Arc::new(move || storage.catalog(&id).map_err(|e| e.to_string()));
         let catalog = StoreCatalog::loading(profile, load, stores);
         let at = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        StoreCatalog::start_in_arbiter(&self.arbiters[at].handle(), move |_| catalog)
+        // Supervised: a store actor that stops after a panicking search is
+        // restarted, and reloads its catalog.
+        Supervisor::start_in_arbiter(&self.arbiters[at].handle(), move |_| catalog)
     }
 
     /// Stops the arbiters and waits for their threads to end.

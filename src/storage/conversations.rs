@@ -9,13 +9,14 @@ use mikabot_actors::ids::{ConversationId, SessionId, StoreId};
 use mikabot_actors::log::{ConversationLog, ConversationMeta, LogError, StoredMessage};
 
 use super::records::{ConversationV1, MessageV1};
-use super::{Storage, StorageError, keys};
+use super::{Storage, StorageError, WhenFull, keys};
 
 impl From<StorageError> for LogError {
     fn from(error: StorageError) -> Self {
         match error {
             StorageError::Corrupt { .. } => LogError::Corrupt(error.to_string()),
             StorageError::Closed => LogError::Closed,
+            StorageError::Busy => LogError::Busy,
             StorageError::Sled(_)
             | StorageError::SchemaMismatch { .. }
             | StorageError::Flush(_)
@@ -94,7 +95,18 @@ impl ConversationLog for Storage {
         let storage = self.clone();
         let (key, value) = self.message_write(store, message);
         let write = (self.messages.clone(), key, value);
-        Box::pin(async move { Ok(storage.request_flush(Some(write)).await?) })
+        Box::pin(async move { Ok(storage.request_flush(Some(write), WhenFull::Refuse).await?) })
+    }
+
+    fn record_durably(
+        &self,
+        store: &StoreId,
+        message: &StoredMessage,
+    ) -> BoxFuture<'static, Result<(), LogError>> {
+        let storage = self.clone();
+        let (key, value) = self.message_write(store, message);
+        let write = (self.messages.clone(), key, value);
+        Box::pin(async move { Ok(storage.request_flush(Some(write), WhenFull::Wait).await?) })
     }
 
     fn history(
@@ -208,6 +220,56 @@ mod tests {
             Err(LogError::Corrupt(problem)) => assert!(problem.contains("messages"), "{problem}"),
             other => panic!("expected a corrupt record, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_shopper_messages_and_loses_nothing_acknowledged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open_with(dir.path(), TEST_CACHE_BYTES, 1).expect("open");
+        let shop = StoreId::parse("shop").expect("valid");
+        let conversation = meta(&shop);
+        storage
+            .open_conversation(&conversation)
+            .expect("open conversation");
+        let messages: Vec<StoredMessage> = (0..500)
+            .map(|n| message(&conversation, &format!("message {n}")))
+            .collect();
+        let outcomes = futures_util::future::join_all(
+            messages.iter().map(|m| storage.append_durable(&shop, m)),
+        )
+        .await;
+        let busy = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(LogError::Busy)))
+            .count();
+        let ok = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(
+            ok + busy,
+            messages.len(),
+            "only busy refusals: {outcomes:?}"
+        );
+        assert!(busy > 0, "a queue of one refused none of 500 at once");
+        let stored = storage
+            .history(&shop, conversation.conversation, usize::MAX)
+            .expect("history");
+        let stored: std::collections::HashSet<_> = stored.iter().map(|m| m.id).collect();
+        for (message, outcome) in messages.iter().zip(&outcomes) {
+            assert_eq!(
+                stored.contains(&message.id),
+                outcome.is_ok(),
+                "{}",
+                message.text
+            );
+        }
+        // A reply waits for room instead: never refused.
+        let replies: Vec<StoredMessage> = (0..50)
+            .map(|n| message(&conversation, &format!("reply {n}")))
+            .collect();
+        let recorded = futures_util::future::join_all(
+            replies.iter().map(|m| storage.record_durably(&shop, m)),
+        )
+        .await;
+        assert!(recorded.iter().all(Result::is_ok), "{recorded:?}");
     }
 
     #[tokio::test]

@@ -25,6 +25,9 @@ pub type Write = (sled::Tree, Vec<u8>, Vec<u8>);
 pub struct FlushRequest {
     pub write: Option<Write>,
     pub waiter: tokio::sync::oneshot::Sender<FlushOutcome>,
+    /// The request's place in the bounded queue ([`super::Storage`]'s
+    /// `flush_queue`), freed when the request is answered and dropped.
+    pub _place: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Starts the storage thread for `db`; requests go to the returned sender.

@@ -65,6 +65,24 @@ pub enum StorageError {
     Closed,
     #[error("a storage task did not finish: {0}")]
     Interrupted(String),
+    #[error("storage is busy: too many writes wait for the disk")]
+    Busy,
+}
+
+/// Durable writes that may wait for the storage thread, unless configured.
+pub const DEFAULT_FLUSH_QUEUE: usize = 4096;
+/// How long a write that must not be refused waits for room at most.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a durable write does when the storage thread's queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WhenFull {
+    /// Refuse it at once ([`StorageError::Busy`]): a shopper message, which
+    /// the shopper sends again.
+    Refuse,
+    /// Wait for room (within [`PATIENCE`]): a reply the shopper has seen, a
+    /// flush an operator asked for.
+    Wait,
 }
 
 /// The node's database. Cheap to clone; the database closes (and its lock
@@ -72,6 +90,9 @@ pub enum StorageError {
 #[derive(Clone)]
 pub struct Storage {
     flushes: mpsc::Sender<FlushRequest>,
+    /// Places in the storage thread's queue: a durable write holds one
+    /// until it is answered.
+    room: Arc<tokio::sync::Semaphore>,
     /// The storage thread, to tell whether it still runs.
     flusher: Arc<std::thread::JoinHandle<()>>,
     /// How long the storage thread's flushes take.
@@ -96,6 +117,16 @@ impl Storage {
     /// Opens (or creates) the database in `dir`, keeping at most
     /// `cache_bytes` of it cached in memory.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
+        Self::open_with(dir, cache_bytes, DEFAULT_FLUSH_QUEUE)
+    }
+
+    /// As [`open`](Self::open), with at most `flush_queue` durable writes
+    /// waiting for the storage thread.
+    pub fn open_with(
+        dir: &Path,
+        cache_bytes: u64,
+        flush_queue: usize,
+    ) -> Result<Self, StorageError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -117,10 +148,12 @@ impl Storage {
         let (closed, closed_rx) = watch::channel(());
         let flush_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let (flushes, flusher) = flusher::spawn(Arc::downgrade(&db), flush_seconds.clone())?;
+        let room = Arc::new(tokio::sync::Semaphore::new(flush_queue.max(1)));
         Ok(Self {
             _closed: Arc::new(closed),
             closed_rx,
             flushes,
+            room,
             flusher: Arc::new(flusher),
             flush_seconds,
             codec: Codec,
@@ -172,15 +205,31 @@ impl Storage {
     /// Waits until everything written so far is on disk. Concurrent
     /// callers share one flush.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        self.request_flush(None).await
+        self.request_flush(None, WhenFull::Wait).await
     }
 
     /// Asks the storage thread to write `write` (if any) and flush; done
     /// when both are on disk.
-    async fn request_flush(&self, write: Option<Write>) -> Result<(), StorageError> {
+    pub(crate) async fn request_flush(
+        &self,
+        write: Option<Write>,
+        when_full: WhenFull,
+    ) -> Result<(), StorageError> {
+        let room = Arc::clone(&self.room);
+        let place = match when_full {
+            WhenFull::Refuse => room.try_acquire_owned().map_err(|_| StorageError::Busy)?,
+            WhenFull::Wait => tokio::time::timeout(PATIENCE, room.acquire_owned())
+                .await
+                .map_err(|_| StorageError::Busy)?
+                .map_err(|_| StorageError::Closed)?,
+        };
         let (waiter, wait) = tokio::sync::oneshot::channel();
         self.flushes
-            .send(FlushRequest { write, waiter })
+            .send(FlushRequest {
+                write,
+                waiter,
+                _place: place,
+            })
             .map_err(|_| StorageError::Closed)?;
         wait.await
             .map_err(|_| StorageError::Closed)?

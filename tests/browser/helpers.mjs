@@ -126,6 +126,8 @@ export function modelEnv(fake) {
     MIKABOT__MODEL__BASE_URL: fake.baseUrl,
     MIKABOT__MODEL__RETRY_BUDGET_SECS: '1',
     MIKABOT__MODEL__RETRY_BASE_DELAY_MS: '50',
+    // The tests script failures; the breaker would answer offline instead.
+    MIKABOT__MODEL__BREAKER_FAILURES: '1000',
   };
 }
 

@@ -381,7 +381,7 @@ describe('limits the shopper can meet', () => {
 });
 
 describe('a store with its own branding', () => {
-  const TOKEN = 'browser-operator-token';
+  const TOKEN = 'browser-test-operator-token-4f1e9a0b';
   let node;
   before(async () => {
     node = await startNode({ MIKABOT__OPERATOR__API_TOKEN: TOKEN });

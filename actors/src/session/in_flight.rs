@@ -198,9 +198,12 @@ impl WidgetSession {
         last: ServerEvent,
         ctx: &mut Context<Self>,
     ) {
-        let next = self
-            .conversation()
-            .is_some_and(|c| c.end_reply(reply_id, failed));
+        let history_tokens = self.deps.settings.history_tokens;
+        let (next, forgotten) = self.conversation().map_or((false, 0), |c| {
+            let next = c.end_reply(reply_id, failed);
+            (next, c.trim(history_tokens))
+        });
+        self.deps.metrics.history_trimmed.inc_by(forgotten as u64);
         self.send(ctx, last);
         if next {
             self.start_reply(ctx);

@@ -32,11 +32,12 @@ use self::in_flight::HeldReply;
 use self::state::Conversation;
 use crate::events::{ClientEvent, ErrorCode, ErrorEvent, ServerEvent};
 use crate::ids::{MessageId, StoreId};
+use crate::limits::{ClientId, ClientRates, Slot};
 use crate::live::{LiveSessions, Registration, Replaced, Shutdown};
 use crate::log::{ClientClass, ConversationLog};
 use crate::metrics::{CodeLabel, Metrics, ReasonLabel};
-use crate::model::ChatModel;
 use crate::outbox::{Outbox, OutboxError};
+use crate::provider::Models;
 use crate::reply::{ReplyEvent, RetryPolicy};
 use crate::store::StoreCatalog;
 use crate::tasks::Tasks;
@@ -76,7 +77,10 @@ pub struct SessionDeps {
     /// The store's actor: its profile and catalog.
     pub catalog: Addr<StoreCatalog>,
     pub log: Arc<dyn ConversationLog>,
-    pub model: Arc<dyn ChatModel>,
+    /// The provider, the offline fallback, the breaker and store budgets.
+    pub models: Arc<Models>,
+    /// Per-client rates across sockets.
+    pub rates: Arc<ClientRates>,
     pub live: LiveSessions,
     /// Where reply tasks run.
     pub tasks: Tasks,
@@ -94,6 +98,8 @@ pub struct Connection {
     pub origin: Option<String>,
     /// The Host the request reached the node with.
     pub host: Option<String>,
+    /// The client as per-client limits count it, if its address is known.
+    pub limit_key: Option<ClientId>,
 }
 
 /// Where a session is in its life.
@@ -135,10 +141,18 @@ pub struct WidgetSession {
     /// The session's log span: its store, and a short session id once the
     /// hello is answered.
     span: tracing::Span,
+    /// The session's place among the client's and the node's open
+    /// sessions; freed with the session.
+    _slot: Option<Slot>,
 }
 
 impl WidgetSession {
-    pub fn new(deps: SessionDeps, connection: Connection, out: Box<dyn Outbox>) -> Self {
+    pub fn new(
+        deps: SessionDeps,
+        connection: Connection,
+        out: Box<dyn Outbox>,
+        slot: Option<Slot>,
+    ) -> Self {
         let limiter = RateLimiter::direct(Quota::per_minute(deps.settings.messages_per_minute));
         let span = tracing::info_span!(
             "session",
@@ -148,6 +162,7 @@ impl WidgetSession {
         Self {
             ended: "socket_gone",
             span,
+            _slot: slot,
             deps,
             connection,
             out,
@@ -237,16 +252,33 @@ impl WidgetSession {
     }
 }
 
-/// Spends one of the session's messages a minute (a message or a retry),
-/// or says when the next one is allowed.
-fn take_turn(limiter: &DefaultDirectRateLimiter, per_minute: NonZeroU32) -> Result<(), ErrorEvent> {
-    limiter.check().map_err(|not_until| ErrorEvent {
-        retry_after: Some(not_until.wait_time_from(DefaultClock::default().now())),
-        ..ErrorEvent::new(
-            ErrorCode::RateLimited,
-            format!("at most {per_minute} messages a minute"),
-        )
-    })
+impl WidgetSession {
+    /// Spends one of the session's messages a minute (a message or a
+    /// retry), and one of its client's across all its sockets, or says when
+    /// the next one is allowed.
+    fn take_turn(&self) -> Result<(), ErrorEvent> {
+        let per_minute = self.deps.settings.messages_per_minute;
+        self.limiter.check().map_err(|not_until| ErrorEvent {
+            retry_after: Some(not_until.wait_time_from(DefaultClock::default().now())),
+            ..ErrorEvent::new(
+                ErrorCode::RateLimited,
+                format!("at most {per_minute} messages a minute"),
+            )
+        })?;
+        if let Some(client) = self.connection.limit_key {
+            self.deps
+                .rates
+                .message(client)
+                .map_err(|spent| ErrorEvent {
+                    retry_after: Some(spent.retry_after),
+                    ..ErrorEvent::new(
+                        ErrorCode::RateLimited,
+                        format!("at most {} messages a minute from one address", spent.limit),
+                    )
+                })?;
+        }
+        Ok(())
+    }
 }
 
 impl Actor for WidgetSession {

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use crate::events::HistoryEntry;
 use crate::ids::MessageId;
 use crate::log::{ConversationMeta, StoredMessage};
-use crate::prompt::{Role, Turn};
+use crate::prompt::{Role, Turn, estimated_tokens};
 
 /// Client message ids remembered for idempotent resends.
 pub const REMEMBERED_CLIENT_IDS: usize = 64;
@@ -340,6 +340,37 @@ impl Conversation {
         std::mem::take(&mut self.turn_waiting)
     }
 
+    /// Forgets the oldest messages the prompt cannot use any more: it takes
+    /// the newest message and at most `history_tokens` of those before it.
+    /// They stay stored. Returns how many were forgotten.
+    pub fn trim(&mut self, history_tokens: usize) -> usize {
+        let mut kept = 0;
+        let mut budget_left = history_tokens;
+        // The newest is the message being answered; it is always kept.
+        for said in self.history.iter().rev().skip(1) {
+            let cost = estimated_tokens(&said.text);
+            if cost > budget_left {
+                break;
+            }
+            budget_left -= cost;
+            kept += 1;
+        }
+        let keep = (kept + 1).min(self.history.len());
+        let forget = self.history.len() - keep;
+        // A message still being flushed, or answered by the reply shown
+        // now, is never forgotten: the session still needs it.
+        let needed = |said: &Said| {
+            self.unflushed.iter().any(|(_, id)| *id == said.id)
+                || self.showing.as_ref().is_some_and(|s| s.answers == said.id)
+        };
+        let forget = self.history[..forget]
+            .iter()
+            .position(needed)
+            .unwrap_or(forget);
+        self.history.drain(..forget);
+        forget
+    }
+
     /// Stops showing the reply (another connection follows it now).
     pub fn let_go_of_reply(&mut self) {
         self.showing = None;
@@ -558,6 +589,28 @@ mod tests {
 
         let unanswered = Conversation::resume(m, vec![message]);
         assert!(unanswered.unanswered);
+    }
+
+    #[test]
+    fn history_is_trimmed_to_what_the_prompt_can_use() {
+        let mut c = Conversation::start(meta());
+        for n in 0..50 {
+            let message = shopper(&c, &format!("message number {n} about tents and lamps"));
+            c.add_shopper_message(format!("c{n}"), &message);
+            c.message_flushed(message.id);
+        }
+        // Each message costs about 14 estimated tokens.
+        let forgotten = c.trim(100);
+        assert!(forgotten > 40, "{forgotten}");
+        let plan = c.begin_reply().expect("a turn");
+        assert_eq!(plan.message, "message number 49 about tents and lamps");
+        let earlier_tokens: usize = plan.earlier.iter().map(|t| estimated_tokens(&t.text)).sum();
+        assert!(earlier_tokens <= 100, "{earlier_tokens}");
+        assert!(!plan.earlier.is_empty());
+        assert_eq!(c.trim(100), 0, "nothing more to forget");
+        // The newest message is kept whatever it costs.
+        assert_eq!(c.trim(0), plan.earlier.len());
+        assert_eq!(c.last_shopper(), Some(plan.answers));
     }
 
     #[test]

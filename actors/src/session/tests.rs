@@ -17,7 +17,7 @@ use crate::events::{Hello, PROTOCOL_VERSION, ServerEvent};
 use crate::ids::{ConversationId, SessionId};
 use crate::language::Language;
 use crate::log::{ConversationMeta, LogError, StoredMessage};
-use crate::model::{ChunkStream, FinishReason, ModelChunk, ModelError};
+use crate::model::{ChatModel, ChunkStream, FinishReason, ModelChunk, ModelError};
 use crate::prompt::{Prompt, Role};
 use crate::reply::RetryPolicy;
 
@@ -39,6 +39,8 @@ impl Outbox for ChannelOutbox {
 struct MemoryLog {
     appended: Mutex<Vec<StoredMessage>>,
     fail_flushes: AtomicBool,
+    /// The next durable shopper message finds the storage busy.
+    busy_once: AtomicBool,
     flushes_started: Mutex<Vec<Instant>>,
 }
 
@@ -58,6 +60,20 @@ impl ConversationLog for MemoryLog {
     fn append(&self, _: &StoreId, message: &StoredMessage) -> Result<(), LogError> {
         self.appended.lock().expect("lock").push(message.clone());
         Ok(())
+    }
+
+    fn append_durable(
+        &self,
+        store: &StoreId,
+        message: &StoredMessage,
+    ) -> BoxFuture<'static, Result<(), LogError>> {
+        if self.busy_once.swap(false, Ordering::SeqCst) {
+            return Box::pin(async { Err(LogError::Busy) });
+        }
+        match self.append(store, message) {
+            Ok(()) => self.flush(),
+            Err(error) => Box::pin(async move { Err(error) }),
+        }
     }
 
     fn history(
@@ -92,6 +108,9 @@ struct NotingModel {
     asked: Mutex<Vec<(Instant, Arc<Prompt>)>>,
     /// A pause between the reply's two tokens.
     pause: Mutex<Duration>,
+    /// The next reply's stream panics after its first token (a bug in a
+    /// provider's adapter).
+    panic_once: AtomicBool,
 }
 
 impl ChatModel for NotingModel {
@@ -105,6 +124,7 @@ impl ChatModel for NotingModel {
             .expect("lock")
             .push((Instant::now(), prompt));
         let pause = *self.pause.lock().expect("lock");
+        let panics = self.panic_once.swap(false, Ordering::SeqCst);
         let chunks = futures_util::stream::iter([
             ModelChunk::Text("Here ".into()),
             ModelChunk::Text("you are.".into()),
@@ -114,6 +134,7 @@ impl ChatModel for NotingModel {
         .then(move |(i, chunk)| async move {
             if i == 1 {
                 tokio::time::sleep(pause).await;
+                assert!(!panics, "the adapter's bug");
             }
             Ok::<_, ModelError>(chunk)
         });
@@ -167,7 +188,8 @@ fn start_session() -> Rig {
         store,
         catalog: StoreCatalog::new(profile, Vec::new()).start(),
         log: log.clone(),
-        model: model.clone(),
+        models: Arc::new(crate::provider::Models::only(model.clone())),
+        rates: Arc::new(crate::limits::ClientRates::new(1000, 1000)),
         live: LiveSessions::default(),
         tasks: crate::tasks::Tasks::default(),
         metrics: Arc::default(),
@@ -184,7 +206,7 @@ fn start_session() -> Rig {
     });
     WidgetSession::create(|ctx| {
         ctx.add_stream(events);
-        WidgetSession::new(deps, connection, Box::new(ChannelOutbox(out)))
+        WidgetSession::new(deps, connection, Box::new(ChannelOutbox(out)), None)
     });
     Rig {
         log,
@@ -362,4 +384,69 @@ async fn a_message_sent_during_a_reply_is_answered_next_with_that_reply_before_i
             (Role::Assistant, "Here you are.")
         ]
     );
+}
+
+#[actix_rt::test]
+async fn a_reply_task_that_panics_ends_its_reply_and_frees_the_session() {
+    let mut rig = start_session();
+    rig.model.panic_once.store(true, Ordering::SeqCst);
+    rig.hello().await;
+    rig.message("c1", "a tent please");
+    assert!(matches!(rig.next().await, ServerEvent::Ack { .. }));
+    assert!(matches!(rig.next().await, ServerEvent::Token { .. }));
+    match rig.next().await {
+        ServerEvent::Error(error) => {
+            assert_eq!(error.code, ErrorCode::ModelFailed, "{error:?}");
+            assert!(error.reply_id.is_some());
+        }
+        other => panic!("expected the reply's error, got {other:?}"),
+    }
+    // The session is free for the next message, and the partial reply was
+    // recorded as incomplete.
+    rig.message("c2", "and a lamp");
+    assert!(matches!(rig.next().await, ServerEvent::Ack { .. }));
+    loop {
+        if let ServerEvent::Done { .. } = rig.next().await {
+            break;
+        }
+    }
+    let appended = rig.log.appended.lock().expect("lock");
+    let partial = appended
+        .iter()
+        .find(|m| m.role == Role::Assistant && m.reply.as_ref().is_some_and(|r| r.incomplete))
+        .expect("the partial reply is stored");
+    assert_eq!(partial.text, "Here ");
+}
+
+#[actix_rt::test]
+async fn a_busy_storage_refuses_the_message_and_the_same_message_goes_through_again() {
+    let mut rig = start_session();
+    rig.hello().await;
+    rig.log.busy_once.store(true, Ordering::SeqCst);
+    rig.message("c1", "a tent");
+    match rig.next().await {
+        ServerEvent::Error(error) => {
+            assert_eq!(error.code, ErrorCode::StorageBusy);
+            assert_eq!(error.client_id.as_deref(), Some("c1"));
+            assert!(error.retry_after.is_some());
+        }
+        other => panic!("expected storage_busy, got {other:?}"),
+    }
+    // Sent again with the same client id, it is stored and answered once.
+    rig.message("c1", "a tent");
+    assert!(matches!(rig.next().await, ServerEvent::Ack { client_id, .. } if client_id == "c1"));
+    loop {
+        if let ServerEvent::Done { .. } = rig.next().await {
+            break;
+        }
+    }
+    let shopper_messages = rig
+        .log
+        .appended
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|m| m.role == Role::Shopper)
+        .count();
+    assert_eq!(shopper_messages, 1);
 }

@@ -13,11 +13,14 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use tokio_util::sync::CancellationToken;
 
 use super::state::{NoRetry, NoTurn};
-use super::{MAX_CLIENT_ID_BYTES, Phase, WidgetSession, take_turn};
+use super::{MAX_CLIENT_ID_BYTES, Phase, WidgetSession};
 use crate::events::{ErrorCode, ErrorEvent, ServerEvent};
 use crate::ids::MessageId;
 use crate::language::detect;
-use crate::log::{StoredMessage, now_ms};
+use crate::log::{LogError, StoredMessage, now_ms};
+
+/// When a shopper whose message met a busy storage may send it again.
+const STORAGE_BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::prompt::Role;
 use crate::reply::ReplyJob;
 
@@ -65,8 +68,24 @@ impl WidgetSession {
                 ),
             ))
         } else {
-            take_turn(&self.limiter, settings.messages_per_minute).err()
+            self.take_turn().err()
         };
+        // A new conversation is one more record on disk: counted per client.
+        let opening = self.conversation().is_some_and(|c| !c.opened);
+        let refusal = refusal.or_else(|| {
+            let client = self.connection.limit_key.filter(|_| opening)?;
+            let spent = self.deps.rates.new_conversation(client).err()?;
+            Some(ErrorEvent {
+                retry_after: Some(spent.retry_after),
+                ..ErrorEvent::new(
+                    ErrorCode::TooManyConversations,
+                    format!(
+                        "at most {} new conversations an hour from one address; try again later",
+                        spent.limit
+                    ),
+                )
+            })
+        });
         if let Some(mut error) = refusal {
             error.client_id = Some(client_id);
             self.error(ctx, error);
@@ -102,6 +121,8 @@ impl WidgetSession {
         // (retrieval, the model's request) while it is written and flushed;
         // the ack, and every frame of that reply, wait until it is on disk.
         conversation.add_shopper_message(client_id, &message);
+        let forgotten = conversation.trim(settings.history_tokens);
+        self.deps.metrics.history_trimmed.inc_by(forgotten as u64);
         let stored = self.deps.log.append_durable(&self.deps.store, &message);
         let (id, arrived) = (message.id, Instant::now());
         ctx.spawn(stored.into_actor(self).map(move |flushed, act, ctx| {
@@ -117,7 +138,7 @@ impl WidgetSession {
         &mut self,
         id: MessageId,
         arrived: Instant,
-        flushed: Result<(), crate::log::LogError>,
+        flushed: Result<(), LogError>,
         ctx: &mut Context<Self>,
     ) {
         let Some(conversation) = self.conversation() else {
@@ -148,10 +169,19 @@ impl WidgetSession {
                     tracing::warn!("reply to an unstored message withdrawn");
                     held.withdraw(&self.deps.live, self.registration.as_ref());
                 }
-                let mut error = ErrorEvent::new(
-                    ErrorCode::StorageFailed,
-                    "the message could not be stored; send it again",
-                );
+                let mut error = match error {
+                    LogError::Busy => ErrorEvent {
+                        retry_after: Some(STORAGE_BUSY_RETRY),
+                        ..ErrorEvent::new(
+                            ErrorCode::StorageBusy,
+                            "the node is busy and did not store the message; send it again shortly",
+                        )
+                    },
+                    _ => ErrorEvent::new(
+                        ErrorCode::StorageFailed,
+                        "the message could not be stored; send it again",
+                    ),
+                };
                 error.client_id = client_id;
                 self.error(ctx, error);
                 if lost.answer_now {
@@ -169,7 +199,7 @@ impl WidgetSession {
             return;
         };
         let refusal = match conversation.retry() {
-            Ok(()) => take_turn(&self.limiter, self.deps.settings.messages_per_minute).err(),
+            Ok(()) => self.take_turn().err(),
             Err(NoRetry::Busy) => Some(ErrorEvent::new(
                 ErrorCode::NothingToRetry,
                 "a reply is on its way",
@@ -197,7 +227,7 @@ impl WidgetSession {
             Err(NoTurn::Busy | NoTurn::NothingToAnswer) => return,
         };
         let job = ReplyJob {
-            model: Arc::clone(&self.deps.model),
+            models: Arc::clone(&self.deps.models),
             log: Arc::clone(&self.deps.log),
             catalog: self.deps.catalog.clone(),
             store: self.deps.store.clone(),

@@ -166,7 +166,7 @@ async fn chat_shopper(
 }
 
 pub async fn chat(common: &Common, options: &ChatOptions) -> anyhow::Result<ChatReport> {
-    let mut rig = rig("chat", common, options.shape, &[MANY_SESSIONS]).await?;
+    let mut rig = rig("chat", common, options.shape, MANY_SESSIONS).await?;
     // Connect everyone first, then start asking together (each shopper at a
     // random point of the first reply's length, so tokens do not march in
     // step).

@@ -47,7 +47,7 @@ pub async fn idle(common: &Common, options: &IdleOptions) -> anyhow::Result<Idle
         tokens_per_sec: 1.0,
         reply_tokens: 1,
     };
-    let mut rig = rig("idle", common, shape, &[MANY_SESSIONS]).await?;
+    let mut rig = rig("idle", common, shape, MANY_SESSIONS).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = rig.node.rss();
 

@@ -128,12 +128,24 @@ async fn rig(
     })
 }
 
-/// Scenarios that need many sessions from one address lift the node's
-/// per-address limit on new sessions (unless the environment sets it).
-const MANY_SESSIONS: (&str, &str) = (
-    "MIKABOT__WIDGET__NEW_SESSIONS_PER_IP_PER_MINUTE",
-    "100000000",
-);
+/// Scenarios that need many sessions from few addresses lift the node's
+/// per-address bounds (unless the environment sets them).
+const MANY_SESSIONS: &[(&str, &str)] = &[
+    (
+        "MIKABOT__WIDGET__NEW_SESSIONS_PER_IP_PER_MINUTE",
+        "100000000",
+    ),
+    ("MIKABOT__LIMITS__SESSIONS_PER_ADDRESS", "1000000"),
+    ("MIKABOT__LIMITS__SESSIONS_PER_NODE", "1000000"),
+    (
+        "MIKABOT__LIMITS__NEW_CONVERSATIONS_PER_ADDRESS_PER_HOUR",
+        "100000000",
+    ),
+    (
+        "MIKABOT__LIMITS__MESSAGES_PER_ADDRESS_PER_MINUTE",
+        "100000000",
+    ),
+];
 
 fn source(common: &Common, i: usize) -> IpAddr {
     source_address(i, common.sources)

@@ -88,6 +88,12 @@ pub fn test_settings(dir: &Path) -> Settings {
     settings.offline.token_delay_ms = 0;
     // Stopping waits this long for replies in flight (a stalled model's).
     settings.server.shutdown_timeout_secs = 2;
+    // Every test's shoppers come from 127.0.0.1: the per-address bounds and
+    // the breaker are lifted, except where a test is about them.
+    settings.limits.sessions_per_address = 10_000;
+    settings.limits.new_conversations_per_address_per_hour = 10_000;
+    settings.limits.messages_per_address_per_minute = 10_000;
+    settings.model.breaker_failures = 10_000;
     settings.log.filter = "warn".into();
     settings
 }

@@ -169,6 +169,36 @@ fn finish_chunk(reason: &str) -> Bytes {
     chunk(&json!({}), Some(reason))
 }
 
+/// The last chunk OpenAI sends when asked for usage: no choices, the
+/// request's token counts.
+fn usage_chunk(prompt_tokens: u64, completion_tokens: u64) -> Bytes {
+    let body = json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": CREATED,
+        "model": MODEL,
+        "system_fingerprint": "fp_test",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    });
+    Bytes::from(format!("data: {body}\n\n"))
+}
+
+/// What a stream ends with: its finish chunk, the usage chunk when the
+/// request asked for it, and `[DONE]`.
+fn ending(usage: Option<(u64, u64)>) -> Bytes {
+    let mut end = finish_chunk("stop").to_vec();
+    if let Some((prompt, completion)) = usage {
+        end.extend_from_slice(&usage_chunk(prompt, completion));
+    }
+    end.extend_from_slice(DONE);
+    Bytes::from(end)
+}
+
 fn content_chunks(tokens: Vec<String>, delay: Duration) -> impl Stream<Item = Bytes> {
     let contents = stream::iter(tokens).then(move |token| async move {
         if !delay.is_zero() {
@@ -226,6 +256,8 @@ struct Shaped {
     timeline: Timeline,
     offset: usize,
     step: Step,
+    /// The prompt's tokens, when the request asked for usage.
+    usage_prompt: Option<u64>,
 }
 
 impl Shaped {
@@ -265,9 +297,8 @@ impl Shaped {
                     self.shared.timelines.insert(tag, timeline);
                 }
                 self.step = Step::Done;
-                let mut end = finish_chunk("stop").to_vec();
-                end.extend_from_slice(DONE);
-                Bytes::from(end)
+                let completion = shape.reply_tokens as u64;
+                ending(self.usage_prompt.map(|prompt| (prompt, completion)))
             }
             Step::Done => return None,
         };
@@ -291,6 +322,9 @@ async fn completions(
         ));
     };
     let tag = tag_of(&body);
+    // A rough count, as a tokenizer would give: four bytes a token.
+    let usage_prompt = (body["stream_options"]["include_usage"] == true)
+        .then(|| body.to_string().len() as u64 / 4);
     let behavior = {
         let mut script = shared.script();
         if shared.record_requests {
@@ -310,7 +344,8 @@ async fn completions(
     };
     match behavior {
         Behavior::Stream { tokens, delay } => {
-            let finish = stream::iter([finish_chunk("stop"), Bytes::from_static(DONE)]);
+            let completion = tokens.len() as u64;
+            let finish = stream::iter([ending(usage_prompt.map(|p| (p, completion)))]);
             let body = content_chunks(tokens, delay)
                 .chain(finish)
                 .map(Ok::<Bytes, Infallible>);
@@ -328,6 +363,7 @@ async fn completions(
                 },
                 offset: 0,
                 step: Step::Role,
+                usage_prompt,
             };
             sse().streaming(stream::unfold(shaped, Shaped::next))
         }
