@@ -114,6 +114,8 @@ pub struct ServerSettings {
     /// IPv6 clients are counted by this many leading bits.
     pub ipv6_limit_prefix: u8,
     pub store_threads: usize,
+    /// Serve the WebSocket echo route used to test the transport.
+    pub echo_socket: bool,
 }
 
 impl ServerSettings {

@@ -339,3 +339,33 @@ async fn limits_count_the_client_behind_a_trusted_proxy_and_ignore_forged_header
         "127.0.0.9 is at its limit"
     );
 }
+
+#[actix_web::test]
+async fn frames_the_rfc_forbids_close_with_1002() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let app = spawn_app(|_| {}).await;
+    let reserved = {
+        let mut frame = Frame::message(b"{}".to_vec(), OpCode::Data(Data::Text), true);
+        frame.header_mut().rsv1 = true;
+        vec![frame]
+    };
+    let interleaved = vec![
+        Frame::message(b"{\"ty".to_vec(), OpCode::Data(Data::Text), false),
+        Frame::message(b"{}".to_vec(), OpCode::Data(Data::Text), true),
+    ];
+    for frames in [reserved, interleaved] {
+        let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+        shopper.hello(json!({})).await;
+        for frame in frames {
+            shopper.send_raw(Message::Frame(frame)).await;
+        }
+        let (errors, close, reason) = shopper.until_closed().await;
+        assert_eq!(
+            (close, reason.as_str()),
+            (1002, "protocol_error"),
+            "{errors:?}"
+        );
+    }
+    app.wait_for_live_sessions(0).await;
+}

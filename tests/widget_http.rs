@@ -482,3 +482,21 @@ async fn html_pages_carry_a_strict_policy_and_https_nodes_hsts() {
         Some(&b"max-age=31536000"[..])
     );
 }
+
+#[actix_web::test]
+async fn the_echo_socket_is_served_only_when_configured() {
+    let app = node().await;
+    let response = reqwest::get(url(&app, "/v1/echo")).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    let on = spawn_app(|s| s.server.echo_socket = true).await;
+    let url = format!("ws://127.0.0.1:{}/v1/echo", on.port);
+    let mut socket = Shopper::connect_from(&url, None).await;
+    socket
+        .send(json!({"type": "anything", "echoed": true}))
+        .await;
+    assert_eq!(
+        socket.next().await.json(),
+        json!({"type": "anything", "echoed": true})
+    );
+}

@@ -5,7 +5,9 @@ pub mod assets;
 mod catalog;
 pub mod client;
 mod demo_shop;
+mod echo;
 mod error;
+mod frames;
 pub mod headers;
 mod health;
 pub mod operator;
@@ -60,6 +62,8 @@ pub struct AppState {
     /// Held while a store's profile is read, changed and installed (catalog
     /// import, synonyms, widget settings), so no change undoes another.
     pub profile_changes: tokio::sync::Mutex<()>,
+    /// Serve `/v1/echo` (`server.echo_socket`), for the Autobahn suite.
+    pub echo_socket: bool,
     /// `server.public_url` is https: responses carry HSTS.
     pub https: bool,
     /// The demo shop's pages, when the demo store is enabled.
@@ -72,6 +76,7 @@ pub use demo_shop::DemoShop;
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/v1/widget/ws", web::get().to(widget::socket))
+        .route("/v1/echo", web::get().to(echo::echo))
         .route("/v1/stores/{store}/catalog", web::put().to(catalog::import))
         .route(
             "/v1/stores/{store}/catalog",

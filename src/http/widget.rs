@@ -25,6 +25,7 @@ use crate::http::AppState;
 use crate::http::address::ClientKey;
 use crate::http::client::{anonymise, classify};
 use crate::http::error::{ApiCode, ApiError};
+use crate::http::frames;
 use crate::protocol::{self, Outgoing};
 
 /// Frames larger than this end the connection (close 1009); frames between
@@ -50,6 +51,7 @@ pub async fn socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let body = frames::checked(&req, body).await?;
     let Ok((response, session, stream)) = actix_ws::handle(&req, body) else {
         return Err(ApiError::new(
             ApiCode::WebsocketRequired,
@@ -148,12 +150,8 @@ pub async fn socket(
     };
     let outbox = SocketOutbox::new(session, state.outgoing_buffer);
     let max_frame_bytes = state.max_frame_bytes;
-    let limit = transport_limit(max_frame_bytes);
-    let inbound = stream
-        .max_frame_size(limit)
-        .aggregate_continuations()
-        .max_continuation_size(limit)
-        .map(move |item| inbound_event(item, max_frame_bytes));
+    let inbound =
+        transport(stream, max_frame_bytes).map(move |item| inbound_event(item, max_frame_bytes));
     WidgetSession::create(|ctx| {
         ctx.add_stream(inbound);
         WidgetSession::new(deps, connection, Box::new(outbox), Some(slot))
@@ -192,20 +190,43 @@ fn inbound_event(
         Ok(AggregatedMessage::Ping(payload)) => ClientEvent::TransportPing(payload.to_vec()),
         Ok(AggregatedMessage::Pong(_)) => ClientEvent::Alive,
         Ok(AggregatedMessage::Close(_)) => ClientEvent::Closed,
-        Err(ProtocolError::Overflow) => ClientEvent::Broken {
-            code: ErrorCode::FrameTooLarge,
-            message: "the frame is far above the size limit".into(),
-        },
-        Err(ProtocolError::Io(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
-            ClientEvent::Broken {
-                code: ErrorCode::InvalidUtf8,
-                message: "a text frame is not valid UTF-8".into(),
-            }
+        Err(error) => {
+            let (code, message) = transport_failure(&error);
+            ClientEvent::Broken { code, message }
         }
-        Err(error) => ClientEvent::Broken {
-            code: ErrorCode::ProtocolError,
-            message: format!("WebSocket protocol error: {error}"),
-        },
+    }
+}
+
+/// The widget socket's transport: frames above the transport limit end the
+/// connection, fragments are reassembled up to the same limit. The echo
+/// socket uses the same.
+pub(crate) fn transport(
+    stream: actix_ws::MessageStream,
+    max_frame_bytes: usize,
+) -> actix_ws::AggregatedMessageStream {
+    let limit = transport_limit(max_frame_bytes);
+    stream
+        .max_frame_size(limit)
+        .aggregate_continuations()
+        .max_continuation_size(limit)
+}
+
+/// The code a broken transport closes with: 1009 for a frame or message
+/// far too large, 1007 for text that is not UTF-8, 1002 for the rest.
+pub(crate) fn transport_failure(error: &ProtocolError) -> (ErrorCode, String) {
+    match error {
+        ProtocolError::Overflow => (
+            ErrorCode::FrameTooLarge,
+            "the frame is far above the size limit".into(),
+        ),
+        ProtocolError::Io(error) if error.kind() == std::io::ErrorKind::InvalidData => (
+            ErrorCode::InvalidUtf8,
+            "a text frame is not valid UTF-8".into(),
+        ),
+        error => (
+            ErrorCode::ProtocolError,
+            format!("WebSocket protocol error: {error}"),
+        ),
     }
 }
 

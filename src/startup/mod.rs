@@ -208,6 +208,7 @@ impl Application {
             profile_changes: tokio::sync::Mutex::new(()),
             demo_shop,
             https: settings.server.public_url.starts_with("https://"),
+            echo_socket: settings.server.echo_socket,
         });
 
         let host: IpAddr = settings.server.host;
