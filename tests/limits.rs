@@ -240,7 +240,7 @@ async fn a_client_that_never_reads_is_disconnected_instead_of_buffered() {
             Ok(Err(_)) => break,
             Err(_) => {}
         }
-        if sent % 1000 == 0 {
+        if sent.is_multiple_of(1000) {
             tokio::task::yield_now().await;
         }
     }

@@ -12,6 +12,7 @@ mod limits;
 mod logs;
 mod model_faults;
 mod persistence;
+mod properties;
 mod resume;
 mod shutdown;
 mod widget_http;

@@ -1,0 +1,137 @@
+//! Properties of what the behaviour does with text from anyone: prices,
+//! shoppers' query words and search analysis, over arbitrary Unicode
+//! (Greek, Turkish dotless and dotted i, combining marks, right-to-left
+//! scripts, emoji). Nothing panics, and nothing is accepted that the
+//! documented grammar refuses.
+
+use std::sync::Arc;
+
+use mikabot_actors::catalog::{Currency, Money, Product};
+use mikabot_actors::ids::ProductId;
+use mikabot_actors::language::Language;
+use mikabot_actors::search::SearchIndex;
+use mikabot_actors::search::analysis::{fold, tokens};
+use mikabot_actors::search::query;
+use proptest::prelude::*;
+
+/// Text as shoppers and feeds write it, with the hard cases over-weighted.
+fn text() -> impl Strategy<Value = String> {
+    let hard = prop_oneof![
+        Just("ı".to_owned()),
+        Just("İ".to_owned()),
+        Just("ς".to_owned()),
+        Just("Σ".to_owned()),
+        Just("e\u{301}".to_owned()),
+        Just("\u{338}".to_owned()),
+        Just("ß".to_owned()),
+        Just("שלום".to_owned()),
+        Just("مرحبا".to_owned()),
+        Just("\u{200f}".to_owned()),
+        Just("🏕️".to_owned()),
+        Just("ﬀ".to_owned()),
+        Just("€".to_owned()),
+        Just(" 49,95 ".to_owned()),
+        Just("under".to_owned()),
+        Just("between".to_owned()),
+        Just("9223372036854775807".to_owned()),
+    ];
+    prop::collection::vec(
+        prop_oneof![3 => any::<char>().prop_map(String::from), 2 => hard, 2 => "[a-z0-9 .,-]{1,8}"],
+        0..24,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+fn eur() -> Currency {
+    Currency::parse("EUR").expect("EUR")
+}
+
+/// The documented price grammar: digits, then optionally `.` or `,` and at
+/// most two digits (EUR), surrounding space allowed.
+fn grammar_accepts(text: &str) -> bool {
+    let trimmed = text.trim();
+    let (whole, fraction) = trimmed.split_once(['.', ',']).unwrap_or((trimmed, ""));
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+        && fraction.len() <= 2
+        && !fraction.contains(['.', ','])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_price_is_accepted_only_as_the_grammar_says(raw in prop_oneof![text(), "[ 0-9.,]{0,24}"]) {
+        match Money::parse(&raw, eur()) {
+            Ok(money) => {
+                prop_assert!(grammar_accepts(&raw), "accepted {raw:?}");
+                prop_assert!(money.minor >= 0);
+                // What it shows parses back to itself.
+                prop_assert_eq!(Money::parse(&money.decimal(), eur()), Ok(money));
+            }
+            // Refused: outside the grammar, or beyond i64 minor units.
+            Err(_) => prop_assert!(!grammar_accepts(&raw) || raw.trim().len() > 17, "refused {raw:?}"),
+        }
+    }
+
+    #[test]
+    fn query_filters_never_panic_and_bounds_are_ordered(words in text(), digits in 0_u32..4) {
+        let parsed = query::parse(&words, digits);
+        if let (Some(min), Some(max)) = (parsed.filters.min_price, parsed.filters.max_price) {
+            prop_assert!(min < max || (min == i64::MAX && max == i64::MAX), "{min} {max} from {words:?}");
+        }
+        // The search text keeps only what was in the query.
+        let folded = fold(&words);
+        for kept in parsed.text.split(' ').filter(|w| !w.is_empty()) {
+            prop_assert!(folded.contains(kept), "{kept:?} not in {words:?}");
+        }
+    }
+
+    #[test]
+    fn folding_is_stable_and_tokens_are_alphanumeric(words in text()) {
+        let once = fold(&words);
+        prop_assert_eq!(fold(&once), once.clone(), "fold of {:?}", words);
+        for token in tokens(&once) {
+            prop_assert!(!token.is_empty());
+            prop_assert!(token.chars().all(char::is_alphanumeric), "{token:?}");
+        }
+    }
+
+    #[test]
+    fn search_never_panics_on_any_catalog_or_query(
+        names in prop::collection::vec(text(), 1..8),
+        query in text(),
+        language in prop::sample::select(Language::ALL.to_vec()),
+    ) {
+        let products: Vec<Arc<Product>> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                Arc::new(Product {
+                    id: ProductId(format!("p{i}")),
+                    name: name.clone(),
+                    brand: String::new(),
+                    category: name.chars().rev().collect(),
+                    description: format!("{name} {query}"),
+                    tags: vec![name.clone()],
+                    price: Money { minor: i as i64 * 100, currency: eur() },
+                    price_max: None,
+                    image_url: String::new(),
+                    url: format!("https://shop.example/{i}"),
+                    in_stock: i % 2 == 0,
+                })
+            })
+            .collect();
+        let index = SearchIndex::build_with_synonyms(
+            products,
+            language,
+            &[vec![query.clone(), "tent".into()]],
+        );
+        let hits = index.find(&query, language, 5);
+        prop_assert!(hits.len() <= 5);
+        for hit in &hits {
+            prop_assert!(hit.product.id.0.starts_with('p'));
+        }
+    }
+}
