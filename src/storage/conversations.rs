@@ -222,6 +222,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn check_all_counts_every_record_and_finds_an_unreadable_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let shop = StoreId::parse("shop").expect("valid");
+        let a = meta(&shop);
+        storage.open_conversation(&a).expect("open conversation");
+        for text in ["one", "two"] {
+            storage.append(&shop, &message(&a, text)).expect("append");
+        }
+        let counts = storage.check_all().expect("all readable");
+        assert_eq!(
+            (counts.conversations, counts.sessions, counts.messages),
+            (1, 1, 2)
+        );
+        storage
+            .messages
+            .insert(
+                keys::message(&shop, a.conversation, MessageId::new()),
+                &b"{"[..],
+            )
+            .expect("insert");
+        assert!(storage.check_all().is_err(), "a broken message is found");
+    }
+
     #[tokio::test]
     async fn a_full_queue_refuses_shopper_messages_and_loses_nothing_acknowledged() {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -33,6 +33,12 @@ fn key(store: &StoreId, parts: &[&[u8]]) -> Vec<u8> {
     key
 }
 
+/// The store a key starts with (`store \0 …`).
+pub fn store_of(key: &[u8]) -> Option<StoreId> {
+    let end = key.iter().position(|b| *b == 0)?;
+    StoreId::parse(std::str::from_utf8(&key[..end]).ok()?).ok()
+}
+
 /// A store's key in the `stores` and `catalog_generations` trees.
 pub fn store(store: &StoreId) -> &[u8] {
     store.as_str().as_bytes()

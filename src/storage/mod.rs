@@ -69,6 +69,16 @@ pub enum StorageError {
     Busy,
 }
 
+/// How many records of each kind a database holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordCounts {
+    pub stores: usize,
+    pub products: usize,
+    pub sessions: usize,
+    pub conversations: usize,
+    pub messages: usize,
+}
+
 /// Durable writes that may wait for the storage thread, unless configured.
 pub const DEFAULT_FLUSH_QUEUE: usize = 4096;
 /// How long a write that must not be refused waits for room at most.
@@ -186,6 +196,50 @@ impl Storage {
     /// durable write).
     pub fn is_open(&self) -> bool {
         !self.flusher.is_finished()
+    }
+
+    /// Reads every record of every tree and decodes it, as the node would:
+    /// how many there are of each kind, or the first one that does not
+    /// decode (a crash test's check, and an operator's after a restore).
+    pub fn check_all(&self) -> Result<RecordCounts, StorageError> {
+        let mut counts = RecordCounts::default();
+        for profile in self.stores()? {
+            counts.stores += 1;
+            counts.products += self.catalog(&profile.id)?.len();
+        }
+        for entry in self.conversations.iter() {
+            let (key, value) = entry?;
+            let store = keys::store_of(&key).ok_or_else(|| StorageError::Corrupt {
+                tree: "conversations",
+                problem: "a key names no store".into(),
+            })?;
+            let meta: mikabot_actors::log::ConversationMeta = self
+                .codec
+                .open::<records::ConversationV1, _>(&store, &key, "conversations", &value)?;
+            counts.conversations += 1;
+            counts.messages += mikabot_actors::log::ConversationLog::history(
+                self,
+                &store,
+                meta.conversation,
+                usize::MAX,
+            )
+            .map_err(|e| StorageError::Corrupt {
+                tree: "messages",
+                problem: e.to_string(),
+            })?
+            .len();
+        }
+        for entry in self.sessions.iter() {
+            let (_, value) = entry?;
+            if value.len() != 16 {
+                return Err(StorageError::Corrupt {
+                    tree: "sessions",
+                    problem: "an entry does not hold a conversation id".into(),
+                });
+            }
+            counts.sessions += 1;
+        }
+        Ok(counts)
     }
 
     /// Runs `work` on a blocking thread: the way async code calls what

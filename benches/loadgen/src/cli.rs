@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use mikabot_test_support::model::Shape;
 
 use crate::node::NodeChoice;
-use crate::{BurstOptions, ChatOptions, Common, IdleOptions, report};
+use crate::{BurstOptions, ChatOptions, Common, CrashOptions, IdleOptions, report};
 
 /// Puts a Mikabot node under load from simulated shoppers, with an
 /// OpenAI-compatible model of known speed, and reports what the node
@@ -58,6 +58,23 @@ pub enum Scenario {
         shape: ShapeArgs,
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         shoppers: u64,
+    },
+    /// ITERATIONS times: start the node on one data directory, have
+    /// SHOPPERS chat, SIGKILL it at a random moment, and check that every
+    /// acknowledged message and completed reply is stored and every record
+    /// decodes.
+    Crash {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        shape: ShapeArgs,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        iterations: u64,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        shoppers: u64,
+        /// The kill comes at a random moment up to this many seconds in.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        max_run_secs: u64,
     },
     /// Run a node configured from MIKABOT__ variables (used by the other
     /// commands to start the node in its own process).
@@ -179,7 +196,8 @@ pub fn main() -> anyhow::Result<()> {
         Scenario::Node => return crate::node::run_node_command(),
         Scenario::Idle { common, .. }
         | Scenario::Chat { common, .. }
-        | Scenario::Burst { common, .. } => common,
+        | Scenario::Burst { common, .. }
+        | Scenario::Crash { common, .. } => common,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(common_args.threads as usize)
@@ -226,6 +244,22 @@ pub fn main() -> anyhow::Result<()> {
                 };
                 let report = crate::burst(&common, &options).await?;
                 ("burst", serde_json::to_value(&report)?, report.markdown())
+            }
+            Scenario::Crash {
+                shape,
+                iterations,
+                shoppers,
+                max_run_secs,
+                ..
+            } => {
+                let options = CrashOptions {
+                    iterations: iterations as usize,
+                    shoppers: shoppers as usize,
+                    max_run: Duration::from_secs(max_run_secs),
+                    shape: shape.shape(),
+                };
+                let report = crate::crash(&common, &options).await?;
+                ("crash", serde_json::to_value(&report)?, report.markdown())
             }
             Scenario::Node => anyhow::bail!("the node command runs before the runtime starts"),
         };

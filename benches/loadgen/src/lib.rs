@@ -3,7 +3,8 @@
 //! model is the test support's OpenAI-compatible server, streaming at a
 //! known speed. Three scenarios: [`idle`] (memory per held session),
 //! [`chat`] (latency the node adds to each token and to the first one) and
-//! [`burst`] (refusals under a rush, and no acknowledged message lost).
+//! [`burst`] (refusals under a rush, and no acknowledged message lost); and
+//! [`crash`], a loop of kills at random moments under chat load.
 //! Every loop is bounded in count and time; all traffic stays on loopback.
 //!
 //! The crate also holds the relevance evaluation ([`relevance`]) and the
@@ -12,6 +13,7 @@
 pub mod burst;
 pub mod chat;
 pub mod cli;
+pub mod crash;
 pub mod idle;
 pub mod node;
 pub mod relevance;
@@ -30,6 +32,7 @@ use serde::Serialize;
 
 pub use self::burst::{BurstOptions, BurstReport, burst};
 pub use self::chat::{ChatOptions, ChatReport, chat};
+pub use self::crash::{CrashOptions, CrashReport, crash};
 pub use self::idle::{IdleOptions, IdleReport, idle};
 use self::node::{NodeChoice, RunningNode};
 use self::report::Machine;

@@ -104,6 +104,26 @@ impl RunningNode {
         env: Vec<(String, String)>,
         dir: TempDir,
     ) -> anyhow::Result<Self> {
+        let path = dir.path().to_path_buf();
+        Self::start_with(choice, env, path, Some(dir)).await
+    }
+
+    /// Starts the node on a data directory the caller keeps (to restart on
+    /// it).
+    pub async fn start_on(
+        choice: &NodeChoice,
+        env: Vec<(String, String)>,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(choice, env, data_dir.to_path_buf(), None).await
+    }
+
+    async fn start_with(
+        choice: &NodeChoice,
+        env: Vec<(String, String)>,
+        data_dir: PathBuf,
+        dir: Option<TempDir>,
+    ) -> anyhow::Result<Self> {
         match choice {
             NodeChoice::Child { exe } => {
                 let mut child = tokio::process::Command::new(exe)
@@ -126,11 +146,11 @@ impl RunningNode {
                 Ok(Self {
                     addr,
                     pid: child.id(),
-                    data_dir: Some(dir.path().to_path_buf()),
+                    data_dir: Some(data_dir),
                     kind_name: "child process",
                     alone: true,
                     kind: Kind::Child(child),
-                    _dir: Some(dir),
+                    _dir: dir,
                 })
             }
             NodeChoice::InProcess => {
@@ -152,11 +172,11 @@ impl RunningNode {
                 Ok(Self {
                     addr: SocketAddr::new(host, port),
                     pid: Some(std::process::id()),
-                    data_dir: Some(dir.path().to_path_buf()),
+                    data_dir: Some(data_dir),
                     kind_name: "in process",
                     alone: false,
                     kind: Kind::InProcess { stopper, thread },
-                    _dir: Some(dir),
+                    _dir: dir,
                 })
             }
             NodeChoice::External { addr, pid } => Ok(Self {

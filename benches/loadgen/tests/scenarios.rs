@@ -221,3 +221,28 @@ async fn a_rate_limited_shopper_waits_as_told_instead_of_asking_again_at_once() 
         report.errors
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_random_moments_the_node_loses_nothing_it_confirmed() {
+    let node = NodeChoice::Child {
+        exe: env!("CARGO_BIN_EXE_loadgen").into(),
+    };
+    let options = loadgen::CrashOptions {
+        iterations: 3,
+        shoppers: 12,
+        max_run: Duration::from_millis(1500),
+        shape: quick_model(),
+    };
+    let report = loadgen::crash(&common(node), &options)
+        .await
+        .expect("the loop completes");
+    assert!(report.messages_acknowledged > 0, "{report:?}");
+    assert!(report.replies_completed > 0, "{report:?}");
+    assert_eq!(report.acknowledged_lost, 0, "{report:?}");
+    assert_eq!(report.completed_replies_lost, 0, "{report:?}");
+    assert_eq!(report.undecodable_records, 0, "{report:?}");
+    assert!(
+        report.records_checked > 210,
+        "the demo catalog and more: {report:?}"
+    );
+}
