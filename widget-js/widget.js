@@ -600,7 +600,9 @@
       return scrollDown();
     }
     var m = outbox.find(function (x) { return x.id === f.client_id; });
-    if (f.code === 'rate_limited') {
+    // Both say "send it again in a moment": the message stays and goes
+    // again when the wait is over.
+    if (f.code === 'rate_limited' || f.code === 'storage_busy') {
       if (typing && !typing.id) { typing.li.remove(); typing = null; }
       return rateLimited(f.retry_after_ms || 5000);
     }

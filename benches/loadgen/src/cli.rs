@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use mikabot_test_support::model::Shape;
 
 use crate::node::NodeChoice;
-use crate::{BurstOptions, ChatOptions, Common, CrashOptions, IdleOptions, report};
+use crate::{AttackOptions, BurstOptions, ChatOptions, Common, CrashOptions, IdleOptions, report};
 
 /// Puts a Mikabot node under load from simulated shoppers, with an
 /// OpenAI-compatible model of known speed, and reports what the node
@@ -75,6 +75,21 @@ pub enum Scenario {
         /// The kill comes at a random moment up to this many seconds in.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
         max_run_secs: u64,
+    },
+    /// A hostile client for DURATION against a node with its default
+    /// bounds, from one IPv4 address and one IPv6 /64 (through a trusted
+    /// proxy header); one ordinary shopper asks meanwhile. Reports memory,
+    /// disk, model requests against the bounds, and the shopper's latency.
+    Attack {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        shape: ShapeArgs,
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        duration_secs: u64,
+        /// Attacking loops from each source.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        loops: u64,
     },
     /// Run a node configured from MIKABOT__ variables (used by the other
     /// commands to start the node in its own process).
@@ -197,7 +212,8 @@ pub fn main() -> anyhow::Result<()> {
         Scenario::Idle { common, .. }
         | Scenario::Chat { common, .. }
         | Scenario::Burst { common, .. }
-        | Scenario::Crash { common, .. } => common,
+        | Scenario::Crash { common, .. }
+        | Scenario::Attack { common, .. } => common,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(common_args.threads as usize)
@@ -260,6 +276,21 @@ pub fn main() -> anyhow::Result<()> {
                 };
                 let report = crate::crash(&common, &options).await?;
                 ("crash", serde_json::to_value(&report)?, report.markdown())
+            }
+            Scenario::Attack {
+                shape,
+                duration_secs,
+                loops,
+                ..
+            } => {
+                let options = AttackOptions {
+                    duration: Duration::from_secs(duration_secs),
+                    baseline: Duration::from_secs(10),
+                    loops: loops as usize,
+                    shape: shape.shape(),
+                };
+                let report = crate::attack(&common, &options).await?;
+                ("attack", serde_json::to_value(&report)?, report.markdown())
             }
             Scenario::Node => anyhow::bail!("the node command runs before the runtime starts"),
         };

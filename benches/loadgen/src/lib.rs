@@ -10,6 +10,7 @@
 //! The crate also holds the relevance evaluation ([`relevance`]) and the
 //! synthetic catalogs ([`synthetic`]) that the benchmarks use.
 
+pub mod attack;
 pub mod burst;
 pub mod chat;
 pub mod cli;
@@ -30,6 +31,7 @@ use mikabot_test_support::model::{Behavior, FakeOpenAi, Options, Shape};
 use mikabot_test_support::shopper::{Connect, Failure, Shopper, source_address};
 use serde::Serialize;
 
+pub use self::attack::{AttackOptions, AttackReport, attack};
 pub use self::burst::{BurstOptions, BurstReport, burst};
 pub use self::chat::{ChatOptions, ChatReport, chat};
 pub use self::crash::{CrashOptions, CrashReport, crash};

@@ -246,3 +246,35 @@ async fn killed_at_random_moments_the_node_loses_nothing_it_confirmed() {
         "the demo catalog and more: {report:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attack_stays_within_the_bounds_and_the_shopper_is_served() {
+    let node = NodeChoice::Child {
+        exe: env!("CARGO_BIN_EXE_loadgen").into(),
+    };
+    let options = loadgen::AttackOptions {
+        duration: Duration::from_secs(4),
+        baseline: Duration::from_secs(1),
+        loops: 4,
+        shape: quick_model(),
+    };
+    let report = loadgen::attack(&common(node), &options)
+        .await
+        .expect("the attack completes");
+    assert!(report.sessions_attempted > 100, "{report:?}");
+    assert!(
+        report.attacker_outcomes.contains_key("too_many_sessions"),
+        "{:?}",
+        report.attacker_outcomes
+    );
+    assert!(
+        report.model_requests <= report.model_requests_bound,
+        "{report:?}"
+    );
+    assert!(
+        report.shopper_errors.is_empty(),
+        "{:?}",
+        report.shopper_errors
+    );
+    assert!(report.shopper_during.count >= 1, "{report:?}");
+}
