@@ -156,3 +156,27 @@ async fn a_slow_stream_arrives_whole_and_in_order() {
     assert_eq!(reply.tokens.len(), 20);
     assert_eq!(reply.end["type"], "done");
 }
+
+#[actix_web::test]
+async fn a_huge_retry_after_ends_the_reply_at_once_and_frees_the_session() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([Behavior::RateLimited {
+        retry_after_secs: u64::MAX,
+    }]);
+    fake.always(Behavior::reply(&["Fine ", "now."]));
+    let app = spawn_app_on(&fake, |_| {}).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    let started = Instant::now();
+    let reply = shopper.ask("c1", "tent").await;
+    assert_eq!(reply.end["code"], "model_unavailable", "{}", reply.end);
+    // The wait asked for is beyond the retry budget: no retry, no panic.
+    assert_eq!(fake.requests().len(), 1);
+    let retry_after = reply.end["retry_after_ms"]
+        .as_u64()
+        .expect("retry_after_ms");
+    assert_eq!(retry_after, 3_600_000, "clamped to an hour");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let next = shopper.ask("c2", "tent").await;
+    assert_eq!(next.text(), "Fine now.");
+}
