@@ -69,6 +69,8 @@ pub struct Settings {
 pub struct LimitSettings {
     /// Widget sessions open at once from one client address.
     pub sessions_per_address: usize,
+    /// Widget sessions open at once from one IPv6 /48.
+    pub sessions_per_ipv6_network: usize,
     /// Widget sessions open at once on the node.
     pub sessions_per_node: usize,
     /// New conversations (records on disk) one address may start an hour.
@@ -111,6 +113,8 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Networks whose `Forwarded` / `X-Forwarded-For` headers are believed.
     pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies write the client's address into.
+    pub forwarded_header: crate::http::address::ForwardedHeader,
     /// IPv6 clients are counted by this many leading bits.
     pub ipv6_limit_prefix: u8,
     pub store_threads: usize,
@@ -432,6 +436,10 @@ impl Settings {
                 self.limits.sessions_per_address,
             ),
             ("limits.sessions_per_node", self.limits.sessions_per_node),
+            (
+                "limits.sessions_per_ipv6_network",
+                self.limits.sessions_per_ipv6_network,
+            ),
             (
                 "limits.new_conversations_per_address_per_hour",
                 self.limits.new_conversations_per_address_per_hour as usize,

@@ -7,8 +7,17 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Installs the process's log subscriber. Call once, first thing.
+/// Installs the process's log subscriber, and a panic hook that logs where
+/// a panic happened but not its message (which can quote input: a
+/// shopper's words, a feed's row). Call once, first thing.
 pub fn init(log: &LogSettings) {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%location, "a task panicked; it was caught where it ran");
+    }));
     let builder = tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&log.filter));
     match log.format {
         LogFormat::Text => builder.init(),

@@ -204,3 +204,29 @@ async fn a_failing_provider_opens_the_breaker_and_replies_come_offline_until_a_p
     assert_eq!(probe.text(), "Back again.");
     assert_eq!(health().await, "closed");
 }
+
+#[actix_web::test]
+async fn requests_the_provider_refuses_for_their_content_do_not_open_the_breaker() {
+    let fake = FakeOpenAi::start().await;
+    fake.always(Behavior::Error {
+        status: 400,
+        body: json!({"error": {"message": "flagged", "type": "invalid_request_error", "code": "content_filter"}}),
+    });
+    let app = spawn_app_on(&fake, |s| s.model.breaker_failures = 2).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    for n in 0..4 {
+        let reply = shopper
+            .ask(&format!("c{n}"), "words the provider refuses")
+            .await;
+        assert_eq!(code(&reply.end), "model_unavailable");
+    }
+    let body: Value = reqwest::get(format!("http://127.0.0.1:{}/healthz", app.port))
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(body["model_breaker"], "closed");
+    assert_eq!(fake.requests().len(), 4, "every reply asked the provider");
+}

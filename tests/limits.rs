@@ -308,6 +308,19 @@ async fn limits_count_the_client_behind_a_trusted_proxy_and_ignore_forged_header
         let shopper = forwarded(&app, "127.0.0.1", chain).await;
         assert!(!refused_as_too_many(shopper).await);
     }
+    // A Forwarded header of the client's own, passed through by the proxy,
+    // is not read: it cannot choose another address to be counted under.
+    let mut options = crate::helpers::shopper::Connect::to(&app.ws_url("demo"));
+    options.source = Some("127.0.0.1".parse().expect("an address"));
+    options.headers = vec![
+        ("x-forwarded-for".into(), "198.51.100.1".into()),
+        ("forwarded".into(), "for=203.0.113.200".into()),
+    ];
+    let spoofing = Shopper::open(&options).await.expect("the socket opens");
+    assert!(
+        refused_as_too_many(spoofing).await,
+        "counted as 198.51.100.1"
+    );
     let third = forwarded(&app, "127.0.0.1", "7.7.7.7, 198.51.100.1").await;
     assert!(
         refused_as_too_many(third).await,
@@ -368,4 +381,25 @@ async fn frames_the_rfc_forbids_close_with_1002() {
         );
     }
     app.wait_for_live_sessions(0).await;
+}
+
+#[actix_web::test]
+async fn an_ipv6_network_is_bounded_however_many_64s_it_holds() {
+    let app = spawn_app(|s| {
+        s.limits.sessions_per_ipv6_network = 2;
+        s.server.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let mut open = Vec::new();
+    for net in ["2001:db8:7:1::1", "2001:db8:7:2::1"] {
+        let mut shopper = forwarded(&app, "127.0.0.1", net).await;
+        shopper.hello(json!({})).await;
+        open.push(shopper);
+    }
+    // A third /64 of the same /48.
+    let third = forwarded(&app, "127.0.0.1", "2001:db8:7:3::1").await;
+    assert!(refused_as_too_many(third).await);
+    // Another /48 is welcome.
+    let mut other = forwarded(&app, "127.0.0.1", "2001:db8:8:1::1").await;
+    other.hello(json!({})).await;
 }

@@ -94,7 +94,14 @@ fn nearly_a_frame() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // Failures found are kept next to this file, for every later run.
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn any_text_frame_decodes_to_an_event_or_a_coded_refusal(raw in prop_oneof![
@@ -162,7 +169,9 @@ proptest! {
             2 => json_feed(&rows),
             _ => merchant_feed(&rows),
         };
+        // Well-formed in its format whatever the cells hold: it parses.
         let parsed = import::parse(feed.as_bytes(), "https://shop.example", eur());
+        prop_assert!(parsed.is_ok(), "{:?} for {}", parsed.as_ref().err(), feed);
         if let Ok(parsed) = parsed {
             prop_assert_eq!(parsed.rows, rows.len(), "{}", feed);
             prop_assert_eq!(parsed.products.len() + parsed.rejected.len(), parsed.rows);

@@ -35,6 +35,8 @@ pub struct ClientId(pub u128);
 pub enum SlotRefusal {
     /// The client has its most sessions open.
     Client { max: usize },
+    /// The client's wider network (an IPv6 /48) has its most open.
+    Network { max: usize },
     /// The node has its most sessions open.
     Node { max: usize },
 }
@@ -42,14 +44,16 @@ pub enum SlotRefusal {
 #[derive(Default)]
 struct SlotCounts {
     per_client: DashMap<ClientId, usize>,
+    per_network: DashMap<ClientId, usize>,
     total: AtomicUsize,
 }
 
-/// Sessions open now, per client and in all.
+/// Sessions open now, per client, per wider network and in all.
 #[derive(Clone)]
 pub struct ClientSlots {
     counts: Arc<SlotCounts>,
     per_client: usize,
+    per_network: usize,
     per_node: usize,
 }
 
@@ -57,40 +61,80 @@ pub struct ClientSlots {
 pub struct Slot {
     counts: Arc<SlotCounts>,
     client: Option<ClientId>,
+    network: Option<ClientId>,
+}
+
+/// Takes a place in `map` under `key` if fewer than `max` are taken.
+fn take(map: &DashMap<ClientId, usize>, key: ClientId, max: usize) -> bool {
+    let mut open = map.entry(key).or_insert(0);
+    if *open >= max {
+        let empty = *open == 0;
+        drop(open);
+        if empty {
+            map.remove_if(&key, |_, n| *n == 0);
+        }
+        return false;
+    }
+    *open += 1;
+    true
+}
+
+/// Gives back a place taken by [`take`]. A count is 1 or more while a place
+/// is held; the entry goes with the last, so a map holds only keys with
+/// sessions.
+fn give_back(map: &DashMap<ClientId, usize>, key: ClientId) {
+    map.remove_if_mut(&key, |_, open| {
+        *open -= 1;
+        *open == 0
+    });
 }
 
 impl ClientSlots {
-    pub fn new(per_client: usize, per_node: usize) -> Self {
+    pub fn new(per_client: usize, per_network: usize, per_node: usize) -> Self {
         Self {
             counts: Arc::default(),
             per_client: per_client.max(1),
+            per_network: per_network.max(1),
             per_node: per_node.max(1),
         }
     }
 
-    /// A place for a session of `client` (`None`: an unknown address,
-    /// counted on the node only).
-    pub fn acquire(&self, client: Option<ClientId>) -> Result<Slot, SlotRefusal> {
+    /// A place for a session of `client` in `network` (its wider network,
+    /// where there is one). An unknown address is counted on the node only.
+    pub fn acquire(
+        &self,
+        client: Option<ClientId>,
+        network: Option<ClientId>,
+    ) -> Result<Slot, SlotRefusal> {
         let counts = &self.counts;
         let total = counts.total.fetch_add(1, Ordering::SeqCst);
         if total >= self.per_node {
             counts.total.fetch_sub(1, Ordering::SeqCst);
             return Err(SlotRefusal::Node { max: self.per_node });
         }
-        if let Some(client) = client {
-            let mut open = counts.per_client.entry(client).or_insert(0);
-            if *open >= self.per_client {
-                drop(open);
-                counts.total.fetch_sub(1, Ordering::SeqCst);
-                return Err(SlotRefusal::Client {
-                    max: self.per_client,
-                });
+        if let Some(client) = client
+            && !take(&counts.per_client, client, self.per_client)
+        {
+            counts.total.fetch_sub(1, Ordering::SeqCst);
+            return Err(SlotRefusal::Client {
+                max: self.per_client,
+            });
+        }
+        if let Some(network) = network
+            && !take(&counts.per_network, network, self.per_network)
+        {
+            if let Some(client) = client {
+                give_back(&counts.per_client, client);
             }
-            *open += 1;
+            counts.total.fetch_sub(1, Ordering::SeqCst);
+            return Err(SlotRefusal::Network {
+                max: self.per_network,
+            });
         }
         Ok(Slot {
             counts: Arc::clone(counts),
             client,
+            network,
         })
     }
 
@@ -103,12 +147,10 @@ impl ClientSlots {
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(client) = self.client {
-            // The count is 1 or more while a slot holds it; the entry goes
-            // with the last, so the map holds only clients with sessions.
-            self.counts.per_client.remove_if_mut(&client, |_, open| {
-                *open -= 1;
-                *open == 0
-            });
+            give_back(&self.counts.per_client, client);
+        }
+        if let Some(network) = self.network {
+            give_back(&self.counts.per_network, network);
         }
         self.counts.total.fetch_sub(1, Ordering::SeqCst);
     }
@@ -240,32 +282,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_bound_each_client_and_the_node_and_free_on_drop() {
-        let slots = ClientSlots::new(2, 3);
-        let (a, b) = (ClientId(1), ClientId(2));
-        let first = slots.acquire(Some(a)).expect("a place");
-        let second = slots.acquire(Some(a)).expect("a place");
+    fn slots_bound_each_client_its_network_and_the_node_and_free_on_drop() {
+        let slots = ClientSlots::new(2, 3, 4);
+        let (a, b, c) = (ClientId(1), ClientId(2), ClientId(3));
+        let net = Some(ClientId(100));
+        let first = slots.acquire(Some(a), net).expect("a place");
+        let second = slots.acquire(Some(a), net).expect("a place");
         assert_eq!(
-            slots.acquire(Some(a)).err(),
+            slots.acquire(Some(a), net).err(),
             Some(SlotRefusal::Client { max: 2 })
         );
-        let third = slots.acquire(Some(b)).expect("another client");
+        let third = slots.acquire(Some(b), net).expect("another client");
         assert_eq!(
-            slots.acquire(Some(b)).err(),
-            Some(SlotRefusal::Node { max: 3 })
+            slots.acquire(Some(c), net).err(),
+            Some(SlotRefusal::Network { max: 3 }),
+            "a fresh client in a full network"
         );
+        let fourth = slots.acquire(Some(c), None).expect("outside the network");
         assert_eq!(
-            slots.acquire(None).err(),
-            Some(SlotRefusal::Node { max: 3 })
+            slots.acquire(None, None).err(),
+            Some(SlotRefusal::Node { max: 4 })
         );
-        assert_eq!(slots.open(), 3);
+        assert_eq!(slots.open(), 4);
         drop(first);
-        let again = slots.acquire(Some(a)).expect("a place freed");
-        drop((again, second, third));
+        let again = slots.acquire(Some(a), net).expect("a place freed");
+        drop((again, second, third, fourth));
         assert_eq!(slots.open(), 0);
         assert!(
             slots.counts.per_client.is_empty(),
             "no client is remembered"
+        );
+        assert!(
+            slots.counts.per_network.is_empty(),
+            "no network is remembered"
         );
     }
 

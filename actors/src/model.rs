@@ -92,6 +92,20 @@ impl ModelError {
         }
     }
 
+    /// Whether the failure says the provider itself is in trouble (down,
+    /// slow, overloaded, or refusing every request: a bad key, a missing
+    /// model), rather than that one request was refused (a content filter,
+    /// an over-long prompt). Only the first kind opens the breaker: a
+    /// shopper must not be able to open it with words.
+    pub fn is_providers_fault(&self) -> bool {
+        match self {
+            ModelError::RateLimited { .. }
+            | ModelError::Unavailable { .. }
+            | ModelError::Timeout => true,
+            ModelError::Rejected { status, .. } => matches!(status, Some(401 | 403 | 404)),
+        }
+    }
+
     /// A stable name for the kind of failure (metrics).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -121,4 +135,29 @@ pub trait ChatModel: Send + Sync + 'static {
     /// of the answer (status codes, refused connections); the stream's
     /// items fail for errors after.
     fn start(&self, prompt: Arc<Prompt>) -> BoxFuture<'static, Result<ChunkStream, ModelError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_providers_trouble_counts_against_it() {
+        let rejected = |status| ModelError::Rejected {
+            status: Some(status),
+            detail: String::new(),
+        };
+        assert!(ModelError::Timeout.is_providers_fault());
+        assert!(ModelError::RateLimited { retry_after: None }.is_providers_fault());
+        assert!(ModelError::unavailable("reset").is_providers_fault());
+        assert!(
+            rejected(401).is_providers_fault(),
+            "a bad key fails every request"
+        );
+        assert!(
+            !rejected(400).is_providers_fault(),
+            "a shopper's words, not the provider"
+        );
+        assert!(!rejected(422).is_providers_fault());
+    }
 }

@@ -466,9 +466,13 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
             Err(ModelError::unavailable("the node stopped before the reply ended"))
         }
         () = job.withdrawn.cancelled() => {
-            // It answers a message that was never stored.
+            // It answers a message that was never stored; what the provider
+            // generated for it is still paid for.
             recorder.recorded = true;
             in_flight.finish = "withdrawn";
+            if chosen.degraded.is_none() {
+                job.models.budgets.spend(&job.store, spent_tokens(&prompt, &recorder));
+            }
             return;
         }
     };
@@ -571,7 +575,9 @@ async fn generate(
         if chosen.degraded.is_none() {
             match &attempt_result {
                 Ok(_) => job.models.breaker.succeeded(),
-                Err(_) => job.models.breaker.failed(),
+                Err(error) if error.is_providers_fault() => job.models.breaker.failed(),
+                // One request refused: the provider answered.
+                Err(_) => job.models.breaker.succeeded(),
             }
             probe.breaker = None;
         }
@@ -580,8 +586,9 @@ async fn generate(
             Err(error) => error,
         };
         // Once a token has reached the shopper a retry would repeat or
-        // contradict it: the failure ends the reply.
-        if seq > 0 || !error.is_retryable() {
+        // contradict it: the failure ends the reply. A probe that failed
+        // reopened the breaker: the provider is left alone.
+        if seq > 0 || !error.is_retryable() || chosen.probe {
             return Err(error);
         }
         let delay = job.policy.delay(attempt, &error);

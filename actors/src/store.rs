@@ -38,6 +38,11 @@ pub struct StoreCatalog {
     loader: Option<CatalogLoader>,
     /// The catalog is to be loaded when the actor (re)starts.
     load_due: bool,
+    /// The first load is the one readiness waits for; a reload after a
+    /// restart is not: the node stays ready while it runs.
+    first_load: bool,
+    /// When a restart last reloaded the catalog.
+    reloaded_at: Option<std::time::Instant>,
     /// Where loading is reported (and a failed store's recovery).
     readiness: Option<Arc<Readiness>>,
     /// The next search panics (tests of the supervision).
@@ -54,6 +59,8 @@ impl StoreCatalog {
             index: Arc::new(index),
             loader: None,
             load_due: false,
+            first_load: false,
+            reloaded_at: None,
             readiness: None,
             #[cfg(test)]
             panic_next_search: false,
@@ -69,6 +76,8 @@ impl StoreCatalog {
             profile: Arc::new(profile),
             loader: Some(load),
             load_due: true,
+            first_load: true,
+            reloaded_at: None,
             readiness: Some(Arc::clone(&stores.readiness)),
             #[cfg(test)]
             panic_next_search: false,
@@ -85,12 +94,18 @@ pub fn build_index(profile: &StoreProfile, products: Vec<Product>) -> SearchInde
     )
 }
 
+/// A store restarted again within this long keeps its index instead of
+/// reloading it: a query that panics every time must not cost a catalog
+/// rebuild every time.
+const RELOAD_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl actix::Supervised for StoreCatalog {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        if self.loader.is_some()
-            && let Some(readiness) = &self.readiness
-        {
-            readiness.loading.fetch_add(1, Ordering::SeqCst);
+        let recently = self
+            .reloaded_at
+            .is_some_and(|at| at.elapsed() < RELOAD_COOLDOWN);
+        if self.loader.is_some() && !recently {
+            self.reloaded_at = Some(std::time::Instant::now());
             self.load_due = true;
         }
     }
@@ -106,6 +121,7 @@ impl Actor for StoreCatalog {
         if !std::mem::take(&mut self.load_due) {
             return;
         }
+        let counted = std::mem::take(&mut self.first_load);
         let profile = Arc::clone(&self.profile);
         let build = async move {
             tokio::task::spawn_blocking(move || {
@@ -122,11 +138,15 @@ impl Actor for StoreCatalog {
                     Ok((products, index)) => {
                         act.index = Arc::new(index);
                         tracing::info!(store = %act.profile.id, products, "store ready");
-                        readiness.loaded();
+                        if counted {
+                            readiness.loaded();
+                        }
                     }
                     Err(problem) => {
                         tracing::error!(store = %act.profile.id, %problem, "store catalog not loaded");
-                        readiness.failed(&act.profile.id, problem);
+                        if counted {
+                            readiness.failed(&act.profile.id, problem);
+                        }
                     }
                 }),
         );

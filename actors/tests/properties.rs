@@ -59,7 +59,14 @@ fn grammar_accepts(text: &str) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // Failures found are kept next to this file, for every later run.
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn a_price_is_accepted_only_as_the_grammar_says(raw in prop_oneof![text(), "[ 0-9.,]{0,24}"]) {

@@ -1,10 +1,12 @@
 //! Who a request comes from. Behind a reverse proxy every request arrives
-//! from the proxy, so the client's address is read from `Forwarded` or
-//! `X-Forwarded-For`, but only when the peer is one of
-//! `server.trusted_proxies`: the client is the rightmost address in the
-//! chain that is not a trusted proxy (each proxy appends what it saw, so
-//! what a client writes into the header itself stays on the left, and is
-//! never believed). A request from any other peer is that peer.
+//! from the proxy, so the client's address is read from the one header the
+//! proxy writes (`server.forwarded_header`: `X-Forwarded-For`, or RFC 7239
+//! `Forwarded`), and only when the peer is one of `server.trusted_proxies`.
+//! The client is the rightmost address in that header that is not a
+//! trusted proxy: each proxy appends what it saw, so what a client writes
+//! into the header itself stays on the left and is never believed, and the
+//! other header, which the proxy passes through untouched, is never read.
+//! A request from any other peer is that peer.
 //!
 //! Limits key on [`ClientKey`]: an IPv4 address, or an IPv6 address cut to
 //! `server.ipv6_limit_prefix` bits (a /64 by default, what one subscriber
@@ -16,6 +18,9 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use actix_web::http::header::HeaderMap;
+
+/// The wider IPv6 network sessions are also counted by.
+const NETWORK_PREFIX: u8 = 48;
 
 /// A network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`, or a lone
 /// address).
@@ -111,11 +116,24 @@ impl ClientKey {
     }
 }
 
+/// Which header a trusted proxy writes the client's address into.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (nginx's `$proxy_add_x_forwarded_for`, Caddy,
+    /// HAProxy, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=…`.
+    Forwarded,
+}
+
 /// The addresses whose forwarded headers are believed, and how IPv6
 /// clients are grouped.
 #[derive(Clone, Debug, Default)]
 pub struct ClientAddressing {
     pub trusted_proxies: Vec<Cidr>,
+    pub header: ForwardedHeader,
     pub ipv6_prefix: u8,
 }
 
@@ -132,7 +150,7 @@ impl ClientAddressing {
         if !self.trusted(peer) {
             return Some(peer);
         }
-        let chain = forwarded_chain(headers);
+        let chain = forwarded_chain(headers, self.header);
         // From the right: the first hop no trusted proxy vouches for is the
         // client. A hop that is not an address ("unknown", a hidden name)
         // ends the walk at the last proxy known.
@@ -151,19 +169,25 @@ impl ClientAddressing {
     pub fn key(&self, address: IpAddr) -> ClientKey {
         ClientKey::of(address, self.ipv6_prefix)
     }
+
+    /// The wider network an IPv6 client's sessions are also counted in (a
+    /// /48, what one site is usually given, so that a client holding many
+    /// /64s cannot fill the node); none for IPv4.
+    pub fn network(&self, address: IpAddr) -> Option<ClientKey> {
+        match canonical(address) {
+            IpAddr::V4(_) => None,
+            v6 => Some(ClientKey::of(v6, NETWORK_PREFIX.min(self.ipv6_prefix))),
+        }
+    }
 }
 
-/// The forwarded-for chain, leftmost (the original client, as claimed)
-/// first: `Forwarded`'s `for=` parameters if the header is present, else
-/// `X-Forwarded-For`. `None` marks a hop that is not an address.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers
-        .get_all("forwarded")
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
+/// The forwarded-for chain of `header`, leftmost (the original client, as
+/// claimed) first. `None` marks a hop that is not an address.
+fn forwarded_chain(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
+    if header == ForwardedHeader::Forwarded {
+        return headers
+            .get_all("forwarded")
+            .filter_map(|v| v.to_str().ok())
             .flat_map(|line| line.split(','))
             .filter_map(|element| {
                 element.split(';').find_map(|pair| {
@@ -221,6 +245,7 @@ mod tests {
     fn behind(proxies: &[&str]) -> ClientAddressing {
         ClientAddressing {
             trusted_proxies: proxies.iter().map(|p| p.parse().expect("a CIDR")).collect(),
+            header: ForwardedHeader::XForwardedFor,
             ipv6_prefix: 64,
         }
     }
@@ -283,8 +308,10 @@ mod tests {
             addressing.client(Some(ip("127.0.0.1")), &lines),
             Some(ip("203.0.113.8"))
         );
-        // Forwarded wins over X-Forwarded-For, IPv6 in brackets with a port.
-        let forwarded = headers(&[
+        // Only the configured header is read: a client's own Forwarded
+        // header, passed through by a proxy that writes X-Forwarded-For,
+        // changes nothing.
+        let both = headers(&[
             ("x-forwarded-for", "198.51.100.9"),
             (
                 "forwarded",
@@ -292,8 +319,17 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            addressing.client(Some(ip("127.0.0.1")), &forwarded),
-            Some(ip("2001:db8:cafe::17"))
+            addressing.client(Some(ip("127.0.0.1")), &both),
+            Some(ip("198.51.100.9"))
+        );
+        let rfc = ClientAddressing {
+            header: ForwardedHeader::Forwarded,
+            ..addressing.clone()
+        };
+        assert_eq!(
+            rfc.client(Some(ip("127.0.0.1")), &both),
+            Some(ip("2001:db8:cafe::17")),
+            "IPv6 in brackets with a port"
         );
         // Every hop a proxy, or none given: the last proxy is the client.
         let all_proxies = headers(&[("x-forwarded-for", "10.0.0.3, 10.0.0.2")]);
@@ -308,7 +344,7 @@ mod tests {
         // A hop that is not an address stops the walk.
         let hidden = headers(&[("forwarded", "for=198.51.100.3, for=unknown, for=10.0.0.4")]);
         assert_eq!(
-            addressing.client(Some(ip("127.0.0.1")), &hidden),
+            rfc.client(Some(ip("127.0.0.1")), &hidden),
             Some(ip("10.0.0.4"))
         );
     }

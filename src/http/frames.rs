@@ -321,6 +321,22 @@ mod tests {
     }
 
     #[test]
+    fn a_masked_close_body_is_unmasked_before_it_is_checked() {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let close = |body: &[u8]| {
+            let mut bytes = vec![0x88, 0x80 | body.len() as u8];
+            bytes.extend_from_slice(&mask);
+            bytes.extend(body.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            bytes
+        };
+        assert_eq!(check(&close(&[0x03, 0xe8, b'b', b'y', b'e'])), Ok(()));
+        assert_eq!(
+            check(&close(&1005_u16.to_be_bytes())),
+            Err((0, Violation::CloseCode(1005)))
+        );
+    }
+
+    #[test]
     fn what_the_rfc_forbids_is_refused_where_it_begins() {
         let text = frame(0x81, b"ok");
         let cases: Vec<(Vec<u8>, Violation)> = vec![

@@ -35,6 +35,10 @@ fn transport_limit(max_frame_bytes: usize) -> usize {
     max_frame_bytes.saturating_mul(4).max(64 * 1024)
 }
 
+/// Longest wait for a backlogged frame to leave; past it the connection is
+/// dropped.
+const DRAIN_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// When a widget turned away from a full node may try again.
 const NODE_BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -98,13 +102,20 @@ pub async fn socket(
         return Ok(response);
     }
     let limit_key = key.map(ClientKey::id);
-    let slot = match state.slots.acquire(limit_key) {
+    let network = ip
+        .and_then(|ip| state.addressing.network(ip))
+        .map(ClientKey::id);
+    let slot = match state.slots.acquire(limit_key, network) {
         Ok(slot) => slot,
         Err(refusal) => {
             let error = match refusal {
                 SlotRefusal::Client { max } => ErrorEvent::new(
                     ErrorCode::TooManySessions,
                     format!("at most {max} open sessions from one address; close one first"),
+                ),
+                SlotRefusal::Network { max } => ErrorEvent::new(
+                    ErrorCode::TooManySessions,
+                    format!("at most {max} open sessions from one network; close one first"),
                 ),
                 SlotRefusal::Node { .. } => ErrorEvent {
                     retry_after: Some(NODE_BUSY_RETRY),
@@ -381,8 +392,10 @@ async fn drain(mut session: actix_ws::Session, backlog: Rc<RefCell<Backlog>>) {
                 }
             }
         };
-        let sent = write(&mut session, &next).await;
-        if sent.is_err() || matches!(next, ServerEvent::Close { .. }) {
+        // A client that stops reading altogether would hold its
+        // connection (with no session or limit slot behind it) forever.
+        let sent = tokio::time::timeout(DRAIN_WRITE_TIMEOUT, write(&mut session, &next)).await;
+        if !matches!(sent, Ok(Ok(()))) || matches!(next, ServerEvent::Close { .. }) {
             backlog.borrow_mut().closed = true;
             return;
         }

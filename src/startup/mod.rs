@@ -185,6 +185,7 @@ impl Application {
             models,
             slots: ClientSlots::new(
                 settings.limits.sessions_per_address,
+                settings.limits.sessions_per_ipv6_network,
                 settings.limits.sessions_per_node,
             ),
             rates: Arc::clone(&rates),
@@ -198,11 +199,12 @@ impl Application {
             outgoing_buffer: settings.widget.outgoing_buffer,
             addressing: ClientAddressing {
                 trusted_proxies: settings.server.trusted_networks(),
+                header: settings.server.forwarded_header,
                 ipv6_prefix: settings.server.ipv6_limit_prefix,
             },
             storage: storage.clone(),
             operator_token: (!settings.operator.api_token.is_empty())
-                .then(|| settings.operator.api_token.expose().to_owned()),
+                .then(|| settings.operator.api_token.expose().trim().to_owned()),
             operator_failures,
             max_upload_bytes: settings.import.max_upload_bytes,
             profile_changes: tokio::sync::Mutex::new(()),

@@ -51,9 +51,16 @@ pub fn spawn(
 
 /// Writes a batch of requests and answers them all with one flush.
 fn commit(db: &Weak<sled::Db>, batch: Vec<FlushRequest>, flush_seconds: &Histogram) {
+    // Each waiter keeps its place in the queue until it is answered, so
+    // the bound counts writes waiting for the disk, the flush included.
     let mut waiters = Vec::with_capacity(batch.len());
     for request in batch {
-        let written = match request.write {
+        let FlushRequest {
+            write,
+            waiter,
+            _place: place,
+        } = request;
+        let written = match write {
             Some((tree, key, value)) => tree
                 .insert(key, value)
                 .map(|_| ())
@@ -61,11 +68,11 @@ fn commit(db: &Weak<sled::Db>, batch: Vec<FlushRequest>, flush_seconds: &Histogr
             None => Ok(()),
         };
         match written {
-            Ok(()) => waiters.push(request.waiter),
+            Ok(()) => waiters.push((waiter, place)),
             Err(error) => {
                 // The waiter may have gone (its session ended); nobody
                 // else needs the answer.
-                let _ = request.waiter.send(Err(error));
+                let _ = waiter.send(Err(error));
             }
         }
     }
@@ -75,7 +82,8 @@ fn commit(db: &Weak<sled::Db>, batch: Vec<FlushRequest>, flush_seconds: &Histogr
         None => Err("the database is closed".to_owned()),
     };
     flush_seconds.observe(started.elapsed().as_secs_f64());
-    for waiter in waiters {
+    for (waiter, place) in waiters {
         let _ = waiter.send(result.clone());
+        drop(place);
     }
 }

@@ -359,9 +359,12 @@ impl Conversation {
         let forget = self.history.len() - keep;
         // A message still being flushed, or answered by the reply shown
         // now, is never forgotten: the session still needs it.
+        // The newest shopper message is kept too: a retry answers it.
+        let newest_shopper = self.last_shopper();
         let needed = |said: &Said| {
             self.unflushed.iter().any(|(_, id)| *id == said.id)
                 || self.showing.as_ref().is_some_and(|s| s.answers == said.id)
+                || Some(said.id) == newest_shopper
         };
         let forget = self.history[..forget]
             .iter()

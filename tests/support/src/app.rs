@@ -91,6 +91,7 @@ pub fn test_settings(dir: &Path) -> Settings {
     // Every test's shoppers come from 127.0.0.1: the per-address bounds and
     // the breaker are lifted, except where a test is about them.
     settings.limits.sessions_per_address = 10_000;
+    settings.limits.sessions_per_ipv6_network = 10_000;
     settings.limits.new_conversations_per_address_per_hour = 10_000;
     settings.limits.messages_per_address_per_minute = 10_000;
     settings.model.breaker_failures = 10_000;
