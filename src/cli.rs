@@ -1,4 +1,6 @@
-//! The command line: `serve` (the default), `check-config` and `import`.
+//! The command line: `serve` (the default), `check-config`, `import`, and
+//! the provisioning commands `create-operator`, `create-owner` and
+//! `create-store`, which validate exactly as the dashboard does.
 
 use std::path::PathBuf;
 
@@ -31,6 +33,46 @@ pub enum Command {
     /// Import a catalog feed into a store, on a stopped node (directly into
     /// its data directory) or a running one (with --url).
     Import(ImportArgs),
+    /// Create a node operator account (lists and suspends accounts), on a
+    /// stopped node. The password is read from standard input.
+    CreateOperator(AccountArgs),
+    /// Create a store owner's account, verified, on a stopped node. The
+    /// password is read from standard input.
+    CreateOwner(AccountArgs),
+    /// Create a store owned by an existing account, on a stopped node.
+    CreateStore(StoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AccountArgs {
+    #[arg(long)]
+    pub email: String,
+    #[arg(long)]
+    pub name: String,
+    /// en, nl, fr, de, es or it.
+    #[arg(long, default_value = "en")]
+    pub language: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// The owner's email address (an existing account).
+    #[arg(long)]
+    pub owner: String,
+    #[arg(long)]
+    pub name: String,
+    /// a-z, 0-9 and '-'; made from the name when absent.
+    #[arg(long, default_value = "")]
+    pub id: String,
+    /// The shop's address, like https://shop.example.
+    #[arg(long)]
+    pub url: String,
+    /// The catalog's language: en, nl, fr, de, es or it.
+    #[arg(long, default_value = "en")]
+    pub language: String,
+    /// ISO 4217 currency, like EUR.
+    #[arg(long, default_value = "EUR")]
+    pub currency: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +95,105 @@ pub struct ImportArgs {
     pub url: Option<String>,
 }
 
+/// The environment variable `mikabot import --url` reads a store's API
+/// token from.
+pub const STORE_TOKEN_ENV: &str = "MIKABOT_TOKEN";
+
+/// Opens the data directory of a stopped node.
+fn open_stopped(settings: &Settings) -> anyhow::Result<Storage> {
+    let dir = &settings.storage.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    Storage::open(dir, settings.storage.cache_bytes()).map_err(|e| {
+        if e.to_string().contains("lock") {
+            anyhow!(
+                "the data directory {} is in use by a running node: stop it first",
+                dir.display()
+            )
+        } else {
+            anyhow!("opening {}: {e}", dir.display())
+        }
+    })
+}
+
+/// The password on standard input (its first line), checked like the
+/// dashboard's. Never an argument: other users of the machine read argv.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    crate::accounts::validate::new_password("password", &password).map_err(|e| anyhow!("{e}"))?;
+    Ok(password)
+}
+
+/// Runs `mikabot create-operator` and `create-owner`.
+pub async fn create_account(
+    settings: &Settings,
+    args: AccountArgs,
+    operator: bool,
+) -> anyhow::Result<()> {
+    use crate::accounts::{Account, AccountId, now_secs, password, validate};
+    let name = validate::name("name", &args.name).map_err(|e| anyhow!("--{e}"))?;
+    let email = validate::email(&args.email).map_err(|e| anyhow!("--{e}"))?;
+    let language = validate::language(&args.language).map_err(|e| anyhow!("--{e}"))?;
+    let storage = open_stopped(settings)?;
+    let secret = password_from_stdin()?;
+    let account = Account {
+        id: AccountId::new(),
+        name,
+        email: email.clone(),
+        password_hash: password::hash(&secret)?,
+        language,
+        // Provisioned by the operator, who vouches for the address.
+        verified: true,
+        created: now_secs(),
+        deleted_at: None,
+        suspended: false,
+        operator,
+    };
+    if storage.create_account(&account)?.is_err() {
+        bail!("--email: an account with {email} exists");
+    }
+    storage.flush().await?;
+    println!(
+        "{}",
+        serde_json::json!({"account": account.id.to_string(), "email": email, "operator": operator})
+    );
+    Ok(())
+}
+
+/// Runs `mikabot create-store`.
+pub async fn create_store(settings: &Settings, args: StoreArgs) -> anyhow::Result<()> {
+    let email = crate::accounts::validate::email(&args.owner)
+        .map_err(|e| anyhow!("--owner: {}", e.message))?;
+    let storage = open_stopped(settings)?;
+    let owner = storage
+        .account_by_email(&email)?
+        .ok_or_else(|| anyhow!("--owner: no account has {email}"))?;
+    let new = crate::dashboard::NewStore {
+        name: args.name,
+        id: args.id,
+        url: args.url,
+        language: args.language,
+        currency: args.currency,
+    };
+    match crate::dashboard::create_store(&storage, owner.id, &new)? {
+        Ok(profile) => {
+            storage.flush().await?;
+            println!(
+                "{}",
+                serde_json::json!({"store": profile.id.as_str(), "owner": email})
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            let lines: Vec<String> = errors.iter().map(|e| format!("--{e}")).collect();
+            bail!("{}", lines.join("\n"))
+        }
+    }
+}
+
 /// Runs `mikabot import`.
 pub async fn import(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
     let mode = if args.partial {
@@ -69,13 +210,20 @@ pub async fn import(settings: &Settings, args: ImportArgs) -> anyhow::Result<()>
         StoreId::parse(&args.store).map_err(|e| anyhow!("--store {:?}: {e}", args.store))?;
     match args.url {
         Some(url) => {
-            // Never an argument: other users of the machine read argv.
-            let token = (!settings.operator.api_token.is_empty())
-                .then(|| settings.operator.api_token.expose().to_owned())
+            // Never an argument: other users of the machine read argv. A
+            // store's own API token (MIKABOT_TOKEN) or the operator token.
+            let token = std::env::var(STORE_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .or_else(|| {
+                    (!settings.operator.api_token.is_empty())
+                        .then(|| settings.operator.api_token.expose().to_owned())
+                })
                 .ok_or_else(|| {
                     anyhow!(
-                        "--url needs the node's operator token: set MIKABOT__OPERATOR__API_TOKEN \
-                         or operator.api_token_file"
+                        "--url needs a token: the store's API token in {STORE_TOKEN_ENV} (created in \
+                         the dashboard), or the operator token in MIKABOT__OPERATOR__API_TOKEN or \
+                         operator.api_token_file"
                     )
                 })?;
             let body = std::fs::read(&args.file)

@@ -60,7 +60,59 @@ pub struct Settings {
     pub operator: OperatorSettings,
     pub import: ImportSettings,
     pub limits: LimitSettings,
+    pub dashboard: DashboardSettings,
+    pub email: EmailSettings,
     pub log: LogSettings,
+}
+
+/// The owners' dashboard: its sessions and sign-in throttle.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSettings {
+    /// A session unused this long ends.
+    pub session_idle_minutes: u64,
+    /// A session ends this long after sign-in, used or not.
+    pub session_absolute_hours: u64,
+    /// Failed sign-ins one account may have in `login_window_minutes`.
+    pub login_failures_per_account: u32,
+    /// Failed sign-ins one client address may have in `login_window_minutes`.
+    pub login_failures_per_address: u32,
+    pub login_window_minutes: u64,
+    /// Sign-ups and emailed links (verification, reset) one address may ask
+    /// for an hour.
+    pub emails_per_address_per_hour: u32,
+    /// How long emailed links stay valid.
+    pub verify_link_hours: u64,
+    pub reset_link_minutes: u64,
+    pub invite_link_days: u64,
+    /// The cookie policy's version: raising it asks every visitor again.
+    pub consent_policy_version: u32,
+    /// Create the demo owner (who owns the demo store) on first start.
+    pub demo_owner: bool,
+    pub demo_owner_email: String,
+}
+
+/// How the node sends email. An empty `smtp_host` keeps messages in the
+/// log and the operator's outbox page instead.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `starttls`, `tls` (SMTPS) or `none` (a relay on the same machine).
+    pub smtp_security: SmtpSecurity,
+    pub smtp_username: String,
+    pub smtp_password: Secret,
+    /// The From of every message, `Name <address>`.
+    pub from: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    Starttls,
+    Tls,
+    None,
 }
 
 /// Bounds on what unauthenticated clients can make the node hold or spend.
@@ -307,6 +359,63 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_dashboard(&self) -> Result<(), ConfigError> {
+        let d = &self.dashboard;
+        let invalid = |key: &'static str, problem: &str| ConfigError::Invalid {
+            key,
+            problem: problem.to_owned(),
+        };
+        for (key, value) in [
+            ("dashboard.session_idle_minutes", d.session_idle_minutes),
+            ("dashboard.session_absolute_hours", d.session_absolute_hours),
+            ("dashboard.login_window_minutes", d.login_window_minutes),
+            ("dashboard.verify_link_hours", d.verify_link_hours),
+            ("dashboard.reset_link_minutes", d.reset_link_minutes),
+            ("dashboard.invite_link_days", d.invite_link_days),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "is 0: expected a positive number"));
+            }
+        }
+        for (key, value) in [
+            (
+                "dashboard.login_failures_per_account",
+                d.login_failures_per_account,
+            ),
+            (
+                "dashboard.login_failures_per_address",
+                d.login_failures_per_address,
+            ),
+            (
+                "dashboard.emails_per_address_per_hour",
+                d.emails_per_address_per_hour,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "is 0: expected a positive number"));
+            }
+        }
+        if d.session_idle_minutes > d.session_absolute_hours * 60 {
+            return Err(invalid(
+                "dashboard.session_idle_minutes",
+                "is longer than dashboard.session_absolute_hours",
+            ));
+        }
+        if d.demo_owner && crate::accounts::validate::email(&d.demo_owner_email).is_err() {
+            return Err(invalid(
+                "dashboard.demo_owner_email",
+                "is not an address like name@example.com",
+            ));
+        }
+        if crate::email::parse_mailbox(&self.email.from).is_none() {
+            return Err(invalid(
+                "email.from",
+                "is not a mailbox like `Mikabot <no-reply@shop.example>`",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks every value; `Application::build` checks again, so settings
     /// changed in code are held to the same rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -370,6 +479,7 @@ impl Settings {
                 ),
             ));
         }
+        self.validate_dashboard()?;
         http_url("model.base_url", &self.model.base_url)?;
         if self.model.model.trim().is_empty() {
             return Err(invalid("model.model", "is empty: expected a model name"));

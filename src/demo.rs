@@ -106,8 +106,81 @@ pub fn demo_store(
             greeting: String::new(),
             ..Branding::default()
         },
+        retention_days: None,
     };
     Ok((profile, products))
+}
+
+/// The file in the data directory that holds the demo owner's password.
+pub const DEMO_PASSWORD_FILE: &str = "demo-owner-password";
+
+/// Creates the demo owner on first start (an account that owns the demo
+/// store, its password written to [`DEMO_PASSWORD_FILE`] with mode 0600,
+/// never logged) and says in the log how to sign in.
+pub fn ensure_demo_owner(
+    storage: &crate::storage::Storage,
+    settings: &crate::config::Settings,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
+    use crate::accounts::{Account, AccountId, Role, now_secs, password, secret};
+
+    let email = crate::accounts::validate::email(&settings.dashboard.demo_owner_email)
+        .map_err(|e| anyhow::anyhow!("dashboard.demo_owner_email: {e}"))?;
+    let store = StoreId::parse(&settings.demo.store_id)?;
+    let file = settings.storage.data_dir.join(DEMO_PASSWORD_FILE);
+    let account = match storage.account_by_email(&email)? {
+        Some(account) => account,
+        None => {
+            let pass = secret::new_secret()?;
+            let account = Account {
+                id: AccountId::new(),
+                name: "Demo owner".into(),
+                email: email.clone(),
+                password_hash: password::hash(&pass)?,
+                language: crate::accounts::validate::language("en")
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                verified: true,
+                created: now_secs(),
+                deleted_at: None,
+                suspended: false,
+                operator: false,
+            };
+            write_secret_file(&file, &pass)
+                .with_context(|| format!("writing {}", file.display()))?;
+            if storage.create_account(&account)?.is_err() {
+                anyhow::bail!("the demo owner's address {email} has another account");
+            }
+            tracing::info!("demo owner created");
+            account
+        }
+    };
+    if storage.member_role(&store, account.id)?.is_none() {
+        storage.set_member(&store, account.id, Role::Owner)?;
+    }
+    if file.exists() {
+        tracing::info!(
+            "demo owner: sign in at {}/dashboard as {email}; the password is in {}",
+            settings.server.public_url.trim_end_matches('/'),
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `text` to a new file readable by its owner only.
+fn write_secret_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
 }
 
 #[cfg(test)]

@@ -2,9 +2,12 @@
 //! protocol, storage and model providers. The behaviour lives in the
 //! `mikabot-actors` crate.
 
+pub mod accounts;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
+pub mod email;
 pub mod http;
 pub mod import;
 pub mod logging;

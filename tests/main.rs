@@ -7,6 +7,8 @@ mod abuse;
 mod catalog_import;
 mod chat;
 mod config_cli;
+mod dashboard;
+mod dashboard_isolation;
 mod lifecycle;
 mod limits;
 mod logs;

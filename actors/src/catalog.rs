@@ -227,6 +227,9 @@ pub struct StoreProfile {
     /// How the widget looks on the store's pages.
     #[serde(default)]
     pub branding: Branding,
+    /// Days a conversation is kept; `None` is the node's default.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 /// The allowed-origins entry that stands for the node's own pages (the demo
@@ -380,6 +383,7 @@ mod tests {
             allowed_origins: vec!["https://Shop.example/".into(), SELF_ORIGIN.into()],
             synonyms: Vec::new(),
             branding: Branding::default(),
+            retention_days: None,
         };
         let node = Some("node.example:8080");
         for ok in [

@@ -293,6 +293,13 @@ impl Stores {
         self.by_id.insert(id, catalog);
     }
 
+    /// Stops serving a store: new sessions are refused as for an unknown
+    /// store, and its actor stops once the sessions holding it end.
+    pub fn remove(&self, id: &StoreId) -> Option<Addr<StoreCatalog>> {
+        self.readiness.recovered(id);
+        self.by_id.remove(id).map(|(_, catalog)| catalog)
+    }
+
     pub fn get(&self, id: &StoreId) -> Option<Addr<StoreCatalog>> {
         self.by_id.get(id).map(|entry| entry.value().clone())
     }
@@ -343,6 +350,7 @@ mod tests {
             allowed_origins: Vec::new(),
             synonyms: Vec::new(),
             branding: Branding::default(),
+            retention_days: None,
         }
     }
 

@@ -4,7 +4,8 @@
 //! default changes nothing if any row is bad. `PUT
 //! /v1/stores/{store}/synonyms` sets the store's synonym groups, and `PATCH
 //! /v1/stores/{store}/widget` the widget's look and allowed origins.
-//! Authenticated with the operator API token ([`super::operator`]).
+//! Authenticated with the operator API token or one of the store's own API
+//! tokens ([`super::operator`]).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -16,15 +17,16 @@ use mikabot_actors::store::ReplaceProfile;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::accounts::validate::FieldError;
 use crate::http::AppState;
 use crate::http::error::{ApiCode, ApiError};
-use crate::http::operator::authorised;
+use crate::http::operator::authorised_for_store;
 use crate::import::{self, ApplyError, ImportError, Mode, Scope};
 
 #[derive(Deserialize)]
 pub struct ImportQuery {
     #[serde(default)]
-    mode: Mode,
+    pub(crate) mode: Mode,
 }
 
 /// The profile of the store named in the path, or the refusal to send.
@@ -90,8 +92,20 @@ async fn import_feed(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    authorised(&req, &state)?;
-    let profile = stored_profile(&state, &store)?;
+    authorised_for_store(&req, &state, &store)?;
+    import_into(&state, &store, mode, scope, body).await
+}
+
+/// Imports an uploaded feed into `store` (already authorised): the import
+/// report, or the refusal with its report.
+pub(crate) async fn import_into(
+    state: &AppState,
+    store: &str,
+    mode: Mode,
+    scope: Scope,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let profile = stored_profile(state, store)?;
     let store = profile.id.clone();
     // The upload is read once into memory, never copied; the parser streams
     // over it.
@@ -112,7 +126,7 @@ async fn import_feed(
     // The profile installed with the new index is read again now, under the
     // lock: a settings change made during the upload is not undone.
     let _changing = state.profile_changes.lock().await;
-    let profile = stored_profile(&state, store.as_str())?;
+    let profile = stored_profile(state, store.as_str())?;
     let catalog = state.stores.get(&store);
     let applied = import::apply(
         &state.storage,
@@ -125,13 +139,13 @@ async fn import_feed(
     .await;
     match applied {
         Ok(report) => {
-            count_rows(&state, report.imported, report.rejected_count);
+            count_rows(state, report.imported, report.rejected_count);
             tracing::info!(store = %store, imported = report.imported, rejected = report.rejected_count, "catalog imported");
             Ok(HttpResponse::Ok().json(report))
         }
         Err(refusal) => Err(match refusal.report() {
             Some(report) => {
-                count_rows(&state, 0, report.rejected_count);
+                count_rows(state, 0, report.rejected_count);
                 let code = match refusal {
                     ApplyError::NothingValid(_) => ApiCode::NoValidRows,
                     _ => ApiCode::RowsRejected,
@@ -166,6 +180,29 @@ pub struct SynonymsBody {
     synonyms: Vec<Vec<String>>,
 }
 
+/// Synonym groups, trimmed and bounded, or why they are refused.
+pub(crate) fn check_synonyms(groups: Vec<Vec<String>>) -> Result<Vec<Vec<String>>, String> {
+    let groups: Vec<Vec<String>> = groups
+        .into_iter()
+        .map(|group| group.into_iter().map(|w| w.trim().to_owned()).collect())
+        .collect();
+    let bad_group = groups.iter().position(|g: &Vec<String>| {
+        g.len() < 2
+            || g.len() > MAX_GROUP_WORDS
+            || g.iter()
+                .any(|w| w.is_empty() || w.len() > MAX_SYNONYM_BYTES)
+    });
+    if let Some(i) = bad_group {
+        return Err(format!(
+            "group {i}: a group has 2 to {MAX_GROUP_WORDS} words of 1 to {MAX_SYNONYM_BYTES} bytes"
+        ));
+    }
+    if groups.len() > MAX_SYNONYM_GROUPS {
+        return Err(format!("at most {MAX_SYNONYM_GROUPS} groups"));
+    }
+    Ok(groups)
+}
+
 /// An operator request's JSON body: authorised, bounded, parsed, or the
 /// refusal to send (`expected` describes the body in the 400).
 async fn operator_json<T: serde::de::DeserializeOwned>(
@@ -174,8 +211,9 @@ async fn operator_json<T: serde::de::DeserializeOwned>(
     body: web::Payload,
     limit: usize,
     expected: &str,
+    store: &str,
 ) -> Result<T, ApiError> {
-    authorised(req, state)?;
+    authorised_for_store(req, state, store)?;
     let shown = format!("{} KiB", limit / 1024);
     let bytes = read_body(body, limit, &shown).await?;
     serde_json::from_slice(&bytes)
@@ -191,45 +229,50 @@ pub async fn synonyms(
 ) -> Result<HttpResponse, ApiError> {
     let expected = "{\"synonyms\": [[\"word\", \"word\"], ...]}";
     let body: SynonymsBody =
-        operator_json(&req, &state, body, MAX_SYNONYMS_BODY_BYTES, expected).await?;
-    let groups: Vec<Vec<String>> = body
-        .synonyms
-        .into_iter()
-        .map(|group| group.into_iter().map(|w| w.trim().to_owned()).collect())
-        .collect();
-    let bad_group = groups.iter().position(|g: &Vec<String>| {
-        g.len() < 2
-            || g.len() > MAX_GROUP_WORDS
-            || g.iter()
-                .any(|w| w.is_empty() || w.len() > MAX_SYNONYM_BYTES)
-    });
-    if groups.len() > MAX_SYNONYM_GROUPS || bad_group.is_some() {
-        let message = match bad_group {
-            Some(i) => format!(
-                "group {i}: a group has 2 to {MAX_GROUP_WORDS} words of 1 to {MAX_SYNONYM_BYTES} bytes"
-            ),
-            None => format!("at most {MAX_SYNONYM_GROUPS} groups"),
-        };
-        return Err(ApiError::new(ApiCode::InvalidSynonyms, message));
-    }
+        operator_json(&req, &state, body, MAX_SYNONYMS_BODY_BYTES, expected, &path).await?;
+    let groups = check_synonyms(body.synonyms)
+        .map_err(|message| ApiError::new(ApiCode::InvalidSynonyms, message))?;
     let _changing = state.profile_changes.lock().await;
     let mut profile = stored_profile(&state, &path.into_inner())?;
+    let before = profile.clone();
     profile.synonyms = groups;
-    let stored = profile.clone();
-    let products = state
-        .storage
-        .blocking(move |storage| {
-            storage.put_store(&stored)?;
-            storage.catalog(&stored.id)
-        })
+    save_profile(&state, &before, &profile)
         .await
         .map_err(ApiError::internal)?;
-    state.storage.flush().await.map_err(ApiError::internal)?;
     let groups = profile.synonyms.len();
-    if let Some(catalog) = state.stores.get(&profile.id) {
-        import::install(&catalog, profile, products).await;
-    }
     Ok(HttpResponse::Ok().json(json!({"synonym_groups": groups})))
+}
+
+/// Stores a changed profile and gives it to the store's actor; the index is
+/// rebuilt when what it analyses changed (synonyms, language). The caller
+/// holds `state.profile_changes`.
+pub(crate) async fn save_profile(
+    state: &AppState,
+    before: &StoreProfile,
+    profile: &StoreProfile,
+) -> Result<(), crate::storage::StorageError> {
+    let stored = profile.clone();
+    state
+        .storage
+        .blocking(move |storage| storage.put_store(&stored))
+        .await?;
+    state.storage.flush().await?;
+    let Some(catalog) = state.stores.get(&profile.id) else {
+        return Ok(());
+    };
+    if profile.default_language == before.default_language && profile.synonyms == before.synonyms {
+        // A store actor that is gone serves no shopper; the next start
+        // loads the stored profile.
+        let _ = catalog.send(ReplaceProfile(profile.clone())).await;
+    } else {
+        let id = profile.id.clone();
+        let products = state
+            .storage
+            .blocking(move |storage| storage.catalog(&id))
+            .await?;
+        import::install(&catalog, profile.clone(), products).await;
+    }
+    Ok(())
 }
 
 /// Longest widget title and greeting, in characters.
@@ -243,21 +286,17 @@ const MAX_WIDGET_BODY_BYTES: usize = 64 * 1024;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetSettingsBody {
-    color: Option<String>,
-    title: Option<String>,
-    avatar_url: Option<String>,
-    greeting: Option<String>,
-    position: Option<Corner>,
-    language: Option<String>,
-    allowed_origins: Option<Vec<String>>,
+    pub(crate) color: Option<String>,
+    pub(crate) title: Option<String>,
+    pub(crate) avatar_url: Option<String>,
+    pub(crate) greeting: Option<String>,
+    pub(crate) position: Option<Corner>,
+    pub(crate) language: Option<String>,
+    pub(crate) allowed_origins: Option<Vec<String>>,
 }
 
-fn invalid_setting(field: &str, message: &str) -> ApiError {
-    ApiError::new(
-        ApiCode::InvalidWidgetSettings,
-        format!("{field}: {message}"),
-    )
-    .detail("field", field)
+fn invalid_setting(field: &'static str, message: &str) -> FieldError {
+    FieldError::new(field, message)
 }
 
 fn plain_text(text: &str, max_chars: usize) -> bool {
@@ -265,10 +304,10 @@ fn plain_text(text: &str, max_chars: usize) -> bool {
 }
 
 /// Applies the body to the profile, or says which field is wrong.
-fn apply_widget_settings(
+pub(crate) fn apply_widget_settings(
     body: WidgetSettingsBody,
     profile: &mut StoreProfile,
-) -> Result<(), ApiError> {
+) -> Result<(), FieldError> {
     let branding = &mut profile.branding;
     if let Some(color) = body.color {
         let hex = color.strip_prefix('#').unwrap_or("");
@@ -346,32 +385,16 @@ pub async fn widget_settings(
 ) -> Result<HttpResponse, ApiError> {
     let expected = "a JSON object of widget settings";
     let body: WidgetSettingsBody =
-        operator_json(&req, &state, body, MAX_WIDGET_BODY_BYTES, expected).await?;
+        operator_json(&req, &state, body, MAX_WIDGET_BODY_BYTES, expected, &path).await?;
     let _changing = state.profile_changes.lock().await;
     let mut profile = stored_profile(&state, &path.into_inner())?;
-    let language_before = profile.default_language;
-    apply_widget_settings(body, &mut profile)?;
-    state
-        .storage
-        .put_store(&profile)
+    let before = profile.clone();
+    apply_widget_settings(body, &mut profile).map_err(|e| {
+        ApiError::new(ApiCode::InvalidWidgetSettings, e.to_string()).detail("field", e.field)
+    })?;
+    save_profile(&state, &before, &profile)
+        .await
         .map_err(ApiError::internal)?;
-    state.storage.flush().await.map_err(ApiError::internal)?;
-    if let Some(catalog) = state.stores.get(&profile.id) {
-        if profile.default_language == language_before {
-            // A store actor that is gone serves no shopper; the next start
-            // loads the stored profile.
-            let _ = catalog.send(ReplaceProfile(profile.clone())).await;
-        } else {
-            // The index analyses text in the store's language.
-            let id = profile.id.clone();
-            let products = state
-                .storage
-                .blocking(move |storage| storage.catalog(&id))
-                .await
-                .map_err(ApiError::internal)?;
-            import::install(&catalog, profile.clone(), products).await;
-        }
-    }
     Ok(HttpResponse::Ok().json(json!({
         "branding": profile.branding,
         "language": profile.default_language.code(),

@@ -17,7 +17,14 @@ use crate::http::AppState;
 /// node; nothing may frame a page.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; connect-src 'self'; \
-     font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+     font-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+/// The policy of a page the node's own pages frame (the dashboard's widget
+/// preview): as strict, but framed by this origin.
+pub const FRAMED_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; connect-src 'self'; \
+     font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'";
 
 /// Browsers keep to https for this long once they have seen the node on it.
 const HSTS: &str = "max-age=31536000";
@@ -46,16 +53,19 @@ pub async fn security_headers(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if html {
+    // A page that set its own (framed) policy keeps it.
+    if html && !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    if html {
         headers.insert(
             header::REFERRER_POLICY,
             HeaderValue::from_static("strict-origin-when-cross-origin"),
         );
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     Ok(response)
 }

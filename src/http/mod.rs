@@ -2,11 +2,11 @@
 
 pub mod address;
 pub mod assets;
-mod catalog;
+pub(crate) mod catalog;
 pub mod client;
 mod demo_shop;
 mod echo;
-mod error;
+pub(crate) mod error;
 mod frames;
 pub mod headers;
 mod health;
@@ -68,6 +68,23 @@ pub struct AppState {
     pub https: bool,
     /// The demo shop's pages, when the demo store is enabled.
     pub demo_shop: Option<Arc<demo_shop::DemoShop>>,
+    /// `server.public_url` without a trailing slash, for links in mail and
+    /// the embed tag.
+    pub public_url: String,
+    /// The origin of `public_url` (lower case), for CSRF's origin check.
+    pub public_origin: String,
+    /// The dashboard's session and throttle settings.
+    pub dashboard: crate::config::DashboardSettings,
+    pub postman: Arc<crate::email::Postman>,
+    /// Failed dashboard sign-ins, by the SHA-256 of the email address.
+    pub login_by_account: operator::FailureThrottle<[u8; 32]>,
+    /// Failed dashboard sign-ins, by client address.
+    pub login_by_address: operator::FailureThrottle<ClientKey>,
+    /// Emails (sign-ups, links) asked for, by client address.
+    pub email_requests: DefaultKeyedRateLimiter<ClientKey>,
+    /// The threads store actors run on, to serve a store created or
+    /// restored from the dashboard.
+    pub store_threads: Arc<crate::startup::StoreThreads>,
 }
 
 pub use demo_shop::DemoShop;
@@ -104,6 +121,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route("/products/{id}", web::get().to(demo_shop::product))
                 .route("/images/{file}", web::get().to(demo_shop::image)),
         )
+        .configure(crate::dashboard::mount)
         .route("/", web::get().to(demo_shop::to_index))
         .route("/healthz", web::get().to(health::health))
         .route("/readyz", web::get().to(health::ready))

@@ -1,70 +1,161 @@
-//! The operator's bearer token, on every operator route: compared in
-//! constant time, and throttled per client address. An address that fails
-//! `operator.failed_attempts_per_minute` times is refused (429
-//! `too_many_attempts`) before its token is even compared, until its
-//! failures age out, so guessing is as slow as the limit and a correct
-//! guess during the lock-out teaches nothing.
+//! The operator's bearer token (or a store's own API token), on every
+//! operator route: compared in constant time, and throttled per client
+//! address. An address that has failed `operator.failed_attempts_per_minute`
+//! times in the last minute is refused (429 `too_many_attempts`) before its
+//! token is even compared, until its oldest failure ages out, so guessing
+//! is as slow as the limit and a correct guess during the lock-out teaches
+//! nothing. [`FailureThrottle`] also throttles dashboard sign-ins.
 
-use std::collections::HashMap;
-use std::num::NonZeroU32;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use mikabot_actors::ids::StoreId;
 use subtle::ConstantTimeEq;
 
 use crate::http::AppState;
 use crate::http::address::ClientKey;
 use crate::http::error::{ApiCode, ApiError};
 
-/// Addresses locked out at once, at most: beyond it failures are still
-/// counted, but no more lock-outs are remembered until old ones expire.
-const MAX_LOCKED_ADDRESSES: usize = 65_536;
+/// Keys whose failures are remembered at once, at most: beyond it new
+/// keys' failures are not counted until old ones age out (the map cannot be
+/// grown without bound by rotating keys).
+const MAX_TRACKED_KEYS: usize = 65_536;
 
-/// Failed authentications by address, and the addresses locked out.
-pub struct FailureThrottle {
-    failures: DefaultKeyedRateLimiter<ClientKey>,
-    locked: Mutex<HashMap<ClientKey, Instant>>,
+/// Failed authentications by key (a client address, an account): at most
+/// `limit` failures count within a sliding `window`; a key with `limit`
+/// failures in it is refused until its oldest failure is older than the
+/// window.
+pub struct FailureThrottle<K: Hash + Eq + Clone = ClientKey> {
+    limit: usize,
+    window: Duration,
+    failures: Mutex<HashMap<K, VecDeque<Instant>>>,
 }
 
-impl FailureThrottle {
+impl FailureThrottle<ClientKey> {
+    /// `per_minute` failures allowed a minute.
     pub fn new(per_minute: u32) -> Self {
-        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        Self::per_window(per_minute, Duration::from_secs(60))
+    }
+}
+
+impl<K: Hash + Eq + Clone> FailureThrottle<K> {
+    /// `failures` failures allowed per `window`.
+    pub fn per_window(failures: u32, window: Duration) -> Self {
         Self {
-            failures: RateLimiter::keyed(quota),
-            locked: Mutex::new(HashMap::new()),
+            limit: failures.max(1) as usize,
+            window,
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
-    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Instant>> {
-        self.locked.lock().unwrap_or_else(PoisonError::into_inner)
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<K, VecDeque<Instant>>> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How long `key` is still locked out, if it is.
-    fn lockout(&self, key: ClientKey) -> Option<Duration> {
-        let until = *self.locked().get(&key)?;
-        until.checked_duration_since(Instant::now())
+    pub fn lockout(&self, key: &K) -> Option<Duration> {
+        let now = Instant::now();
+        let mut failures = self.failures();
+        let times = failures.get_mut(key)?;
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            times.pop_front();
+        }
+        if times.len() < self.limit {
+            return None;
+        }
+        let oldest = *times.front()?;
+        (oldest + self.window).checked_duration_since(now)
     }
 
-    /// Counts a failure of `key`; past the limit, locks it out.
-    fn failed(&self, key: ClientKey) {
-        if let Err(not_until) = self.failures.check_key(&key) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let mut locked = self.locked();
-            if locked.len() < MAX_LOCKED_ADDRESSES {
-                locked.insert(key, Instant::now() + wait);
-            }
+    /// Counts a failure of `key`.
+    pub fn failed(&self, key: K) {
+        let now = Instant::now();
+        let mut failures = self.failures();
+        if failures.len() >= MAX_TRACKED_KEYS && !failures.contains_key(&key) {
+            return;
+        }
+        let times = failures.entry(key).or_default();
+        times.push_back(now);
+        while times.len() > self.limit {
+            times.pop_front();
         }
     }
 
-    /// Forgets expired lock-outs and idle counters (housekeeping).
+    /// Forgets failures older than the window (housekeeping).
     pub fn sweep(&self) {
         let now = Instant::now();
-        self.locked().retain(|_, until| *until > now);
-        self.failures.retain_recent();
+        self.failures().retain(|_, times| {
+            times
+                .back()
+                .is_some_and(|t| now.duration_since(*t) < self.window)
+        });
     }
+}
+
+/// The bearer token of a request (empty if none).
+fn bearer(req: &HttpRequest) -> &str {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+}
+
+/// Checks `Authorization: Bearer TOKEN` on a store's API: the operator
+/// token, or one of that store's own API tokens
+/// ([`crate::dashboard::tokens`]).
+pub(crate) fn authorised_for_store(
+    req: &HttpRequest,
+    state: &AppState,
+    store: &str,
+) -> Result<(), ApiError> {
+    let given = bearer(req);
+    if !given.starts_with(crate::dashboard::tokens::PREFIX) {
+        return authorised(req, state);
+    }
+    let key = client_key(req, state);
+    refuse_if_locked(state, key)?;
+    let valid = StoreId::parse(store)
+        .ok()
+        .is_some_and(|store| crate::dashboard::tokens::verify(&state.storage, &store, given));
+    if valid {
+        Ok(())
+    } else {
+        if let Some(key) = key {
+            state.operator_failures.failed(key);
+        }
+        Err(ApiError::new(
+            ApiCode::Unauthorized,
+            "a valid token for this store is required (Authorization: Bearer ...)",
+        ))
+    }
+}
+
+fn client_key(req: &HttpRequest, state: &AppState) -> Option<ClientKey> {
+    state
+        .addressing
+        .client(req.peer_addr().map(|a| a.ip()), req.headers())
+        .map(|address| state.addressing.key(address))
+}
+
+fn refuse_if_locked(state: &AppState, key: Option<ClientKey>) -> Result<(), ApiError> {
+    if let Some(wait) = key.and_then(|key| state.operator_failures.lockout(&key)) {
+        return Err(ApiError::new(
+            ApiCode::TooManyAttempts,
+            format!(
+                "too many failed attempts from this address; retry in {} s",
+                wait.as_secs() + 1
+            ),
+        )
+        .retry_after(wait));
+    }
+    Ok(())
 }
 
 /// Checks `Authorization: Bearer TOKEN` against the operator token.
@@ -75,26 +166,9 @@ pub(crate) fn authorised(req: &HttpRequest, state: &AppState) -> Result<(), ApiE
             "the catalog API is off: set operator.api_token",
         ));
     };
-    let key = state
-        .addressing
-        .client(req.peer_addr().map(|a| a.ip()), req.headers())
-        .map(|address| state.addressing.key(address));
-    if let Some(wait) = key.and_then(|key| state.operator_failures.lockout(key)) {
-        return Err(ApiError::new(
-            ApiCode::TooManyAttempts,
-            format!(
-                "too many failed attempts from this address; retry in {} s",
-                wait.as_secs() + 1
-            ),
-        )
-        .retry_after(wait));
-    }
-    let given = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let key = client_key(req, state);
+    refuse_if_locked(state, key)?;
+    let given = bearer(req);
     if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         Ok(())
     } else {

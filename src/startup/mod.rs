@@ -33,7 +33,7 @@ use crate::storage::Storage;
 use crate::{demo, model};
 
 pub use self::shutdown::Stopper;
-use self::stores::StoreThreads;
+pub use self::stores::StoreThreads;
 
 /// How often idle per-address rate-limit entries are dropped.
 const LIMITER_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -46,7 +46,7 @@ pub struct Application {
     server: Server,
     stopper: Stopper,
     storage: Storage,
-    store_threads: StoreThreads,
+    store_threads: Arc<StoreThreads>,
 }
 
 fn seconds(value: f64) -> Duration {
@@ -113,16 +113,23 @@ impl Application {
 
         // Each store actor loads its catalog on its own; /readyz says when
         // all have.
-        let store_threads = StoreThreads::new(match settings.server.store_threads {
+        let store_threads = Arc::new(StoreThreads::new(match settings.server.store_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
-        });
+        }));
+        if settings.demo.enabled && settings.dashboard.demo_owner {
+            demo::ensure_demo_owner(&storage, &settings)?;
+        }
         let stores = Stores::default();
         for profile in storage.stores()? {
             let id = profile.id.clone();
             // The demo store stays on disk but is served only while enabled.
             if !settings.demo.enabled && id.as_str() == settings.demo.store_id {
                 tracing::info!(store = %id, "demo store not served: demo.enabled is false");
+                continue;
+            }
+            if !crate::dashboard::served(&storage, &id)? {
+                tracing::info!(store = %id, "store not served: it has no active owner");
                 continue;
             }
             stores.insert(id, store_threads.start(profile, &storage, &stores));
@@ -179,6 +186,16 @@ impl Application {
             Unit::Seconds,
             storage.flush_histogram(),
         );
+        let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
+        let public_origin = crate::accounts::validate::origin_of(&public_url).unwrap_or_default();
+        let dashboard = settings.dashboard.clone();
+        let login_window = Duration::from_secs(dashboard.login_window_minutes * 60);
+        let postman = Arc::new(crate::email::Postman::new(&settings.email)?);
+        if postman.uses_outbox() {
+            tracing::info!(
+                "no SMTP server configured (email.smtp_host): mail goes to the log and /dashboard/outbox"
+            );
+        }
         let state = web::Data::new(AppState {
             stores,
             log: Arc::new(storage.clone()),
@@ -211,6 +228,35 @@ impl Application {
             demo_shop,
             https: settings.server.public_url.starts_with("https://"),
             echo_socket: settings.server.echo_socket,
+            public_url: public_url.clone(),
+            public_origin,
+            login_by_account: FailureThrottle::per_window(
+                dashboard.login_failures_per_account,
+                login_window,
+            ),
+            login_by_address: FailureThrottle::per_window(
+                dashboard.login_failures_per_address,
+                login_window,
+            ),
+            email_requests: RateLimiter::keyed(Quota::per_hour(
+                NonZeroU32::new(dashboard.emails_per_address_per_hour).unwrap_or(NonZeroU32::MIN),
+            )),
+            dashboard,
+            postman,
+            store_threads: Arc::clone(&store_threads),
+        });
+        let swept_state = state.clone();
+        tasks.spawn({
+            let tasks = tasks.clone();
+            async move {
+                let mut tick = tokio::time::interval(LIMITER_SWEEP_INTERVAL);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => crate::dashboard::housekeeping(&swept_state),
+                        () = tasks.stopping() => return,
+                    }
+                }
+            }
         });
 
         let host: IpAddr = settings.server.host;
@@ -239,6 +285,7 @@ impl Application {
             reply_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         };
         tracing::info!(address = %format!("{host}:{port}"), "listening");
+        tracing::info!("dashboard: {public_url}/dashboard");
         Ok(Self {
             port,
             server,

@@ -5,10 +5,10 @@
 //! builds its index on a blocking thread when it starts, and again when its
 //! supervisor restarts it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use actix::{Addr, Arbiter, Supervisor};
+use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
 use mikabot_actors::catalog::StoreProfile;
 use mikabot_actors::store::{CatalogLoader, StoreCatalog, Stores};
 
@@ -16,15 +16,19 @@ use crate::storage::Storage;
 
 /// The arbiters store actors are spread over.
 pub struct StoreThreads {
-    arbiters: Vec<Arbiter>,
+    handles: Vec<ArbiterHandle>,
+    /// Taken when the node stops.
+    arbiters: Mutex<Vec<Arbiter>>,
     next: AtomicUsize,
 }
 
 impl StoreThreads {
     /// `count` arbiters (at least one). Must run inside an actix system.
     pub fn new(count: usize) -> Self {
+        let arbiters: Vec<Arbiter> = (0..count.max(1)).map(|_| Arbiter::new()).collect();
         Self {
-            arbiters: (0..count.max(1)).map(|_| Arbiter::new()).collect(),
+            handles: arbiters.iter().map(Arbiter::handle).collect(),
+            arbiters: Mutex::new(arbiters),
             next: AtomicUsize::new(0),
         }
     }
@@ -41,18 +45,20 @@ impl StoreThreads {
         let storage = storage.clone();
         let load: CatalogLoader = Arc::new(move || storage.catalog(&id).map_err(|e| e.to_string()));
         let catalog = StoreCatalog::loading(profile, load, stores);
-        let at = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        let at = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         // Supervised: a store actor that stops after a panicking search is
         // restarted, and reloads its catalog.
-        Supervisor::start_in_arbiter(&self.arbiters[at].handle(), move |_| catalog)
+        Supervisor::start_in_arbiter(&self.handles[at], move |_| catalog)
     }
 
     /// Stops the arbiters and waits for their threads to end.
-    pub fn stop(self) {
-        for arbiter in &self.arbiters {
+    pub fn stop(&self) {
+        let arbiters =
+            std::mem::take(&mut *self.arbiters.lock().unwrap_or_else(PoisonError::into_inner));
+        for arbiter in &arbiters {
             arbiter.stop();
         }
-        for arbiter in self.arbiters {
+        for arbiter in arbiters {
             if arbiter.join().is_err() {
                 tracing::error!("a store thread panicked while stopping");
             }

@@ -18,6 +18,8 @@
 //!   old generation is then deleted. A crash at any point leaves the old
 //!   catalog or the new one; generations left behind are swept at start-up.
 //! - [`conversations`]: conversations and messages (the conversation log).
+//! - [`accounts`]: the owners' records (accounts, dashboard sessions,
+//!   one-time links, memberships, API tokens, consent decisions).
 //!
 //! Crash story: a shopper message or a finished reply is acknowledged only
 //! after the storage thread's flush covered it; a conversation record is
@@ -28,6 +30,7 @@
 //! callers on async threads run the heavy ones on blocking threads (see
 //! ARCHITECTURE.md, "Threads and blocking").
 
+mod accounts;
 mod catalogs;
 mod codec;
 mod conversations;
@@ -41,6 +44,7 @@ use std::sync::{Arc, mpsc};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::watch;
 
+pub use self::accounts::EmailTaken;
 use self::codec::Codec;
 use self::flusher::{FlushRequest, Write};
 
@@ -116,6 +120,15 @@ pub struct Storage {
     sessions: sled::Tree,
     conversations: sled::Tree,
     messages: sled::Tree,
+    accounts: sled::Tree,
+    account_emails: sled::Tree,
+    dashboard_sessions: sled::Tree,
+    account_sessions: sled::Tree,
+    links: sled::Tree,
+    members: sled::Tree,
+    account_stores: sled::Tree,
+    api_tokens: sled::Tree,
+    consents: sled::Tree,
     /// Dropped with the last clone, after the database and its trees
     /// (fields drop in order): its receivers learn that the database is
     /// closed.
@@ -173,6 +186,15 @@ impl Storage {
             sessions: db.open_tree("sessions")?,
             conversations: db.open_tree("conversations")?,
             messages: db.open_tree("messages")?,
+            accounts: db.open_tree("accounts")?,
+            account_emails: db.open_tree("account_emails")?,
+            dashboard_sessions: db.open_tree("dashboard_sessions")?,
+            account_sessions: db.open_tree("account_sessions")?,
+            links: db.open_tree("links")?,
+            members: db.open_tree("members")?,
+            account_stores: db.open_tree("account_stores")?,
+            api_tokens: db.open_tree("api_tokens")?,
+            consents: db.open_tree("consents")?,
             db,
         })
     }

@@ -171,6 +171,10 @@ pub struct StoreV1 {
     pub synonyms: Vec<Vec<String>>,
     #[serde(default)]
     pub branding: BrandingV1,
+    /// Absent when the store keeps the node's default (and in records
+    /// written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 impl From<&StoreProfile> for StoreV1 {
@@ -185,6 +189,7 @@ impl From<&StoreProfile> for StoreV1 {
             allowed_origins: profile.allowed_origins.clone(),
             synonyms: profile.synonyms.clone(),
             branding: BrandingV1::from(&profile.branding),
+            retention_days: profile.retention_days,
         }
     }
 }
@@ -203,6 +208,7 @@ impl TryFrom<StoreV1> for StoreProfile {
             allowed_origins: record.allowed_origins,
             synonyms: record.synonyms,
             branding: record.branding.into(),
+            retention_days: record.retention_days,
         })
     }
 }
@@ -513,6 +519,7 @@ mod tests {
                 greeting: "Hi!".into(),
                 position: Corner::Left,
             },
+            retention_days: None,
         };
         pinned::<StoreV1, _>(
             &profile,

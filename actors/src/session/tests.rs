@@ -181,6 +181,7 @@ fn start_session() -> Rig {
         allowed_origins: vec![SHOP.into()],
         synonyms: Vec::new(),
         branding: Branding::default(),
+        retention_days: None,
     };
     let log = Arc::new(MemoryLog::default());
     let model = Arc::new(NotingModel::default());

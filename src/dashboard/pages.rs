@@ -1,0 +1,268 @@
+//! The dashboard's pages: one askama template struct per page, checked at
+//! compile time against `templates/`. Every page extends `layout.html` and
+//! carries its [`Chrome`] (title, navigation, CSRF token, consent banner).
+
+use askama::Template;
+
+use super::visitor::Visitor;
+use crate::accounts::validate::FieldError;
+
+/// What the layout needs on every page.
+pub struct Chrome {
+    pub title: String,
+    pub lang: &'static str,
+    pub csrf: String,
+    pub me: Option<Me>,
+    pub consent: ConsentView,
+    pub notices: Vec<String>,
+    pub path: String,
+}
+
+pub struct Me {
+    pub name: String,
+    pub operator: bool,
+}
+
+pub struct ConsentView {
+    /// Show the banner: no valid decision yet.
+    pub ask: bool,
+    pub functional: bool,
+}
+
+impl Chrome {
+    pub fn of(visitor: &Visitor, title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            lang: visitor
+                .signed_in
+                .as_ref()
+                .map_or("en", |me| me.account.language.code()),
+            csrf: visitor.csrf().to_owned(),
+            me: visitor.signed_in.as_ref().map(|me| Me {
+                name: me.account.name.clone(),
+                operator: me.account.operator,
+            }),
+            consent: ConsentView {
+                ask: !visitor.consent.decided,
+                functional: visitor.consent.functional,
+            },
+            notices: visitor.notices.clone(),
+            path: visitor.path.clone(),
+        }
+    }
+
+    /// The chrome of an error page, which knows no visitor.
+    pub fn bare(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            lang: "en",
+            csrf: String::new(),
+            me: None,
+            consent: ConsentView {
+                ask: false,
+                functional: false,
+            },
+            notices: Vec::new(),
+            path: "/dashboard".into(),
+        }
+    }
+}
+
+/// A form's refused fields.
+#[derive(Default)]
+pub struct Errors(pub Vec<FieldError>);
+
+impl Errors {
+    /// The message for `field`, or "".
+    pub fn get(&self, field: &str) -> &str {
+        self.0
+            .iter()
+            .find(|e| e.field == field)
+            .map_or("", |e| e.message.as_str())
+    }
+
+    /// The message not tied to one field, or "".
+    pub fn general(&self) -> &str {
+        self.get("")
+    }
+
+    pub fn push(&mut self, error: FieldError) {
+        self.0.push(error);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<FieldError> for Errors {
+    fn from(error: FieldError) -> Self {
+        Self(vec![error])
+    }
+}
+
+/// The languages a form offers.
+pub const LANGUAGES: &[(&str, &str)] = &[
+    ("en", "English"),
+    ("nl", "Nederlands"),
+    ("fr", "Français"),
+    ("de", "Deutsch"),
+    ("es", "Español"),
+    ("it", "Italiano"),
+];
+
+/// Renders a template; a template that fails to render is the node's
+/// fault.
+pub fn render(template: &impl Template) -> Result<String, super::DashError> {
+    template.render().map_err(super::DashError::internal)
+}
+
+macro_rules! page {
+    ($name:ident, $path:literal { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Template)]
+        #[template(path = $path, config = "src/dashboard/askama.toml")]
+        pub struct $name {
+            pub chrome: Chrome,
+            $(pub $field: $ty,)*
+        }
+    };
+}
+
+page!(Message, "message.html" {
+    heading: String,
+    lines: Vec<String>,
+    link: Option<(String, String)>,
+});
+
+#[derive(Default)]
+pub struct SignupForm {
+    pub name: String,
+    pub email: String,
+    pub language: String,
+}
+
+page!(Signup, "signup.html" { form: SignupForm, errors: Errors, languages: &'static [(&'static str, &'static str)] });
+page!(Login, "login.html" { email: String, errors: Errors });
+page!(Forgot, "forgot.html" { email: String, errors: Errors });
+page!(Reset, "reset.html" { token: String, errors: Errors });
+page!(AccountPage, "account.html" {
+    email: String,
+    verified: bool,
+    new_email: String,
+    restorable_until: Option<String>,
+    errors: Errors,
+});
+
+pub struct StoreRow {
+    pub id: String,
+    pub name: String,
+    pub role: &'static str,
+}
+
+page!(StoreList, "stores.html" { stores: Vec<StoreRow> });
+
+#[derive(Default)]
+pub struct NewStoreForm {
+    pub name: String,
+    pub id: String,
+    pub url: String,
+    pub language: String,
+    pub currency: String,
+}
+
+page!(NewStore, "store_new.html" { form: NewStoreForm, errors: Errors, languages: &'static [(&'static str, &'static str)] });
+
+pub struct StoreHead {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+}
+
+page!(StorePage, "store.html" {
+    store: StoreHead,
+    role: &'static str,
+    role_is_owner: bool,
+    products: usize,
+    embed_tag: String,
+    max_upload_mib: usize,
+});
+
+#[derive(Default)]
+pub struct SettingsForm {
+    pub name: String,
+    pub url: String,
+    pub allowed_origins: String,
+    pub instructions: String,
+    pub color: String,
+    pub title: String,
+    pub avatar_url: String,
+    pub greeting: String,
+    pub position: String,
+    pub language: String,
+    pub retention_days: String,
+    pub synonyms: String,
+}
+
+page!(Settings, "settings.html" {
+    store: StoreHead,
+    form: SettingsForm,
+    errors: Errors,
+    languages: &'static [(&'static str, &'static str)],
+});
+
+pub struct MemberRow {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub is_me: bool,
+}
+
+page!(Members, "members.html" { store: StoreHead, members: Vec<MemberRow>, invite_email: String, errors: Errors });
+
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+}
+
+page!(Tokens, "tokens.html" {
+    store: StoreHead,
+    tokens: Vec<TokenRow>,
+    created: Option<String>,
+    token_name: String,
+    errors: Errors,
+});
+page!(Invite, "invite.html" { token: String, store_name: String, role: &'static str, email: String, signed_in: bool });
+page!(ConsentPage, "consent.html" { back: String, functional: bool, analytics: bool, decided: Option<String>, version: u32 });
+
+pub struct AccountRow {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub created: String,
+    pub stores: usize,
+    pub state: &'static str,
+    pub suspended: bool,
+    pub is_me: bool,
+}
+
+page!(Operator, "operator.html" { accounts: Vec<AccountRow> });
+
+pub struct MailRow {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub time: String,
+}
+
+page!(Outbox, "outbox.html" { messages: Vec<MailRow>, capacity: usize });
+
+/// The widget on a page of the node, for the settings' live preview.
+#[derive(Template)]
+#[template(path = "preview.html", config = "src/dashboard/askama.toml")]
+pub struct Preview {
+    pub lang: &'static str,
+    pub name: String,
+    pub store: String,
+}
