@@ -1,0 +1,211 @@
+// The owners' dashboard in Debian's Chromium against a real node and a real
+// SMTP sink: sign-up to a store whose assistant answers on the shop's own
+// page, cookie consent, and an invited agent's limits. Screenshots of the
+// dashboard (desktop and phone) go to results/browser/.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+
+import { launchBrowser, screenshotPath, settledReply, startNode, startSmtpSink, until, ask } from './helpers.mjs';
+
+const PASSWORD = 'correct horse battery';
+const BAD_FEED = 'id,title,price,currency,link,image_link\n'
+  + 'k-1,Gooseneck Kettle,49.00,EUR,{shop}/k-1,{shop}/k-1.jpg\n'
+  + 'k-2,Burr Grinder,,EUR,{shop}/k-2,{shop}/k-2.jpg\n';
+const GOOD_FEED = BAD_FEED.replace('Burr Grinder,,', 'Burr Grinder,89.00,');
+
+let browser;
+let node;
+let sink;
+const leftovers = [];
+
+before(async () => {
+  browser = await launchBrowser();
+  sink = await startSmtpSink();
+  node = await startNode({
+    MIKABOT__EMAIL__SMTP_HOST: '127.0.0.1',
+    MIKABOT__EMAIL__SMTP_PORT: String(sink.port),
+    MIKABOT__EMAIL__SMTP_SECURITY: 'none',
+  });
+});
+after(async () => {
+  for (const close of leftovers.reverse()) await close().catch(() => {});
+  await node.stop();
+  await sink.stop();
+  await browser.close();
+});
+
+async function freshPage(options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB', ...options });
+  leftovers.push(() => context.close());
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.errors = errors;
+  return page;
+}
+
+/** A shop on another origin whose page is whatever `html` is set to. */
+async function shopHost() {
+  let html = '<!doctype html><title>Shop</title><h1>Shop</h1>';
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  leftovers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }));
+  return {
+    origin: `http://127.0.0.1:${server.address().port}`,
+    setPage: (body) => { html = `<!doctype html><html lang="en"><head><title>Koffie shop</title></head><body><h1>Koffie shop</h1>${body}</body></html>`; },
+  };
+}
+
+async function decline(page) {
+  const reject = page.getByRole('button', { name: 'Reject all' });
+  if (await reject.isVisible()) await reject.click();
+}
+
+/** Signs up through the form, follows the mailed link, signs in. */
+async function signUp(page, name, email) {
+  await page.goto(`${node.url}/dashboard/signup`);
+  await decline(page);
+  await page.getByLabel('Your name').fill(name);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password (at least 10 characters)').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await page.getByRole('heading', { name: 'Check your email' }).waitFor();
+  const mail = await sink.waitFor(email);
+  const link = sink.link(mail, '/dashboard/verify/');
+  assert.ok(link, 'the mail has a verification link');
+  await page.goto(link);
+  await page.getByRole('heading', { name: 'Email confirmed' }).waitFor();
+  await page.goto(`${node.url}/dashboard/login`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Stores' }).waitFor();
+}
+
+describe('an owner, from sign-up to a shop whose assistant answers', () => {
+  test('sign up, verify, create a store, upload a catalog with a bad row, fix it, embed the tag, chat', async () => {
+    const shop = await shopHost();
+    const page = await freshPage();
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: node.url });
+    await signUp(page, 'Ada Koffie', 'ada@koffie.example');
+
+    await page.getByRole('link', { name: 'Create a store' }).click();
+    await page.getByLabel('Store name').fill('Koffie Co');
+    await page.getByLabel('Shop address').fill(`${shop.origin}/shop`);
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: 'Koffie Co' }).waitFor();
+
+    const feed = (text) => ({ name: 'feed.csv', mimeType: 'text/csv', buffer: Buffer.from(text.replaceAll('{shop}', shop.origin)) });
+    await page.getByLabel('Choose a feed file or drop it here').setInputFiles(feed(BAD_FEED));
+    await page.getByRole('button', { name: 'Upload' }).click();
+    const report = page.locator('#import-report');
+    await until(async () => (await report.textContent()).includes('Rejected rows'), 'the import report');
+    const row = report.locator('tbody tr').first();
+    assert.deepEqual(await row.locator('td').allTextContents().then((cells) => cells.slice(0, 3)), ['2', 'k-2', 'price']);
+    assert.ok((await row.locator('td').nth(3).textContent()).length > 0, 'the row has its reason');
+    await page.screenshot({ path: screenshotPath('dashboard-import-report.png'), fullPage: true });
+
+    await page.getByLabel('Choose a feed file or drop it here').setInputFiles(feed(GOOD_FEED));
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await until(async () => (await report.textContent()).includes('Imported 2 products'), 'the second import');
+
+    await page.getByRole('button', { name: 'Copy the tag' }).click();
+    await until(async () => (await page.locator('[data-copied-for="embed-tag"]').textContent()).length > 0, 'the copy');
+    const tag = await page.evaluate(() => navigator.clipboard.readText());
+    assert.match(tag, /^<script src="http:\/\/127\.0\.0\.1:\d+\/widget\.js" data-store="koffie-co" async><\/script>$/);
+    await page.screenshot({ path: screenshotPath('dashboard-desktop.png'), fullPage: true });
+    assert.deepEqual(page.errors, []);
+
+    // The tag on the shop's own page, on the origin the store allows.
+    shop.setPage(tag);
+    const shopper = await freshPage();
+    await shopper.goto(`${shop.origin}/shop`);
+    await ask(shopper, 'I want a burr grinder');
+    const text = await settledReply(shopper);
+    assert.match(text, /Burr Grinder/);
+    assert.ok(await shopper.locator('mikabot-widget .cards a').count() >= 1, 'a product card');
+    assert.deepEqual(shopper.errors, []);
+  });
+
+  test('the dashboard on a phone', async () => {
+    const page = await freshPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await signUp(page, 'Phone Owner', 'phone@koffie.example');
+    await page.getByRole('link', { name: 'Create a store' }).click();
+    await page.getByLabel('Store name').fill('Pocket Shop');
+    await page.getByLabel('Shop address').fill('https://pocket.example');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: 'Pocket Shop' }).waitFor();
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `no horizontal scrolling on a phone (page is ${width}px wide)`);
+    await page.screenshot({ path: screenshotPath('dashboard-phone.png'), fullPage: true });
+  });
+});
+
+describe('cookie consent', () => {
+  test('nothing optional before a choice; functional keeps the theme; withdrawing removes it', async () => {
+    const page = await freshPage({ colorScheme: 'light' });
+    await page.goto(`${node.url}/dashboard/login`);
+    const names = async () => (await page.context().cookies()).map((c) => c.name).sort();
+    assert.deepEqual(await names(), ['mikabot_csrf'], 'only the strictly necessary cookie');
+    assert.equal(await page.evaluate(() => localStorage.length), 0, 'no storage before a choice');
+    // Without consent the theme can be switched, but it is not kept.
+    await page.getByRole('button', { name: 'Dark theme' }).click();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    assert.equal(await page.evaluate(() => localStorage.length), 0);
+    await page.reload();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme ?? null), null);
+
+    await page.getByRole('link', { name: 'Customise' }).click();
+    await page.getByLabel(/Functional/).check();
+    await page.getByRole('button', { name: 'Save my choice' }).click();
+    await page.waitForURL(/\/dashboard\/login/);
+    assert.equal(await page.getByRole('button', { name: 'Reject all' }).count(), 0, 'the banner is gone');
+    await page.getByRole('button', { name: 'Dark theme' }).click();
+    await page.reload();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark', 'the theme survives a reload');
+    const consent = (await page.context().cookies()).find((c) => c.name === 'mikabot_consent');
+    assert.ok(consent && consent.expires * 1000 > Date.now() + 360 * 86400 * 1000, 'consent lasts 12 months');
+    await page.screenshot({ path: screenshotPath('dashboard-dark.png') });
+
+    await page.getByRole('link', { name: 'Cookie settings' }).click();
+    await page.getByLabel(/Functional/).uncheck();
+    await page.getByRole('button', { name: 'Save my choice' }).click();
+    await page.goto(`${node.url}/dashboard/login`);
+    assert.equal(await page.evaluate(() => localStorage.getItem('mikabot-theme')), null, 'the stored theme is gone');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme ?? null), null);
+    assert.ok(!(await names()).includes('mikabot_lang'));
+    assert.deepEqual(page.errors, []);
+  });
+});
+
+describe('roles', () => {
+  test('an invited agent sees the store but cannot open its settings', async () => {
+    const owner = await freshPage();
+    await signUp(owner, 'Owner', 'owner@roles.example');
+    await owner.getByRole('link', { name: 'Create a store' }).click();
+    await owner.getByLabel('Store name').fill('Role Shop');
+    await owner.getByLabel('Shop address').fill('https://roles.example');
+    await owner.getByRole('button', { name: 'Create' }).click();
+    await owner.getByRole('link', { name: 'Members' }).click();
+    await owner.getByLabel('Email').fill('agent@roles.example');
+    await owner.getByLabel('Role').selectOption('agent');
+    await owner.getByRole('button', { name: 'Send the invitation' }).click();
+    await owner.getByText('Invitation sent to agent@roles.example.').waitFor();
+    const invite = sink.link(await sink.waitFor('agent@roles.example'), '/dashboard/invites/');
+
+    const agent = await freshPage();
+    await signUp(agent, 'Agent', 'agent@roles.example');
+    await agent.goto(invite);
+    await agent.getByRole('button', { name: 'Accept the invitation' }).click();
+    await agent.getByRole('heading', { name: 'Role Shop' }).waitFor();
+    assert.equal(await agent.getByRole('link', { name: 'Settings', exact: true }).count(), 0, 'no settings link for an agent');
+    const response = await agent.goto(agent.url().replace(/\/?$/, '/settings'));
+    assert.equal(response.status(), 403);
+    await agent.getByRole('heading', { name: 'Not allowed' }).waitFor();
+  });
+});
