@@ -52,3 +52,193 @@ fn the_effective_config_prints_without_secrets() {
     assert!(stdout.contains("[redacted]"));
     assert!(!stdout.contains("sk-very-secret"));
 }
+
+/// Runs `mikabot ARGS` on `dir` with `stdin` as its standard input.
+fn provision(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = mikabot()
+        .args(args)
+        .env("MIKABOT__STORAGE__DATA_DIR", dir)
+        .env("MIKABOT__LOG__FILTER", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mikabot");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write the password");
+    child.wait_with_output().expect("mikabot ends")
+}
+
+#[test]
+fn operators_provision_accounts_and_stores_from_scripts_with_the_dashboards_rules() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ok = provision(
+        dir.path(),
+        &[
+            "create-owner",
+            "--email",
+            "Ada@Example.com",
+            "--name",
+            "Ada",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ada@example.com"));
+    let operator = provision(
+        dir.path(),
+        &[
+            "create-operator",
+            "--email",
+            "op@example.com",
+            "--name",
+            "Op",
+        ],
+        "another long password\n",
+    );
+    assert!(operator.status.success());
+
+    // The dashboard's messages, field by field.
+    for (args, stdin, message) in [
+        (
+            vec!["create-owner", "--email", "nope", "--name", "X"],
+            "correct horse battery\n",
+            "--email: an address like name@example.com",
+        ),
+        (
+            vec!["create-owner", "--email", "b@example.com", "--name", "X"],
+            "short\n",
+            "password: at least 10 characters",
+        ),
+        (
+            vec!["create-owner", "--email", "ada@example.com", "--name", "X"],
+            "correct horse battery\n",
+            "--email: an account with ada@example.com exists",
+        ),
+        (
+            vec![
+                "create-owner",
+                "--email",
+                "c@example.com",
+                "--name",
+                "X",
+                "--language",
+                "xx",
+            ],
+            "correct horse battery\n",
+            "--language: one of en, nl, fr, de, es, it",
+        ),
+        (
+            vec![
+                "create-store",
+                "--owner",
+                "nobody@example.com",
+                "--name",
+                "S",
+                "--url",
+                "https://s.example",
+            ],
+            "",
+            "--owner: no account has nobody@example.com",
+        ),
+        (
+            vec![
+                "create-store",
+                "--owner",
+                "ada@example.com",
+                "--name",
+                "S",
+                "--url",
+                "ftp://s",
+            ],
+            "",
+            "--url: the shop's address, like https://shop.example",
+        ),
+        (
+            vec![
+                "create-store",
+                "--owner",
+                "ada@example.com",
+                "--name",
+                "S",
+                "--id",
+                "Bad!",
+                "--url",
+                "https://s.example",
+            ],
+            "",
+            "--id: a store id is 1 to",
+        ),
+    ] {
+        let out = provision(dir.path(), &args, stdin);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    let store = provision(
+        dir.path(),
+        &[
+            "create-store",
+            "--owner",
+            "ada@example.com",
+            "--name",
+            "Koffie & Co",
+            "--url",
+            "https://koffie.example",
+        ],
+        "",
+    );
+    assert!(
+        store.status.success(),
+        "{}",
+        String::from_utf8_lossy(&store.stderr)
+    );
+    assert!(String::from_utf8_lossy(&store.stdout).contains("\"koffie-co\""));
+    let again = provision(
+        dir.path(),
+        &[
+            "create-store",
+            "--owner",
+            "ada@example.com",
+            "--name",
+            "Koffie & Co",
+            "--url",
+            "https://koffie.example",
+        ],
+        "",
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--id: another store has this id"));
+
+    let storage = mikabot::storage::Storage::open(dir.path(), 1 << 20).expect("open");
+    let ada = storage
+        .account_by_email("ada@example.com")
+        .expect("read")
+        .expect("account");
+    assert!(ada.verified && !ada.operator);
+    assert!(
+        storage
+            .account_by_email("op@example.com")
+            .expect("read")
+            .expect("account")
+            .operator
+    );
+    let id = mikabot_actors::ids::StoreId::parse("koffie-co").expect("id");
+    assert_eq!(
+        storage.member_role(&id, ada.id).expect("read"),
+        Some(mikabot::accounts::Role::Owner)
+    );
+    assert_eq!(
+        storage.accounts().expect("accounts").len(),
+        2,
+        "no refused command wrote anything"
+    );
+}
