@@ -978,7 +978,8 @@ async fn a_deleted_account_stops_its_stores_until_it_is_restored() {
     let page = owner.get("/dashboard/account").await;
     assert!(page.text().contains("Restore my account"));
     let page = owner.post("/dashboard/account/restore", &[]).await;
-    assert_eq!(page.status, 303);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("Your account is restored."));
     let mut shopper =
         Shopper::connect_from(&app.ws_url(&store), Some("https://shop.example")).await;
     shopper.hello(json!({})).await;
@@ -1216,5 +1217,66 @@ async fn without_smtp_mail_goes_to_the_outbox_of_the_nodes_own_machine() {
     assert_eq!(
         demo.get("/dashboard/stores/demo/settings").await.status,
         200
+    );
+}
+
+#[actix_web::test]
+async fn the_operator_token_lists_and_suspends_accounts() {
+    const TOKEN: &str = "operator-test-token-5e1f0a9b2c8d7e6f";
+    let sink = SmtpSink::start().await;
+    let app = node_with_mail(&sink, |s| {
+        s.operator.api_token = serde_json::from_value(json!(TOKEN)).expect("secret");
+    })
+    .await;
+    let mut ada = signed_up(&app, &sink, "Ada", "ada@example.com").await;
+    let base = format!("http://127.0.0.1:{}/v1/operator/accounts", app.port);
+    let client = reqwest::Client::new();
+    let refused = client.get(&base).send().await.expect("answer");
+    assert_eq!(refused.status().as_u16(), 401);
+    let list: serde_json::Value = client
+        .get(&base)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let accounts = list["accounts"].as_array().expect("a list");
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0]["email"], "ada@example.com");
+    let id = accounts[0]["id"].as_str().expect("id").to_owned();
+    let answer = client
+        .post(format!("{base}/{id}/suspend"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(
+        ada.get("/dashboard/stores").await.status,
+        303,
+        "the suspended account's sessions end"
+    );
+    let unknown = client
+        .post(format!("{base}/{}/suspend", AccountId::new()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unknown.status().as_u16(), 404);
+    let answer = client
+        .post(format!("{base}/{id}/unsuspend"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(
+        Owner::new(app.port)
+            .sign_in("ada@example.com", PASSWORD)
+            .await
+            .status,
+        303
     );
 }

@@ -328,7 +328,8 @@ pub async fn resend_verification(
     visitor
         .notices
         .push(format!("We sent a new link to {}.", me.email));
-    Ok(visitor.redirect("/dashboard/account"))
+    let html = account_page(&visitor, String::new(), Errors::default())?;
+    Ok(ok(visitor, html))
 }
 
 fn login_page(visitor: &Visitor, email: String, errors: Errors) -> Result<String, DashError> {
@@ -899,7 +900,12 @@ pub async fn restore(
         state.storage.flush().await.map_err(DashError::internal)?;
         super::stores::account_changed(&state, me.id).await?;
         tracing::info!(account = %me.id, "account restored");
+        if let Some(signed_in) = visitor.signed_in.as_mut() {
+            signed_in.account = me;
+        }
         visitor.notices.push("Your account is restored.".into());
+        let html = account_page(&visitor, String::new(), Errors::default())?;
+        return Ok(ok(visitor, html));
     }
     Ok(visitor.redirect("/dashboard/stores"))
 }

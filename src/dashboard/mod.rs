@@ -20,6 +20,7 @@ mod stores;
 pub mod tokens;
 pub mod visitor;
 
+pub use operator::set_suspended;
 pub use stores::{NewStore, create_store};
 
 use actix_web::http::{Method, StatusCode};

@@ -1,5 +1,6 @@
 //! HTTP routes and the state they share.
 
+mod accounts;
 pub mod address;
 pub mod assets;
 pub(crate) mod catalog;
@@ -110,6 +111,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/v1/stores/{store}/widget",
             web::get().to(assets::widget_settings),
+        )
+        .route("/v1/operator/accounts", web::get().to(accounts::list))
+        .route(
+            "/v1/operator/accounts/{account}/suspend",
+            web::post().to(accounts::suspend),
+        )
+        .route(
+            "/v1/operator/accounts/{account}/unsuspend",
+            web::post().to(accounts::unsuspend),
         )
         .route("/widget.js", web::get().to(assets::widget_js))
         .route("/widget.js", web::head().to(assets::widget_js))
