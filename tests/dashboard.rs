@@ -1183,11 +1183,34 @@ async fn without_smtp_mail_goes_to_the_outbox_of_the_nodes_own_machine() {
             ],
         )
         .await;
-    let page = visitor.get("/dashboard/outbox").await;
-    assert_eq!(page.status, 200, "a loopback browser reads the outbox");
-    assert!(page.text().contains("/dashboard/verify/"));
+    // A browser on the node's machine, at the node's public address. The
+    // mail goes out just after the answer.
+    visitor.extra = vec![("host".into(), "localhost:8080".into())];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = visitor.get("/dashboard/outbox").await;
+        assert_eq!(page.status, 200, "a loopback browser reads the outbox");
+        if page.text().contains("/dashboard/verify/") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the verification mail reaches the outbox"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut rebound = Owner::new(app.port);
+    rebound.extra = vec![("host".into(), "rebound.example:8080".into())];
+    assert_eq!(
+        rebound.get("/dashboard/outbox").await.status,
+        404,
+        "not under another name"
+    );
     let mut proxied = Owner::new(app.port);
-    proxied.extra = vec![("x-forwarded-for".into(), "203.0.113.9".into())];
+    proxied.extra = vec![
+        ("host".into(), "localhost:8080".into()),
+        ("x-forwarded-for".into(), "203.0.113.9".into()),
+    ];
     assert_eq!(
         proxied.get("/dashboard/outbox").await.status,
         404,
@@ -1278,5 +1301,183 @@ async fn the_operator_token_lists_and_suspends_accounts() {
             .await
             .status,
         303
+    );
+}
+
+#[actix_web::test]
+async fn an_invitation_to_a_deleted_store_does_not_open_one_made_later_under_its_id() {
+    let sink = SmtpSink::start().await;
+    let app = node_with_mail(&sink, |_| {}).await;
+    let mut attacker = signed_up(&app, &sink, "Mallory", "mallory@example.com").await;
+    let store = created_store(&mut attacker, "Acme", "https://acme.example").await;
+    let members = format!("/dashboard/stores/{store}/members");
+    attacker.get(&members).await;
+    attacker
+        .post(
+            &format!("{members}/invite"),
+            &[("email", "mallory2@example.com"), ("role", "owner")],
+        )
+        .await;
+    let invite = path_of(
+        &sink
+            .wait_for("mallory2@example.com")
+            .await
+            .link("/dashboard/invites/")
+            .expect("link"),
+    );
+    attacker
+        .get(&format!("/dashboard/stores/{store}/settings"))
+        .await;
+    let page = attacker
+        .post(
+            &format!("/dashboard/stores/{store}/delete"),
+            &[("confirm", store.as_str())],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    let mut victim = signed_up(&app, &sink, "Victim", "victim@example.com").await;
+    assert_eq!(
+        created_store(&mut victim, "Acme", "https://acme.example").await,
+        store
+    );
+    let mut second = signed_up(&app, &sink, "Mallory two", "mallory2@example.com").await;
+    assert_eq!(
+        second.get(&invite).await.status,
+        404,
+        "the invitation died with its store"
+    );
+    assert_eq!(second.post(&invite, &[]).await.status, 404);
+    assert_eq!(
+        second
+            .get(&format!("/dashboard/stores/{store}"))
+            .await
+            .status,
+        404
+    );
+}
+
+#[actix_web::test]
+async fn a_token_dies_when_its_maker_stops_being_an_owner() {
+    let sink = SmtpSink::start().await;
+    let app = node_with_mail(&sink, |_| {}).await;
+    let mut owner = signed_up(&app, &sink, "Ada", "ada@example.com").await;
+    let store = created_store(&mut owner, "Shop", "https://koffie.example").await;
+    let mut partner = signed_up(&app, &sink, "Bob", "bob@example.com").await;
+    let bob = app
+        .storage()
+        .account_by_email("bob@example.com")
+        .expect("read")
+        .expect("account")
+        .id;
+    let id = StoreId::parse(&store).expect("id");
+    app.storage()
+        .set_member(&id, bob, mikabot::accounts::Role::Owner)
+        .expect("member");
+    let tokens = format!("/dashboard/stores/{store}/tokens");
+    partner.get(&tokens).await;
+    let page = partner.post(&tokens, &[("name", "bob's script")]).await;
+    let token = page
+        .text()
+        .split_whitespace()
+        .find(|w| w.starts_with("mkb_"))
+        .expect("token")
+        .to_owned();
+    let url = format!("http://127.0.0.1:{}/v1/stores/{store}/catalog", app.port);
+    let client = reqwest::Client::new();
+    let status = |token: String| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            client
+                .put(url)
+                .bearer_auth(token)
+                .body(GOOD_FEED)
+                .send()
+                .await
+                .expect("answer")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(token.clone()).await, 200);
+    owner
+        .get(&format!("/dashboard/stores/{store}/members"))
+        .await;
+    let page = owner
+        .post(
+            &format!("/dashboard/stores/{store}/members/{bob}/remove"),
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        status(token).await,
+        401,
+        "removed from the store, the token opens nothing"
+    );
+}
+
+#[actix_web::test]
+async fn an_email_change_is_confirmed_only_by_the_signed_in_account_and_a_reset_cancels_it() {
+    let sink = SmtpSink::start().await;
+    let app = node_with_mail(&sink, |_| {}).await;
+    let mut ada = signed_up(&app, &sink, "Ada", "ada@example.com").await;
+    ada.get("/dashboard/account").await;
+    ada.post(
+        "/dashboard/account/email",
+        &[("email", "new@example.com"), ("password", PASSWORD)],
+    )
+    .await;
+    let link = path_of(
+        &sink
+            .wait_for("new@example.com")
+            .await
+            .link("/dashboard/email/")
+            .expect("link"),
+    );
+    let mut stranger = Owner::new(app.port);
+    assert_eq!(
+        stranger.get(&link).await.status,
+        303,
+        "a signed-out browser is sent to sign in"
+    );
+    let mut other = signed_up(&app, &sink, "Bob", "bob@example.com").await;
+    assert_eq!(
+        other.get(&link).await.status,
+        404,
+        "another account cannot confirm it"
+    );
+    // A password reset cancels the pending change.
+    let mut visitor = Owner::new(app.port);
+    visitor.get("/dashboard/forgot").await;
+    visitor
+        .post("/dashboard/forgot", &[("email", "ada@example.com")])
+        .await;
+    let reset = path_of(
+        &sink
+            .wait_for("ada@example.com")
+            .await
+            .link("/dashboard/reset/")
+            .expect("link"),
+    );
+    visitor.get(&reset).await;
+    assert_eq!(
+        visitor
+            .post(&reset, &[("password", "a brand new password")])
+            .await
+            .status,
+        200
+    );
+    let mut ada = Owner::new(app.port);
+    ada.sign_in("ada@example.com", "a brand new password").await;
+    assert_eq!(
+        ada.get(&link).await.status,
+        404,
+        "the pending change died with the reset"
+    );
+    assert!(
+        app.storage()
+            .account_by_email("ada@example.com")
+            .expect("read")
+            .is_some()
     );
 }

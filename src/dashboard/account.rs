@@ -161,32 +161,37 @@ pub async fn signup(
     };
     mail_allowed(&req, &state)?;
     visitor.remember_language(language.code());
+    // The password is hashed whether or not the address has an account,
+    // and the mail goes out after the answer: both paths take as long.
+    let password = body.password;
+    let hash = web::block(move || password::hash(&password))
+        .await
+        .map_err(DashError::internal)?
+        .map_err(DashError::internal)?;
     let existing = state
         .storage
         .account_by_email(&email)
         .map_err(DashError::internal)?;
+    let mail_state = state.clone();
+    let to = email.clone();
     if existing.is_some() {
         // The same answer as a new sign-up; the mail tells the owner of the
         // address what happened.
-        state
-            .postman
-            .send(Email {
-                to: email.clone(),
+        state.tasks.spawn(async move {
+            let notice = Email {
+                to,
                 subject: "Someone tried to sign up with your address".into(),
                 body: format!(
                     "Somebody (maybe you) tried to create a Mikabot account with this address, which already has one.\n\n\
                      Sign in: {0}/dashboard/login\nForgot your password? {0}/dashboard/forgot\n",
-                    state.public_url
+                    mail_state.public_url
                 ),
-            })
-            .await
-            .map_err(DashError::internal)?;
+            };
+            if let Err(error) = mail_state.postman.send(notice).await {
+                tracing::warn!(%error, "a sign-up notice was not sent");
+            }
+        });
     } else {
-        let password = body.password;
-        let hash = web::block(move || password::hash(&password))
-            .await
-            .map_err(DashError::internal)?
-            .map_err(DashError::internal)?;
         let account = Account {
             id: AccountId::new(),
             name,
@@ -208,7 +213,11 @@ pub async fn signup(
             .is_ok()
         {
             tracing::info!(account = %account.id, "account created");
-            send_verification(&state, &account).await?;
+            state.tasks.spawn(async move {
+                if let Err(error) = send_verification(&mail_state, &account).await {
+                    tracing::warn!(%error, "a verification link was not sent");
+                }
+            });
         }
     }
     let html = render(&Message {
@@ -271,19 +280,22 @@ pub async fn verify(
     let found = match token_digest(&path) {
         Some(digest) => state
             .storage
-            .take_link(&digest)
+            .take_link_if(&digest, |l| {
+                l.purpose == LinkPurpose::Verify && l.expires > now
+            })
             .map_err(DashError::internal)?,
         None => None,
     };
     let account = match found {
         Some(OneTimeLink {
-            purpose: LinkPurpose::Verify,
-            account: Some(id),
-            expires,
-        }) if expires > now => state.storage.account(id).map_err(DashError::internal)?,
+            account: Some(id), ..
+        }) => state
+            .storage
+            .update_account(id, |a| a.verified = true)
+            .map_err(DashError::internal)?,
         _ => None,
     };
-    let Some(mut account) = account else {
+    let Some(account) = account else {
         let html = message(
             &visitor,
             "This link does not work",
@@ -292,11 +304,6 @@ pub async fn verify(
         )?;
         return Ok(visitor.page(StatusCode::NOT_FOUND, html));
     };
-    account.verified = true;
-    state
-        .storage
-        .put_account(&account)
-        .map_err(DashError::internal)?;
     state.storage.flush().await.map_err(DashError::internal)?;
     let next = if visitor.signed_in.is_some() {
         ("/dashboard/stores", "Go to your stores")
@@ -332,10 +339,16 @@ pub async fn resend_verification(
     Ok(ok(visitor, html))
 }
 
-fn login_page(visitor: &Visitor, email: String, errors: Errors) -> Result<String, DashError> {
+fn login_page(
+    visitor: &Visitor,
+    email: String,
+    back: &str,
+    errors: Errors,
+) -> Result<String, DashError> {
     render(&Login {
         chrome: Chrome::of(visitor, "Sign in"),
         email,
+        back: safe_back(back).unwrap_or("").to_owned(),
         errors,
     })
 }
@@ -343,9 +356,10 @@ fn login_page(visitor: &Visitor, email: String, errors: Errors) -> Result<String
 pub async fn login_form(
     req: HttpRequest,
     state: web::Data<AppState>,
+    query: web::Query<BackQuery>,
 ) -> Result<HttpResponse, DashError> {
     let visitor = Visitor::of(&req, &state)?;
-    let html = login_page(&visitor, String::new(), Errors::default())?;
+    let html = login_page(&visitor, String::new(), &query.back, Errors::default())?;
     Ok(ok(visitor, html))
 }
 
@@ -374,7 +388,7 @@ pub async fn login(
     let email = match validate::email(&body.email) {
         Ok(email) => email,
         Err(e) => {
-            let html = login_page(&visitor, body.email, e.into())?;
+            let html = login_page(&visitor, body.email, &body.back, e.into())?;
             return Ok(visitor.page(StatusCode::UNPROCESSABLE_ENTITY, html));
         }
     };
@@ -402,6 +416,7 @@ pub async fn login(
         let html = login_page(
             &visitor,
             email,
+            &body.back,
             FieldError::new("", "Wrong email or password.").into(),
         )?;
         return Ok(visitor.page(StatusCode::UNAUTHORIZED, html));
@@ -410,6 +425,7 @@ pub async fn login(
         let html = login_page(
             &visitor,
             email,
+            &body.back,
             FieldError::new("", "This account is suspended by the node's operator.").into(),
         )?;
         return Ok(visitor.page(StatusCode::FORBIDDEN, html));
@@ -502,32 +518,15 @@ pub async fn forgot(
         }
     };
     mail_allowed(&req, &state)?;
-    if let Some(account) = state
-        .storage
-        .account_by_email(&email)
-        .map_err(DashError::internal)?
-        && !account.suspended
-    {
-        // Only the newest reset link works.
-        state
-            .storage
-            .remove_links_of(account.id, |p| *p == LinkPurpose::Reset)
-            .map_err(DashError::internal)?;
-        let link = OneTimeLink {
-            purpose: LinkPurpose::Reset,
-            account: Some(account.id),
-            expires: now_secs() + state.dashboard.reset_link_minutes * 60,
-        };
-        send_link(
-            &state,
-            &account.email,
-            link,
-            "/dashboard/reset/",
-            "Reset your Mikabot password",
-            "Choose a new password for Mikabot:",
-        )
-        .await?;
-    }
+    // Looked up and mailed after the answer, which is the same either way
+    // and as quick.
+    let mail_state = state.clone();
+    let address = email.clone();
+    state.tasks.spawn(async move {
+        if let Err(error) = send_reset(&mail_state, &address).await {
+            tracing::warn!(%error, "a reset link was not sent");
+        }
+    });
     let html = message(
         &visitor,
         "Check your email",
@@ -535,6 +534,37 @@ pub async fn forgot(
         None,
     )?;
     Ok(ok(visitor, html))
+}
+
+/// Mails a reset link to `email`'s account, if it has one and is not
+/// suspended; only the newest reset link works.
+async fn send_reset(state: &AppState, email: &str) -> Result<(), DashError> {
+    let Some(account) = state
+        .storage
+        .account_by_email(email)
+        .map_err(DashError::internal)?
+        .filter(|a| !a.suspended)
+    else {
+        return Ok(());
+    };
+    state
+        .storage
+        .remove_links_of(account.id, |p| *p == LinkPurpose::Reset)
+        .map_err(DashError::internal)?;
+    let link = OneTimeLink {
+        purpose: LinkPurpose::Reset,
+        account: Some(account.id),
+        expires: now_secs() + state.dashboard.reset_link_minutes * 60,
+    };
+    send_link(
+        state,
+        &account.email,
+        link,
+        "/dashboard/reset/",
+        "Reset your Mikabot password",
+        "Choose a new password for Mikabot:",
+    )
+    .await
 }
 
 /// The reset link's account, if the link is live.
@@ -614,29 +644,35 @@ pub async fn reset(
     };
     let link = state
         .storage
-        .take_link(&digest)
+        .take_link_if(&digest, |l| l.purpose == LinkPurpose::Reset)
         .map_err(DashError::internal)?;
     let Some(OneTimeLink {
-        purpose: LinkPurpose::Reset,
-        account: Some(id),
-        ..
+        account: Some(id), ..
     }) = link
     else {
         return dead_link(visitor);
     };
-    let Some(mut account) = state.storage.account(id).map_err(DashError::internal)? else {
-        return dead_link(visitor);
-    };
     let password = body.password;
-    account.password_hash = web::block(move || password::hash(&password))
+    let hash = web::block(move || password::hash(&password))
         .await
         .map_err(DashError::internal)?
         .map_err(DashError::internal)?;
     // Following the link proves the address too.
-    account.verified = true;
+    let Some(account) = state
+        .storage
+        .update_account(id, |a| {
+            a.password_hash = hash.clone();
+            a.verified = true;
+        })
+        .map_err(DashError::internal)?
+    else {
+        return dead_link(visitor);
+    };
+    // Whatever else was pending (an email change asked for by whoever knew
+    // the old password) dies with it.
     state
         .storage
-        .put_account(&account)
+        .remove_links_of(account.id, |_| true)
         .map_err(DashError::internal)?;
     state
         .storage
@@ -681,12 +717,25 @@ pub struct ChangeEmailBody {
 }
 
 /// Whether `given` is the account's password (checked on a blocking
-/// thread).
-async fn password_matches(account: &Account, given: String) -> Result<bool, DashError> {
+/// thread). Failures count against the account's sign-in throttle, so a
+/// stolen session cannot guess the password faster than sign-in can.
+async fn password_matches(
+    state: &AppState,
+    account: &Account,
+    given: String,
+) -> Result<bool, DashError> {
+    let key = secret::digest(&account.email);
+    if let Some(wait) = state.login_by_account.lockout(&key) {
+        return Err(DashError::TooMany(wait));
+    }
     let stored = account.password_hash.clone();
-    web::block(move || password::verify(&given, &stored))
+    let matches = web::block(move || password::verify(&given, &stored))
         .await
-        .map_err(DashError::internal)
+        .map_err(DashError::internal)?;
+    if !matches {
+        state.login_by_account.failed(key);
+    }
+    Ok(matches)
 }
 
 pub async fn change_email(
@@ -710,7 +759,7 @@ pub async fn change_email(
         Ok(email) => email,
         Err(e) => return refuse(visitor, body.email, e, StatusCode::UNPROCESSABLE_ENTITY),
     };
-    if !password_matches(&me, body.password).await? {
+    if !password_matches(&state, &me, body.password).await? {
         return refuse(
             visitor,
             email,
@@ -748,10 +797,18 @@ pub async fn confirm_email(
     path: web::Path<String>,
 ) -> Result<HttpResponse, DashError> {
     let visitor = Visitor::of(&req, &state)?;
+    // Confirmed only by the account's own signed-in browser: a link mailed
+    // to a victim cannot bind their address to somebody else's account.
+    let me = visitor.require_active()?.account.id;
+    let now = now_secs();
     let link = match token_digest(&path) {
         Some(digest) => state
             .storage
-            .take_link(&digest)
+            .take_link_if(&digest, |l| {
+                matches!(l.purpose, LinkPurpose::ChangeEmail { .. })
+                    && l.account == Some(me)
+                    && l.expires > now
+            })
             .map_err(DashError::internal)?,
         None => None,
     };
@@ -790,6 +847,18 @@ pub async fn confirm_email(
         return Ok(visitor.page(StatusCode::CONFLICT, html));
     }
     state.storage.flush().await.map_err(DashError::internal)?;
+    // The old address hears of it, in case it was not its owner's doing.
+    let notice = Email {
+        to: account.email.clone(),
+        subject: "Your Mikabot address was changed".into(),
+        body: format!(
+            "The address of your Mikabot account was changed to {email}.\n\nIf you did not do this, reset your password: {}/dashboard/forgot\n",
+            state.public_url
+        ),
+    };
+    if let Err(error) = state.postman.send(notice).await {
+        tracing::warn!(%error, "the old address could not be told of the change");
+    }
     let html = message(
         &visitor,
         "Email changed",
@@ -813,14 +882,14 @@ pub async fn change_password(
     body: web::Bytes,
 ) -> Result<HttpResponse, DashError> {
     let mut visitor = Visitor::of(&req, &state)?;
-    let mut me = visitor.require_active()?.account.clone();
+    let me = visitor.require_active()?.account.clone();
     let body: ChangePasswordBody = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
     if let Err(e) = validate::new_password("password", &body.password) {
         let html = account_page(&visitor, String::new(), e.into())?;
         return Ok(visitor.page(StatusCode::UNPROCESSABLE_ENTITY, html));
     }
-    if !password_matches(&me, body.current).await? {
+    if !password_matches(&state, &me, body.current).await? {
         let html = account_page(
             &visitor,
             String::new(),
@@ -829,19 +898,32 @@ pub async fn change_password(
         return Ok(visitor.page(StatusCode::UNAUTHORIZED, html));
     }
     let password = body.password;
-    me.password_hash = web::block(move || password::hash(&password))
+    let hash = web::block(move || password::hash(&password))
         .await
         .map_err(DashError::internal)?
         .map_err(DashError::internal)?;
+    let Some(me) = state
+        .storage
+        .update_account(me.id, |a| a.password_hash = hash.clone())
+        .map_err(DashError::internal)?
+    else {
+        return Err(DashError::SignIn("/dashboard/account".into()));
+    };
     state
         .storage
-        .put_account(&me)
+        .remove_links_of(me.id, |_| true)
         .map_err(DashError::internal)?;
-    // Every other browser is signed out; this one gets a new session.
+    // Every other browser is signed out; this one gets a new session,
+    // unless the account was suspended meanwhile.
     state
         .storage
         .delete_sessions_of(me.id)
         .map_err(DashError::internal)?;
+    if me.suspended || me.deleted_at.is_some() {
+        visitor.sign_out(&state)?;
+        state.storage.flush().await.map_err(DashError::internal)?;
+        return Ok(visitor.redirect("/dashboard/login"));
+    }
     visitor.sign_in(&state, me)?;
     state.storage.flush().await.map_err(DashError::internal)?;
     visitor
@@ -857,10 +939,10 @@ pub async fn delete(
     body: web::Bytes,
 ) -> Result<HttpResponse, DashError> {
     let mut visitor = Visitor::of(&req, &state)?;
-    let mut me = visitor.require_active()?.account.clone();
+    let me = visitor.require_active()?.account.clone();
     let body: PasswordBody = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
-    if !password_matches(&me, body.password).await? {
+    if !password_matches(&state, &me, body.password).await? {
         let html = account_page(
             &visitor,
             String::new(),
@@ -868,11 +950,14 @@ pub async fn delete(
         )?;
         return Ok(visitor.page(StatusCode::UNAUTHORIZED, html));
     }
-    me.deleted_at = Some(now_secs());
-    state
+    let now = now_secs();
+    let Some(me) = state
         .storage
-        .put_account(&me)
-        .map_err(DashError::internal)?;
+        .update_account(me.id, |a| a.deleted_at = Some(now))
+        .map_err(DashError::internal)?
+    else {
+        return Err(DashError::SignIn("/dashboard/account".into()));
+    };
     state.storage.flush().await.map_err(DashError::internal)?;
     super::stores::account_changed(&state, me.id).await?;
     tracing::info!(account = %me.id, "account deleted; restorable for 30 days");
@@ -888,15 +973,20 @@ pub async fn restore(
     body: web::Bytes,
 ) -> Result<HttpResponse, DashError> {
     let mut visitor = Visitor::of(&req, &state)?;
-    let mut me = visitor.require()?.account.clone();
+    let me = visitor.require()?.account.clone();
     let body: CsrfOnly = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
-    if me.deleted_at.is_some() {
-        me.deleted_at = None;
-        state
+    let restorable = me
+        .restorable_until()
+        .is_some_and(|until| now_secs() < until);
+    if restorable {
+        let Some(me) = state
             .storage
-            .put_account(&me)
-            .map_err(DashError::internal)?;
+            .update_account(me.id, |a| a.deleted_at = None)
+            .map_err(DashError::internal)?
+        else {
+            return Err(DashError::SignIn("/dashboard/account".into()));
+        };
         state.storage.flush().await.map_err(DashError::internal)?;
         super::stores::account_changed(&state, me.id).await?;
         tracing::info!(account = %me.id, "account restored");

@@ -65,6 +65,11 @@ pub async fn decide(
         "custom" => (body.functional == "on", body.analytics == "on"),
         _ => return Err(DashError::BadForm),
     };
+    if let Some(key) = super::account::client(&req, &state)
+        && state.consent_decisions.check_key(&key).is_err()
+    {
+        return Err(DashError::TooMany(std::time::Duration::from_secs(3600)));
+    }
     let record = ConsentRecord {
         id: Uuid::new_v4(),
         time: now_secs(),

@@ -270,7 +270,9 @@ pub async fn accept(
     }
     let taken = state
         .storage
-        .take_link(&secret::digest(&path))
+        .take_link_if(&secret::digest(&path), |l| {
+            matches!(l.purpose, LinkPurpose::Invite { .. })
+        })
         .map_err(DashError::internal)?;
     let Some(OneTimeLink {
         purpose: LinkPurpose::Invite { store, role, .. },

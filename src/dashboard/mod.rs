@@ -259,9 +259,14 @@ pub fn served(
     Ok(false)
 }
 
+/// Cookie-consent decisions one client address may record an hour (each is
+/// a record on disk).
+pub const CONSENT_DECISIONS_PER_HOUR: u32 = 30;
+
 /// Periodic upkeep: forgets idle throttle entries, removes expired sessions
 /// and links.
 pub fn housekeeping(state: &web::Data<crate::http::AppState>) {
+    state.consent_decisions.retain_recent();
     state.login_by_account.sweep();
     state.login_by_address.sweep();
     state.email_requests.retain_recent();

@@ -143,7 +143,18 @@ pub async fn outbox(
         .is_some_and(|me| me.account.operator && me.account.deleted_at.is_none());
     let forwarded =
         req.headers().contains_key("x-forwarded-for") || req.headers().contains_key("forwarded");
-    let local = req.peer_addr().is_some_and(|a| a.ip().is_loopback()) && !forwarded;
+    // The Host must be the public URL's own: a page on a rebound DNS name
+    // that points at 127.0.0.1 does not get in.
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let own_host = state
+        .public_origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host));
+    let local = req.peer_addr().is_some_and(|a| a.ip().is_loopback()) && !forwarded && own_host;
     if !operator && !local {
         return Err(DashError::NotFound);
     }

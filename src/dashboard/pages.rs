@@ -142,7 +142,7 @@ pub struct SignupForm {
 }
 
 page!(Signup, "signup.html" { form: SignupForm, errors: Errors, languages: &'static [(&'static str, &'static str)] });
-page!(Login, "login.html" { email: String, errors: Errors });
+page!(Login, "login.html" { email: String, back: String, errors: Errors });
 page!(Forgot, "forgot.html" { email: String, errors: Errors });
 page!(Reset, "reset.html" { token: String, errors: Errors });
 page!(AccountPage, "account.html" {

@@ -381,7 +381,7 @@ impl Visitor {
 
 /// Whether a state change comes from the node's own pages: a browser's
 /// `Sec-Fetch-Site` must not say another site, and an `Origin`, when sent,
-/// must be the node's (its public URL's, or the Host it was reached at).
+/// must be `server.public_url`'s.
 fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
     let site = req
         .headers()
@@ -396,12 +396,9 @@ fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    let origin = origin.to_ascii_lowercase();
-    if origin == state.public_origin {
-        return true;
-    }
-    let info = req.connection_info();
-    origin == format!("{}://{}", info.scheme(), info.host()).to_ascii_lowercase()
+    // Only the public URL's origin: a Host-derived one would let a page on
+    // a rebound DNS name pass as the node's own.
+    origin.eq_ignore_ascii_case(&state.public_origin)
 }
 
 /// A form with nothing but its CSRF token (a button).

@@ -83,6 +83,8 @@ pub struct AppState {
     pub login_by_address: operator::FailureThrottle<ClientKey>,
     /// Emails (sign-ups, links) asked for, by client address.
     pub email_requests: DefaultKeyedRateLimiter<ClientKey>,
+    /// Cookie-consent decisions recorded, by client address.
+    pub consent_decisions: DefaultKeyedRateLimiter<ClientKey>,
     /// The threads store actors run on, to serve a store created or
     /// restored from the dashboard.
     pub store_threads: Arc<crate::startup::StoreThreads>,

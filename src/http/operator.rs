@@ -19,9 +19,9 @@ use crate::http::AppState;
 use crate::http::address::ClientKey;
 use crate::http::error::{ApiCode, ApiError};
 
-/// Keys whose failures are remembered at once, at most: beyond it new
-/// keys' failures are not counted until old ones age out (the map cannot be
-/// grown without bound by rotating keys).
+/// Keys whose failures are remembered at once, at most; when full, the key
+/// with the oldest last failure is forgotten to make room (the map cannot
+/// be grown without bound by rotating keys).
 const MAX_TRACKED_KEYS: usize = 65_536;
 
 /// Failed authentications by key (a client address, an account): at most
@@ -78,7 +78,22 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
         let now = Instant::now();
         let mut failures = self.failures();
         if failures.len() >= MAX_TRACKED_KEYS && !failures.contains_key(&key) {
-            return;
+            // Full: the key whose last failure is oldest makes room, so a
+            // flood of new keys cannot stop failures from being counted.
+            failures.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
+            if failures.len() >= MAX_TRACKED_KEYS {
+                let oldest = failures
+                    .iter()
+                    .min_by_key(|(_, times)| times.back().copied())
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    failures.remove(&oldest);
+                }
+            }
         }
         let times = failures.entry(key).or_default();
         times.push_back(now);

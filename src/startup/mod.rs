@@ -241,6 +241,10 @@ impl Application {
             email_requests: RateLimiter::keyed(Quota::per_hour(
                 NonZeroU32::new(dashboard.emails_per_address_per_hour).unwrap_or(NonZeroU32::MIN),
             )),
+            consent_decisions: RateLimiter::keyed(Quota::per_hour(
+                NonZeroU32::new(crate::dashboard::CONSENT_DECISIONS_PER_HOUR)
+                    .unwrap_or(NonZeroU32::MIN),
+            )),
             dashboard,
             postman,
             store_threads: Arc::clone(&store_threads),

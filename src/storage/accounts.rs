@@ -284,6 +284,38 @@ impl Storage {
         }
     }
 
+    /// Changes one account atomically from its stored state (`change` may
+    /// run more than once under contention): a field written here never
+    /// undoes another request's change. The account afterwards, if it
+    /// exists.
+    pub fn update_account(
+        &self,
+        id: AccountId,
+        change: impl Fn(&mut Account),
+    ) -> Result<Option<Account>, StorageError> {
+        let mut corrupt = None;
+        let updated = self.accounts.update_and_fetch(id.as_bytes(), |old| {
+            let old = old?;
+            match decode::<AccountV1>("accounts", old) {
+                Ok(record) => {
+                    let mut account = Account::from(record);
+                    change(&mut account);
+                    Some(encode(&AccountV1::from(&account)))
+                }
+                Err(e) => {
+                    corrupt = Some(e);
+                    Some(old.to_vec())
+                }
+            }
+        })?;
+        if let Some(e) = corrupt {
+            return Err(e);
+        }
+        updated
+            .map(|v| decode::<AccountV1>("accounts", &v).map(Account::from))
+            .transpose()
+    }
+
     pub fn account(&self, id: AccountId) -> Result<Option<Account>, StorageError> {
         self.accounts
             .get(id.as_bytes())?
@@ -458,6 +490,28 @@ impl Storage {
             .remove(digest)?
             .map(|v| Self::decode_link(&v))
             .transpose()
+    }
+
+    /// Removes a link and returns it, if it is one `which` accepts: a link
+    /// followed at the wrong address is left alone, and of two requests
+    /// using one link, one gets it.
+    pub fn take_link_if(
+        &self,
+        digest: &[u8; 32],
+        which: impl Fn(&OneTimeLink) -> bool,
+    ) -> Result<Option<OneTimeLink>, StorageError> {
+        let Some(value) = self.links.get(digest)? else {
+            return Ok(None);
+        };
+        let link = Self::decode_link(&value)?;
+        if !which(&link) {
+            return Ok(None);
+        }
+        let taken = self
+            .links
+            .compare_and_swap(digest, Some(value), None::<&[u8]>)?
+            .is_ok();
+        Ok(taken.then_some(link))
     }
 
     /// Removes the links of an account with the given purpose kind (older
@@ -675,6 +729,19 @@ impl Storage {
         }
         for (account, _) in self.members(store)? {
             self.remove_member(store, account)?;
+        }
+        // An invitation to a deleted store must not open a store created
+        // later under the same id.
+        for entry in self.links.iter() {
+            let (digest, value) = entry?;
+            if let Ok(OneTimeLink {
+                purpose: LinkPurpose::Invite { store: invited, .. },
+                ..
+            }) = Self::decode_link(&value)
+                && &invited == store
+            {
+                self.links.remove(digest)?;
+            }
         }
         self.generations.remove(keys::store(store))?;
         self.stores.remove(keys::store(store))?;
