@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { launchBrowser, screenshotPath, settledReply, startNode, startSmtpSink, until, ask } from './helpers.mjs';
@@ -207,5 +208,86 @@ describe('roles', () => {
     const response = await agent.goto(agent.url().replace(/\/?$/, '/settings'));
     assert.equal(response.status(), 403);
     await agent.getByRole('heading', { name: 'Not allowed' }).waitFor();
+  });
+});
+
+describe('accessibility', () => {
+  // axe-core is injected as a script, which the dashboard's CSP forbids:
+  // this context alone bypasses the CSP to run the audit.
+  const AXE = path.join(import.meta.dirname, 'node_modules', 'axe-core', 'axe.min.js');
+
+  async function audit(page, what) {
+    await page.addScriptTag({ path: AXE });
+    const result = await page.evaluate(() => window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    }));
+    const found = result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    assert.deepEqual(found, [], `${what} has WCAG 2.1 AA violations`);
+  }
+
+  for (const scheme of ['light', 'dark']) {
+    test(`every kind of dashboard page passes an axe WCAG 2.1 AA audit (${scheme} theme)`, async () => {
+      const page = await freshPage({ bypassCSP: true, colorScheme: scheme });
+      await page.goto(`${node.url}/dashboard/login`);
+      await audit(page, 'sign-in with the consent banner');
+      await signUp(page, 'Audit', `audit-${scheme}@a11y.example`);
+      await page.getByRole('link', { name: 'Create a store' }).click();
+      await audit(page, 'the new store form');
+      await page.getByLabel('Store name').fill(`Audit Shop ${scheme}`);
+      await page.getByLabel('Shop address').fill('https://audit.example');
+      await page.getByRole('button', { name: 'Create' }).click();
+      await page.getByRole('heading', { name: `Audit Shop ${scheme}` }).waitFor();
+      const store = page.url();
+      for (const [where, title] of [
+        ['', 'the store overview'], ['/settings', 'the settings'], ['/members', 'the members'], ['/tokens', 'the tokens'],
+      ]) {
+        await page.goto(`${store}${where}`);
+        await audit(page, title);
+      }
+      for (const where of ['/dashboard/stores', '/dashboard/account', '/dashboard/consent', '/dashboard/signup']) {
+        await page.goto(`${node.url}${where}`);
+        await audit(page, where);
+      }
+      // A form with refused fields.
+      await page.goto(`${store}/settings`);
+      await page.getByLabel('Colour (#rrggbb)').fill('blue');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByText('expected #rrggbb').waitFor();
+      await audit(page, 'the settings with a refused field');
+    });
+  }
+
+  test('signing in and creating a store work with the keyboard alone', async () => {
+    const page = await freshPage();
+    await signUp(page, 'Keys', 'keys@a11y.example');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/dashboard\/login/);
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content', 'the skip link comes first');
+    await page.keyboard.press('Enter');
+    // From the main content: the email field, then the password, then submit.
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'f-email');
+    await page.keyboard.type('keys@a11y.example');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'f-password');
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Stores' }).waitFor();
+    const focusRing = await page.evaluate(() => {
+      const link = [...document.querySelectorAll('a')].find((a) => a.textContent === 'Create a store');
+      link.focus();
+      return getComputedStyle(link).outlineStyle;
+    });
+    assert.notEqual(focusRing, 'none', 'focus is visible');
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Store name').focus();
+    await page.keyboard.type('Keyboard Shop');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('https://keys.example');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Keyboard Shop' }).waitFor();
+    assert.deepEqual(page.errors, []);
   });
 });
