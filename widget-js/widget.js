@@ -648,6 +648,12 @@
   }
 
   function start(settings) {
+    // The dashboard's live preview shows settings not saved yet; they change
+    // only how this page draws the widget.
+    var preview = script.getAttribute('data-preview-settings');
+    if (preview && settings) {
+      try { var p = JSON.parse(preview); for (var k in p) settings[k] = p[k]; } catch (e) { /* saved settings */ }
+    }
     if (settings) {
       ['title', 'color', 'greeting', 'avatar_url', 'position', 'url'].forEach(function (k) {
         if (typeof settings[k] === 'string' && settings[k]) cfg[k] = settings[k];

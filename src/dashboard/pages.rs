@@ -265,4 +265,6 @@ pub struct Preview {
     pub lang: &'static str,
     pub name: String,
     pub store: String,
+    /// Unsaved widget settings as JSON (empty: the saved ones).
+    pub overrides: String,
 }

@@ -326,17 +326,63 @@ pub async fn overview(
     Ok(ok(visitor, html))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PreviewQuery {
+    color: Option<String>,
+    title: Option<String>,
+    avatar_url: Option<String>,
+    greeting: Option<String>,
+    position: Option<String>,
+    language: Option<String>,
+}
+
+/// The widget on a page of the node. With settings in the query (the
+/// settings form's unsaved values), they are checked as a save would check
+/// them and drawn instead of the saved ones; refused values are not.
 pub async fn preview(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<PreviewQuery>,
 ) -> Result<HttpResponse, DashError> {
     let visitor = Visitor::of(&req, &state)?;
     let (_, profile, _) = member(&visitor, &state, &path, Role::Viewer)?;
+    let query = query.into_inner();
+    let asked = query.color.is_some() || query.title.is_some() || query.greeting.is_some();
+    let mut shown = profile.clone();
+    let overrides = WidgetSettingsBody {
+        color: query.color.filter(|c| !c.trim().is_empty()),
+        title: query.title,
+        avatar_url: query.avatar_url,
+        greeting: query.greeting,
+        position: match query.position.as_deref() {
+            Some("left") => Some(Corner::Left),
+            Some("right") => Some(Corner::Right),
+            _ => None,
+        },
+        language: query.language,
+        allowed_origins: None,
+    };
+    let overrides = if asked && apply_widget_settings(overrides, &mut shown).is_ok() {
+        let b = &shown.branding;
+        json!({
+            "title": if b.title.is_empty() { &shown.name } else { &b.title },
+            "color": b.color,
+            "avatar_url": b.avatar_url,
+            "greeting": b.greeting,
+            "position": match b.position { Corner::Right => "right", Corner::Left => "left" },
+            "language": shown.default_language.code(),
+        })
+        .to_string()
+    } else {
+        String::new()
+    };
     let html = render(&Preview {
-        lang: profile.default_language.code(),
+        lang: shown.default_language.code(),
         name: profile.name.clone(),
         store: profile.id.as_str().to_owned(),
+        overrides,
     })?;
     let mut response = ok(visitor, html);
     let headers = response.headers_mut();

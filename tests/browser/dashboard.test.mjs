@@ -147,6 +147,47 @@ describe('an owner, from sign-up to a shop whose assistant answers', () => {
   });
 });
 
+describe('store settings', () => {
+  test('the preview draws unsaved settings as they are typed, and saving keeps them', async () => {
+    const page = await freshPage();
+    await signUp(page, 'Preview', 'preview@settings.example');
+    await page.getByRole('link', { name: 'Create a store' }).click();
+    await page.getByLabel('Store name').fill('Preview Shop');
+    await page.getByLabel('Shop address').fill('https://preview.example');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('link', { name: 'Settings', exact: true }).click();
+    const frame = page.frameLocator('iframe[data-preview]');
+    const launcher = frame.locator('mikabot-widget .launcher');
+    await launcher.waitFor();
+    await page.getByLabel('Colour (#rrggbb)').fill('#aa3300');
+    await page.getByLabel('Title').fill('Ask Preview');
+    await page.getByLabel('Corner').selectOption('left');
+    await until(async () => {
+      const l = page.frameLocator('iframe[data-preview]').locator('mikabot-widget .launcher');
+      try {
+        return (await l.evaluate((el) => getComputedStyle(el).backgroundColor, null, { timeout: 500 })) === 'rgb(170, 51, 0)';
+      } catch { return false; }
+    }, 'the preview in the new colour');
+    const moved = page.frameLocator('iframe[data-preview]').locator('mikabot-widget .launcher');
+    const box = await moved.boundingBox();
+    const frameBox = await page.locator('iframe[data-preview]').boundingBox();
+    assert.ok(box.x - frameBox.x < frameBox.width / 2, 'the launcher moved to the left corner');
+    assert.equal(await moved.getAttribute('aria-label'), 'Open chat: Ask Preview');
+    // A refused value is refused by the save, with its field named.
+    await page.getByLabel('Colour (#rrggbb)').fill('blue');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('expected #rrggbb').waitFor();
+    await page.getByLabel('Colour (#rrggbb)').fill('#aa3300');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Settings saved.').waitFor();
+    const settings = await (await fetch(`${node.url}/v1/stores/preview-shop/widget`)).json();
+    assert.equal(settings.color, '#aa3300');
+    assert.equal(settings.title, 'Ask Preview');
+    assert.equal(settings.position, 'left');
+    assert.deepEqual(page.errors, []);
+  });
+});
+
 describe('cookie consent', () => {
   test('nothing optional before a choice; functional keeps the theme; withdrawing removes it', async () => {
     const page = await freshPage({ colorScheme: 'light' });

@@ -61,6 +61,27 @@ for (const button of document.querySelectorAll('[data-copy]')) {
   });
 }
 
+// The settings' live preview: the widget redrawn with the form's unsaved
+// look, a moment after the owner stops typing.
+const settingsForm = document.getElementById('settings-form');
+const previewFrame = document.querySelector('iframe[data-preview]');
+if (settingsForm && previewFrame) {
+  const base = previewFrame.getAttribute('src');
+  let timer = null;
+  const redraw = () => {
+    const query = new URLSearchParams();
+    for (const name of ['color', 'title', 'avatar_url', 'greeting', 'position', 'language']) {
+      const field = settingsForm.elements.namedItem(name);
+      if (field) query.set(name, field.value);
+    }
+    previewFrame.setAttribute('src', `${base}?${query}`);
+  };
+  settingsForm.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(redraw, 400);
+  });
+}
+
 function cell(row, text) {
   const td = document.createElement('td');
   td.textContent = text ?? '';
