@@ -40,8 +40,13 @@ pub struct OutboxEntry {
 /// Why a message was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum EmailError {
-    #[error("the address {0:?} cannot receive mail")]
-    Address(String),
+    /// The configured sender is not a mailbox.
+    #[error("email.from {0:?} is not a mailbox")]
+    From(String),
+    /// A recipient's address cannot be written as a mailbox (the address
+    /// itself is not in the error, which may be logged).
+    #[error("a recipient's address cannot receive mail")]
+    Address,
     #[error("the message could not be built: {0}")]
     Build(String),
     #[error("the SMTP server refused or could not be reached: {0}")]
@@ -69,7 +74,7 @@ impl Postman {
     /// A postman for the settings (validated: `from` is a mailbox).
     pub fn new(settings: &EmailSettings) -> Result<Self, EmailError> {
         let from = parse_mailbox(&settings.from)
-            .ok_or_else(|| EmailError::Address(settings.from.clone()))?;
+            .ok_or_else(|| EmailError::From(settings.from.clone()))?;
         let host = settings.smtp_host.trim();
         let transport = if host.is_empty() {
             Transport::Outbox
@@ -110,7 +115,7 @@ impl Postman {
         let to: Mailbox = email
             .to
             .parse()
-            .map_err(|_| EmailError::Address(email.to.clone()))?;
+            .map_err(|_| EmailError::Address)?;
         match &self.transport {
             Transport::Outbox => {
                 // Only the operator's own machine sees these: the outbox is

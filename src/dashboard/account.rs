@@ -328,13 +328,20 @@ pub async fn resend_verification(
     let me = visitor.require_active()?.account.clone();
     let body: CsrfOnly = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
-    if !me.verified {
+    if me.verified {
+        visitor.notices.push(format!("{} is confirmed already.", me.email));
+    } else {
         mail_allowed(&req, &state)?;
+        // Only the newest verification link works.
+        state
+            .storage
+            .remove_links_of(me.id, |p| *p == LinkPurpose::Verify)
+            .map_err(DashError::internal)?;
         send_verification(&state, &me).await?;
+        visitor
+            .notices
+            .push(format!("We sent a new link to {}.", me.email));
     }
-    visitor
-        .notices
-        .push(format!("We sent a new link to {}.", me.email));
     let html = account_page(&visitor, String::new(), Errors::default())?;
     Ok(ok(visitor, html))
 }
