@@ -81,6 +81,8 @@ pub struct DashboardSettings {
     /// Sign-ups and emailed links (verification, reset) one address may ask
     /// for an hour.
     pub emails_per_address_per_hour: u32,
+    /// Sign-ups whose address is not confirmed this long are removed.
+    pub unverified_account_days: u64,
     /// How long emailed links stay valid.
     pub verify_link_hours: u64,
     pub reset_link_minutes: u64,
@@ -372,6 +374,10 @@ impl Settings {
             ("dashboard.verify_link_hours", d.verify_link_hours),
             ("dashboard.reset_link_minutes", d.reset_link_minutes),
             ("dashboard.invite_link_days", d.invite_link_days),
+            (
+                "dashboard.unverified_account_days",
+                d.unverified_account_days,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "is 0: expected a positive number"));

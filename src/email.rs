@@ -73,8 +73,8 @@ pub struct Postman {
 impl Postman {
     /// A postman for the settings (validated: `from` is a mailbox).
     pub fn new(settings: &EmailSettings) -> Result<Self, EmailError> {
-        let from = parse_mailbox(&settings.from)
-            .ok_or_else(|| EmailError::From(settings.from.clone()))?;
+        let from =
+            parse_mailbox(&settings.from).ok_or_else(|| EmailError::From(settings.from.clone()))?;
         let host = settings.smtp_host.trim();
         let transport = if host.is_empty() {
             Transport::Outbox
@@ -112,10 +112,7 @@ impl Postman {
 
     /// Sends one message (or files it in the outbox).
     pub async fn send(&self, email: Email) -> Result<(), EmailError> {
-        let to: Mailbox = email
-            .to
-            .parse()
-            .map_err(|_| EmailError::Address)?;
+        let to: Mailbox = email.to.parse().map_err(|_| EmailError::Address)?;
         match &self.transport {
             Transport::Outbox => {
                 // Only the operator's own machine sees these: the outbox is

@@ -329,7 +329,9 @@ pub async fn resend_verification(
     let body: CsrfOnly = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
     if me.verified {
-        visitor.notices.push(format!("{} is confirmed already.", me.email));
+        visitor
+            .notices
+            .push(format!("{} is confirmed already.", me.email));
     } else {
         mail_allowed(&req, &state)?;
         // Only the newest verification link works.

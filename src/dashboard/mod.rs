@@ -272,6 +272,7 @@ pub fn housekeeping(state: &web::Data<crate::http::AppState>) {
     state.email_requests.retain_recent();
     let storage = state.storage.clone();
     let idle = state.dashboard.session_idle_minutes * 60;
+    let unverified = state.dashboard.unverified_account_days * 24 * 3600;
     let absolute = state.dashboard.session_absolute_hours * 3600;
     tokio::task::spawn_blocking(move || {
         let now = crate::accounts::now_secs();
@@ -279,7 +280,24 @@ pub fn housekeeping(state: &web::Data<crate::http::AppState>) {
             now.saturating_sub(seen) >= idle || now.saturating_sub(created) >= absolute
         });
         let links = storage.sweep_links(now);
-        if let Err(error) = swept.and(links) {
+        // Sign-ups never confirmed are dropped after a while, so that
+        // addresses cannot be squatted and the accounts tree does not grow
+        // with abandoned sign-ups.
+        let stale = storage.accounts().and_then(|accounts| {
+            let mut removed = 0;
+            for account in accounts {
+                if !account.verified && now.saturating_sub(account.created) >= unverified {
+                    removed += usize::from(storage.remove_unverified(account.id)?);
+                }
+            }
+            Ok(removed)
+        });
+        if let Ok(removed) = stale
+            && removed > 0
+        {
+            tracing::info!(accounts = removed, "unconfirmed sign-ups removed");
+        }
+        if let Err(error) = swept.and(links).and(stale.map(|_| 0)) {
             tracing::warn!(%error, "sweeping expired sessions and links failed");
         }
     });

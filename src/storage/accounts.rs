@@ -340,6 +340,34 @@ impl Storage {
             .collect()
     }
 
+    /// Removes an account that never confirmed its address and has no store:
+    /// the account, its email index entry, sessions and links. Whether it
+    /// was removed (an account that was verified or joined a store
+    /// meanwhile is kept).
+    pub fn remove_unverified(&self, id: AccountId) -> Result<bool, StorageError> {
+        let Some(account) = self.account(id)? else {
+            return Ok(false);
+        };
+        if account.verified || !self.stores_of(id)?.is_empty() {
+            return Ok(false);
+        }
+        let value = encode(&AccountV1::from(&account));
+        let removed = (&self.accounts, &self.account_emails).transaction(|(accounts, emails)| {
+            if accounts.get(id.as_bytes())?.as_deref() != Some(value.as_slice()) {
+                return Ok(false);
+            }
+            accounts.remove(id.as_bytes().as_slice())?;
+            emails.remove(account.email.as_bytes())?;
+            Ok::<_, ConflictableTransactionError<()>>(true)
+        });
+        let removed = removed.map_err(unaborted)?;
+        if removed {
+            self.delete_sessions_of(id)?;
+            self.remove_links_of(id, |_| true)?;
+        }
+        Ok(removed)
+    }
+
     pub fn create_session(
         &self,
         digest: &[u8; 32],
@@ -897,5 +925,36 @@ mod tests {
             vec![(other.clone(), Role::Owner)]
         );
         assert_eq!(storage.stores_of(ada).expect("list"), vec![]);
+    }
+
+    #[test]
+    fn an_unconfirmed_sign_up_is_removed_with_its_sessions_but_a_confirmed_one_stays() {
+        let (_dir, storage) = storage();
+        let ada = account("ada@example.com");
+        storage.create_account(&ada).expect("create").expect("new");
+        let session = DashboardSession {
+            account: ada.id,
+            csrf: "c".into(),
+            created: 1,
+            seen: 1,
+        };
+        storage.create_session(&[9; 32], &session).expect("session");
+        let mut bob = account("bob@example.com");
+        bob.verified = true;
+        storage.create_account(&bob).expect("create").expect("new");
+        assert!(storage.remove_unverified(ada.id).expect("remove"));
+        assert!(!storage.remove_unverified(bob.id).expect("remove"));
+        assert_eq!(
+            storage.account_by_email("ada@example.com").expect("read"),
+            None
+        );
+        assert_eq!(storage.session(&[9; 32]).expect("read"), None);
+        assert!(
+            storage
+                .create_account(&account("ada@example.com"))
+                .expect("create")
+                .is_ok(),
+            "the address is free again"
+        );
     }
 }
