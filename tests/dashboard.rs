@@ -1534,3 +1534,96 @@ async fn the_cli_imports_through_a_running_node_with_a_store_token() {
     let id = StoreId::parse(&store).expect("id");
     assert_eq!(app.storage().catalog(&id).expect("catalog").len(), 2);
 }
+
+#[actix_web::test]
+async fn an_owner_changes_a_members_role_and_revokes_a_pending_invitation() {
+    let sink = SmtpSink::start().await;
+    let app = node_with_mail(&sink, |_| {}).await;
+    let mut owner = signed_up(&app, &sink, "Ada", "ada@example.com").await;
+    let store = created_store(&mut owner, "Shop", "https://shop.example").await;
+    let mut agent = signed_up(&app, &sink, "Agent", "agent@example.com").await;
+    let agent_id = app
+        .storage()
+        .account_by_email("agent@example.com")
+        .expect("read")
+        .expect("account")
+        .id;
+    let id = StoreId::parse(&store).expect("id");
+    app.storage()
+        .set_member(&id, agent_id, mikabot::accounts::Role::Agent)
+        .expect("member");
+    let members = format!("/dashboard/stores/{store}/members");
+    owner.get(&members).await;
+    let page = owner
+        .post(
+            &format!("{members}/{agent_id}/role"),
+            &[("role", "emperor")],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.text().contains("owner, agent or viewer"));
+    let page = owner
+        .post(&format!("{members}/{agent_id}/role"), &[("role", "owner")])
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        agent
+            .get(&format!("/dashboard/stores/{store}/settings"))
+            .await
+            .status,
+        200,
+        "promoted"
+    );
+    let me = app
+        .storage()
+        .account_by_email("ada@example.com")
+        .expect("read")
+        .expect("account")
+        .id;
+    owner.get(&members).await;
+    let page = owner
+        .post(&format!("{members}/{me}/role"), &[("role", "viewer")])
+        .await;
+    assert_eq!(page.status, 403, "an owner does not demote themselves");
+
+    owner.get(&members).await;
+    owner
+        .post(
+            &format!("{members}/invite"),
+            &[("email", "carol@example.com"), ("role", "viewer")],
+        )
+        .await;
+    let invite = path_of(
+        &sink
+            .wait_for("carol@example.com")
+            .await
+            .link("/dashboard/invites/")
+            .expect("link"),
+    );
+    let page = owner.get(&members).await;
+    assert!(
+        page.text().contains("carol@example.com"),
+        "the pending invitation is listed"
+    );
+    let digest = app.storage().invitations(&id).expect("invitations")[0].digest;
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let page = owner
+        .post(
+            &format!("/dashboard/stores/{store}/invitations/{hex}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        Owner::new(app.port).get(&invite).await.status,
+        404,
+        "the revoked link opens nothing"
+    );
+    let page = owner
+        .post(
+            &format!("/dashboard/stores/{store}/invitations/{hex}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, 404);
+}

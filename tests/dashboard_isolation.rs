@@ -218,6 +218,18 @@ const CASES: &[Case] = &[
         &[],
     ),
     case(
+        "POST",
+        "/dashboard/stores/{store}/members/{account}/role",
+        "/dashboard/stores/{store}/members/{account}/role",
+        &[("role", "owner")],
+    ),
+    case(
+        "POST",
+        "/dashboard/stores/{store}/invitations/{invitation}/revoke",
+        "/dashboard/stores/{store}/invitations/{invitation}/revoke",
+        &[],
+    ),
+    case(
         "GET",
         "/dashboard/invites/{token}",
         "/dashboard/invites/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
@@ -332,13 +344,32 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
         .expect("account")
         .id;
 
+    // A pending invitation, for the revocation route.
+    victim
+        .get(&format!("/dashboard/stores/{store}/members"))
+        .await;
+    let page = victim
+        .post(
+            &format!("/dashboard/stores/{store}/members/invite"),
+            &[("email", "pending@example.com"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let invitation: String = storage.invitations(&id).expect("invitations")[0]
+        .digest
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
     let profile_before = storage.store(&id).expect("read");
+    let invitations_before = storage.invitations(&id).expect("invitations");
     let members_before = storage.members(&id).expect("members");
     let tokens_before = storage.tokens(&id).expect("tokens");
     let account_before = storage.account(victim_id).expect("read");
     let fill = |path: &str, store: &str| {
         path.replace("{store}", store)
             .replace("{token}", &token)
+            .replace("{invitation}", &invitation)
             .replace(
                 "{account}",
                 &if path.contains("/operator/") {
@@ -415,7 +446,10 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
                     assert!(!page.body.contains(secret), "{what} leaks {secret}");
                 }
                 // Another owner, on their own store with this store's ids.
-                if case.path.contains("{token}") || case.path.contains("{account}") {
+                if ["{token}", "{account}", "{invitation}"]
+                    .iter()
+                    .any(|p| case.path.contains(p))
+                {
                     armed(&mut stranger).await;
                     let page = send(
                         &mut stranger,
@@ -453,6 +487,11 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
         "the store is unchanged"
     );
     assert_eq!(storage.members(&id).expect("members"), members_before);
+    assert_eq!(
+        storage.invitations(&id).expect("invitations"),
+        invitations_before,
+        "the pending invitation stands"
+    );
     assert_eq!(storage.tokens(&id).expect("tokens"), tokens_before);
     assert!(
         storage.catalog(&id).expect("catalog").is_empty(),

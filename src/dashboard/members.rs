@@ -8,12 +8,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::account::{mail_allowed, send_link};
-use super::pages::{Chrome, Errors, Invite, MemberRow, Members, Message, render};
+use super::pages::{Chrome, Errors, InvitationRow, Invite, MemberRow, Members, Message, render};
 use super::stores::member;
 use super::visitor::{CsrfOnly, Visitor, form};
 use super::{DashError, ok};
 use crate::accounts::validate::{self, FieldError};
-use crate::accounts::{AccountId, LinkPurpose, OneTimeLink, Role, now_secs, secret};
+use crate::accounts::{AccountId, LinkPurpose, OneTimeLink, Role, format_time, now_secs, secret};
 use crate::http::AppState;
 
 /// Most members a store may have.
@@ -43,8 +43,21 @@ fn members_page(
             });
         }
     }
+    let invitations = state
+        .storage
+        .invitations(&profile.id)
+        .map_err(DashError::internal)?
+        .into_iter()
+        .map(|invitation| InvitationRow {
+            id: hex(&invitation.digest),
+            email: invitation.email,
+            role: invitation.role.as_str(),
+            expires: format_time(invitation.expires),
+        })
+        .collect();
     render(&Members {
         chrome: Chrome::of(visitor, format!("{}: members", profile.name)),
+        invitations,
         store: super::pages::StoreHead {
             id: profile.id.as_str().to_owned(),
             name: profile.name.clone(),
@@ -182,6 +195,97 @@ pub async fn remove(
         .map_err(DashError::internal)?;
     state.storage.flush().await.map_err(DashError::internal)?;
     tracing::info!(store = %profile.id, member = %account, "member removed");
+    Ok(visitor.redirect(&format!("/dashboard/stores/{}/members", profile.id)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(raw: &str) -> Option<[u8; 32]> {
+    if raw.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(raw.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RoleBody {
+    csrf: String,
+    role: String,
+}
+
+/// Changes a member's role (never the owner's own, so a store keeps the
+/// owner who made the change).
+pub async fn change_role(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, DashError> {
+    let visitor = Visitor::of(&req, &state)?;
+    let (store, account) = path.into_inner();
+    let (me, profile, _) = member(&visitor, &state, &store, Role::Owner)?;
+    let body: RoleBody = form(&body)?;
+    visitor.check_csrf(&req, &state, &body.csrf)?;
+    let account = AccountId::parse(&account).ok_or(DashError::NotFound)?;
+    if state
+        .storage
+        .member_role(&profile.id, account)
+        .map_err(DashError::internal)?
+        .is_none()
+    {
+        return Err(DashError::NotFound);
+    }
+    if account == me.account.id {
+        return Err(DashError::Forbidden);
+    }
+    let Some(role) = Role::parse(&body.role) else {
+        let html = members_page(
+            &visitor,
+            &state,
+            &store,
+            String::new(),
+            FieldError::new("role", "owner, agent or viewer").into(),
+        )?;
+        return Ok(visitor.page(StatusCode::UNPROCESSABLE_ENTITY, html));
+    };
+    state
+        .storage
+        .set_member(&profile.id, account, role)
+        .map_err(DashError::internal)?;
+    state.storage.flush().await.map_err(DashError::internal)?;
+    tracing::info!(store = %profile.id, member = %account, role = role.as_str(), "member's role changed");
+    Ok(visitor.redirect(&format!("/dashboard/stores/{}/members", profile.id)))
+}
+
+/// Revokes a pending invitation: its link opens nothing from now on.
+pub async fn revoke_invitation(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, DashError> {
+    let visitor = Visitor::of(&req, &state)?;
+    let (store, invitation) = path.into_inner();
+    let (_, profile, _) = member(&visitor, &state, &store, Role::Owner)?;
+    let body: CsrfOnly = form(&body)?;
+    visitor.check_csrf(&req, &state, &body.csrf)?;
+    let digest = unhex(&invitation).ok_or(DashError::NotFound)?;
+    if !state
+        .storage
+        .revoke_invitation(&profile.id, &digest)
+        .map_err(DashError::internal)?
+    {
+        return Err(DashError::NotFound);
+    }
+    state.storage.flush().await.map_err(DashError::internal)?;
+    tracing::info!(store = %profile.id, "invitation revoked");
     Ok(visitor.redirect(&format!("/dashboard/stores/{}/members", profile.id)))
 }
 

@@ -104,6 +104,8 @@ dashboard_routes! {
     GET "/dashboard/stores/{store}/members" => members::list, Store(Role::Owner);
     POST "/dashboard/stores/{store}/members/invite" => members::invite, Store(Role::Owner);
     POST "/dashboard/stores/{store}/members/{account}/remove" => members::remove, Store(Role::Owner);
+    POST "/dashboard/stores/{store}/members/{account}/role" => members::change_role, Store(Role::Owner);
+    POST "/dashboard/stores/{store}/invitations/{invitation}/revoke" => members::revoke_invitation, Store(Role::Owner);
     GET "/dashboard/invites/{token}" => members::invitation, Public;
     POST "/dashboard/invites/{token}" => members::accept, Account;
     GET "/dashboard/operator" => operator::accounts, Operator;

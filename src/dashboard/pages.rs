@@ -218,7 +218,20 @@ pub struct MemberRow {
     pub is_me: bool,
 }
 
-page!(Members, "members.html" { store: StoreHead, members: Vec<MemberRow>, invite_email: String, errors: Errors });
+pub struct InvitationRow {
+    pub id: String,
+    pub email: String,
+    pub role: &'static str,
+    pub expires: String,
+}
+
+page!(Members, "members.html" {
+    store: StoreHead,
+    members: Vec<MemberRow>,
+    invitations: Vec<InvitationRow>,
+    invite_email: String,
+    errors: Errors,
+});
 
 pub struct TokenRow {
     pub id: String,

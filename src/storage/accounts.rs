@@ -142,6 +142,16 @@ pub struct ConsentV1 {
     pub account: Option<Uuid>,
 }
 
+/// An invitation not accepted yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingInvitation {
+    /// The SHA-256 of its link's token (its id in the dashboard).
+    pub digest: [u8; 32],
+    pub email: String,
+    pub role: Role,
+    pub expires: u64,
+}
+
 /// An email address that already has an account.
 #[derive(Debug, thiserror::Error)]
 #[error("an account with this email address exists")]
@@ -560,6 +570,48 @@ impl Storage {
             }
         }
         Ok(())
+    }
+
+    /// A store's pending invitations: each link's digest, the invited
+    /// address, the role and the expiry.
+    pub fn invitations(&self, store: &StoreId) -> Result<Vec<PendingInvitation>, StorageError> {
+        let mut found = Vec::new();
+        for entry in self.links.iter() {
+            let (digest, value) = entry?;
+            if let Ok(OneTimeLink {
+                purpose:
+                    LinkPurpose::Invite {
+                        store: invited,
+                        role,
+                        email,
+                    },
+                expires,
+                ..
+            }) = Self::decode_link(&value)
+                && &invited == store
+                && let Ok(digest) = <[u8; 32]>::try_from(digest.as_ref())
+            {
+                found.push(PendingInvitation {
+                    digest,
+                    email,
+                    role,
+                    expires,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Revokes one of a store's pending invitations; whether it was one.
+    pub fn revoke_invitation(
+        &self,
+        store: &StoreId,
+        digest: &[u8; 32],
+    ) -> Result<bool, StorageError> {
+        let taken = self.take_link_if(digest, |l| {
+            matches!(&l.purpose, LinkPurpose::Invite { store: invited, .. } if invited == store)
+        })?;
+        Ok(taken.is_some())
     }
 
     /// Removes links past their expiry; returns how many.

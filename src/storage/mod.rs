@@ -44,7 +44,7 @@ use std::sync::{Arc, mpsc};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::watch;
 
-pub use self::accounts::EmailTaken;
+pub use self::accounts::{EmailTaken, PendingInvitation};
 use self::codec::Codec;
 use self::flusher::{FlushRequest, Write};
 

@@ -235,7 +235,7 @@ describe('roles', () => {
     await owner.getByRole('button', { name: 'Create' }).click();
     await owner.getByRole('link', { name: 'Members' }).click();
     await owner.getByLabel('Email').fill('agent@roles.example');
-    await owner.getByLabel('Role').selectOption('agent');
+    await owner.getByLabel('Role', { exact: true }).selectOption('agent');
     await owner.getByRole('button', { name: 'Send the invitation' }).click();
     await owner.getByText('Invitation sent to agent@roles.example.').waitFor();
     const invite = sink.link(await sink.waitFor('agent@roles.example'), '/dashboard/invites/');
