@@ -255,10 +255,15 @@ pub async fn change_role(
         )?;
         return Ok(visitor.page(StatusCode::UNPROCESSABLE_ENTITY, html));
     };
-    state
+    // Checked again in the write: a member removed meanwhile is not brought
+    // back, and an owner demoted meanwhile changes nothing.
+    if !state
         .storage
-        .set_member(&profile.id, account, role)
-        .map_err(DashError::internal)?;
+        .change_role(&profile.id, me.account.id, account, role)
+        .map_err(DashError::internal)?
+    {
+        return Err(DashError::NotFound);
+    }
     state.storage.flush().await.map_err(DashError::internal)?;
     tracing::info!(store = %profile.id, member = %account, role = role.as_str(), "member's role changed");
     Ok(visitor.redirect(&format!("/dashboard/stores/{}/members", profile.id)))

@@ -66,14 +66,13 @@ pub async fn set_suspended(
     id: AccountId,
     suspended: bool,
 ) -> Result<bool, DashError> {
-    let Some(mut account) = state.storage.account(id).map_err(DashError::internal)? else {
-        return Ok(false);
-    };
-    account.suspended = suspended;
-    state
+    let changed = state
         .storage
-        .put_account(&account)
+        .update_account(id, |a| a.suspended = suspended)
         .map_err(DashError::internal)?;
+    if changed.is_none() {
+        return Ok(false);
+    }
     if suspended {
         state
             .storage

@@ -19,9 +19,10 @@ use crate::http::AppState;
 use crate::http::address::ClientKey;
 use crate::http::error::{ApiCode, ApiError};
 
-/// Keys whose failures are remembered at once, at most; when full, the key
-/// with the oldest last failure is forgotten to make room (the map cannot
-/// be grown without bound by rotating keys).
+/// Keys whose failures are remembered at once, at most; when full, a key
+/// that is not locked out (the one with the fewest failures) is forgotten to
+/// make room, so the map cannot be grown without bound by rotating keys and
+/// no locked-out key is ever unlocked by it.
 const MAX_TRACKED_KEYS: usize = 65_536;
 
 /// Failed authentications by key (a client address, an account): at most
@@ -86,12 +87,21 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
                     .is_some_and(|t| now.duration_since(*t) < self.window)
             });
             if failures.len() >= MAX_TRACKED_KEYS {
-                let oldest = failures
+                // Never a locked-out key: evicting one would unlock it.
+                let limit = self.limit;
+                let evictable = failures
                     .iter()
-                    .min_by_key(|(_, times)| times.back().copied())
+                    .filter(|(_, times)| times.len() < limit)
+                    .min_by_key(|(_, times)| (times.len(), times.back().copied()))
                     .map(|(k, _)| k.clone());
-                if let Some(oldest) = oldest {
-                    failures.remove(&oldest);
+                match evictable {
+                    Some(key) => {
+                        failures.remove(&key);
+                    }
+                    // Every tracked key is locked out: the new one waits
+                    // for room (reaching this takes more failures than
+                    // password hashing can check in a window).
+                    None => return,
                 }
             }
         }
@@ -194,5 +204,34 @@ pub(crate) fn authorised(req: &HttpRequest, state: &AppState) -> Result<(), ApiE
             ApiCode::Unauthorized,
             "a valid operator token is required (Authorization: Bearer ...)",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_throttle_makes_room_without_unlocking_a_locked_key() {
+        let throttle = FailureThrottle::<u32>::per_window(2, Duration::from_secs(600));
+        throttle.failed(0);
+        assert!(throttle.lockout(&0).is_none(), "one failure of two");
+        throttle.failed(0);
+        assert!(throttle.lockout(&0).is_some(), "at the limit");
+        for key in 1..MAX_TRACKED_KEYS as u32 {
+            throttle.failed(key);
+        }
+        assert_eq!(throttle.failures().len(), MAX_TRACKED_KEYS);
+        throttle.failed(u32::MAX);
+        throttle.failed(u32::MAX);
+        assert_eq!(throttle.failures().len(), MAX_TRACKED_KEYS, "bounded");
+        assert!(
+            throttle.lockout(&0).is_some(),
+            "the locked key stays locked"
+        );
+        assert!(
+            throttle.lockout(&u32::MAX).is_some(),
+            "the new key is counted"
+        );
     }
 }

@@ -274,18 +274,29 @@ impl Storage {
         account: &Account,
         new_email: &str,
     ) -> Result<Result<(), EmailTaken>, StorageError> {
-        let mut changed = account.clone();
-        changed.email = new_email.to_owned();
-        let value = encode(&AccountV1::from(&changed));
         let result = (&self.accounts, &self.account_emails).transaction(|(accounts, emails)| {
             if let Some(holder) = emails.get(new_email.as_bytes())?
                 && holder.as_ref() != account.id.as_bytes()
             {
                 return Err(ConflictableTransactionError::Abort(EmailTaken));
             }
-            emails.remove(account.email.as_bytes())?;
+            // The stored account, read inside the transaction: only its
+            // address changes, whatever else changed since `account` was
+            // read (a suspension, a new password).
+            let Some(stored) = accounts.get(account.id.as_bytes())? else {
+                return Err(ConflictableTransactionError::Abort(EmailTaken));
+            };
+            let Ok(record) = serde_json::from_slice::<AccountV1>(&stored) else {
+                return Err(ConflictableTransactionError::Abort(EmailTaken));
+            };
+            let mut changed = Account::from(record);
+            let old_email = std::mem::replace(&mut changed.email, new_email.to_owned());
+            emails.remove(old_email.as_bytes())?;
             emails.insert(new_email.as_bytes(), account.id.as_bytes().as_slice())?;
-            accounts.insert(account.id.as_bytes().as_slice(), value.as_slice())?;
+            accounts.insert(
+                account.id.as_bytes().as_slice(),
+                encode(&AccountV1::from(&changed)),
+            )?;
             Ok(())
         });
         match result {
@@ -305,6 +316,8 @@ impl Storage {
     ) -> Result<Option<Account>, StorageError> {
         let mut corrupt = None;
         let updated = self.accounts.update_and_fetch(id.as_bytes(), |old| {
+            // The closure runs again when another writer got in first.
+            corrupt = None;
             let old = old?;
             match decode::<AccountV1>("accounts", old) {
                 Ok(record) => {
@@ -626,6 +639,35 @@ impl Storage {
             }
         }
         Ok(swept)
+    }
+
+    /// Changes the role of an existing member, in one transaction that also
+    /// checks `by` is still an owner of the store; whether it changed.
+    pub fn change_role(
+        &self,
+        store: &StoreId,
+        by: AccountId,
+        target: AccountId,
+        role: Role,
+    ) -> Result<bool, StorageError> {
+        let (actor, by_store, by_account) = (
+            member_key(store, by),
+            member_key(store, target),
+            account_store_key(target, store),
+        );
+        let owner = Role::Owner.as_str().as_bytes();
+        (&self.members, &self.account_stores)
+            .transaction(|(members, account_stores)| {
+                if members.get(actor.as_slice())?.as_deref() != Some(owner)
+                    || members.get(by_store.as_slice())?.is_none()
+                {
+                    return Ok(false);
+                }
+                members.insert(by_store.as_slice(), role.as_str().as_bytes())?;
+                account_stores.insert(by_account.as_slice(), role.as_str().as_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(true)
+            })
+            .map_err(unaborted)
     }
 
     /// Makes `account` a member of `store` with `role` (or changes its role).
