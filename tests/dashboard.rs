@@ -86,6 +86,20 @@ pub async fn created_store(owner: &mut Owner, name: &str, url: &str) -> String {
     location.trim_start_matches("/dashboard/stores/").to_owned()
 }
 
+/// Creates a store API token through the tokens page; returns the token,
+/// which the page shows once.
+async fn created_token(owner: &mut Owner, store: &str, name: &str) -> String {
+    let tokens = format!("/dashboard/stores/{store}/tokens");
+    owner.get(&tokens).await;
+    let page = owner.post(&tokens, &[("name", name)]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.text()
+        .split_whitespace()
+        .find(|w| w.starts_with("mkb_"))
+        .expect("the token, shown once")
+        .to_owned()
+}
+
 fn path_of(link: &str) -> String {
     // Mail links start with the node's public URL (localhost:8080 in tests).
     link.split_once("8080").map_or(link, |(_, p)| p).to_owned()
@@ -877,15 +891,7 @@ async fn a_store_api_token_opens_its_own_store_only_until_revoked() {
     let mut owner = signed_up(&app, &sink, "Ada", "ada@example.com").await;
     let store = created_store(&mut owner, "Shop", "https://koffie.example").await;
     let tokens = format!("/dashboard/stores/{store}/tokens");
-    owner.get(&tokens).await;
-    let page = owner.post(&tokens, &[("name", "nightly feed")]).await;
-    assert_eq!(page.status, 200);
-    let text = page.text();
-    let token = text
-        .split_whitespace()
-        .find(|w| w.starts_with("mkb_"))
-        .expect("the token, shown once")
-        .to_owned();
+    let token = created_token(&mut owner, &store, "nightly feed").await;
     let stored = app
         .storage()
         .tokens(&StoreId::parse(&store).expect("id"))
@@ -1378,15 +1384,7 @@ async fn a_token_dies_when_its_maker_stops_being_an_owner() {
     app.storage()
         .set_member(&id, bob, mikabot::accounts::Role::Owner)
         .expect("member");
-    let tokens = format!("/dashboard/stores/{store}/tokens");
-    partner.get(&tokens).await;
-    let page = partner.post(&tokens, &[("name", "bob's script")]).await;
-    let token = page
-        .text()
-        .split_whitespace()
-        .find(|w| w.starts_with("mkb_"))
-        .expect("token")
-        .to_owned();
+    let token = created_token(&mut partner, &store, "bob's script").await;
     let url = format!("http://127.0.0.1:{}/v1/stores/{store}/catalog", app.port);
     let client = reqwest::Client::new();
     let status = |token: String| {
@@ -1493,15 +1491,7 @@ async fn the_cli_imports_through_a_running_node_with_a_store_token() {
     let app = node_with_mail(&sink, |_| {}).await;
     let mut owner = signed_up(&app, &sink, "Ada", "ada@example.com").await;
     let store = created_store(&mut owner, "Shop", "https://koffie.example").await;
-    let tokens = format!("/dashboard/stores/{store}/tokens");
-    owner.get(&tokens).await;
-    let page = owner.post(&tokens, &[("name", "cli")]).await;
-    let token = page
-        .text()
-        .split_whitespace()
-        .find(|w| w.starts_with("mkb_"))
-        .expect("token")
-        .to_owned();
+    let token = created_token(&mut owner, &store, "cli").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let feed = dir.path().join("feed.csv");
     std::fs::write(&feed, GOOD_FEED).expect("write the feed");

@@ -18,6 +18,24 @@ pub fn encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A digest as 64 lower-case hex digits (how it appears in records and
+/// URLs).
+pub fn to_hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 64 hex digits back to a digest, if that is what `raw` is.
+pub fn from_hex(raw: &str) -> Option<[u8; 32]> {
+    if raw.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(raw.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// A new secret: 32 random bytes, base64url (43 characters).
 pub fn new_secret() -> Result<String, RandomError> {
     let mut bytes = [0u8; 32];
@@ -52,5 +70,9 @@ mod tests {
         assert!(!well_formed("short") && !well_formed(&format!("{}=", &a[..42])));
         assert_eq!(digest(&a), digest(&a));
         assert_ne!(digest(&a), digest(&b));
+        let d = digest(&a);
+        assert_eq!(from_hex(&to_hex(&d)), Some(d));
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex(&"g".repeat(64)), None);
     }
 }

@@ -23,21 +23,11 @@ use crate::accounts::{
 };
 use crate::email::Email;
 use crate::http::AppState;
-
-/// The client key of a request, for throttles.
-pub(super) fn client(
-    req: &HttpRequest,
-    state: &AppState,
-) -> Option<crate::http::address::ClientKey> {
-    state
-        .addressing
-        .client(req.peer_addr().map(|a| a.ip()), req.headers())
-        .map(|address| state.addressing.key(address))
-}
+use crate::http::operator::client_key;
 
 /// Refuses a request that would send more mail than its address may.
 pub(super) fn mail_allowed(req: &HttpRequest, state: &AppState) -> Result<(), DashError> {
-    if let Some(key) = client(req, state)
+    if let Some(key) = client_key(req, state)
         && state.email_requests.check_key(&key).is_err()
     {
         return Err(DashError::TooMany(std::time::Duration::from_secs(3600)));
@@ -390,7 +380,7 @@ pub async fn login(
     let mut visitor = Visitor::of(&req, &state)?;
     let body: LoginBody = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
-    let address = client(&req, &state);
+    let address = client_key(&req, &state);
     if let Some(wait) = address.and_then(|key| state.login_by_address.lockout(&key)) {
         return Err(DashError::TooMany(wait));
     }

@@ -65,7 +65,7 @@ pub async fn decide(
         "custom" => (body.functional == "on", body.analytics == "on"),
         _ => return Err(DashError::BadForm),
     };
-    if let Some(key) = super::account::client(&req, &state)
+    if let Some(key) = crate::http::operator::client_key(&req, &state)
         && state.consent_decisions.check_key(&key).is_err()
     {
         return Err(DashError::TooMany(std::time::Duration::from_secs(3600)));

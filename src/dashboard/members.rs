@@ -49,7 +49,7 @@ fn members_page(
         .map_err(DashError::internal)?
         .into_iter()
         .map(|invitation| InvitationRow {
-            id: hex(&invitation.digest),
+            id: secret::to_hex(&invitation.digest),
             email: invitation.email,
             role: invitation.role.as_str(),
             expires: format_time(invitation.expires),
@@ -165,6 +165,27 @@ pub async fn invite(
     Ok(ok(visitor, html))
 }
 
+/// The member named in a path, other than the acting owner: 404 for an id
+/// that is no member of this store, 403 for the owner's own membership (an
+/// owner cannot remove or demote themselves, so a store keeps an owner).
+fn other_member(
+    state: &AppState,
+    store: &mikabot_actors::ids::StoreId,
+    me: AccountId,
+    raw: &str,
+) -> Result<AccountId, DashError> {
+    let account = AccountId::parse(raw).ok_or(DashError::NotFound)?;
+    state
+        .storage
+        .member_role(store, account)
+        .map_err(DashError::internal)?
+        .ok_or(DashError::NotFound)?;
+    if account == me {
+        return Err(DashError::Forbidden);
+    }
+    Ok(account)
+}
+
 pub async fn remove(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -176,19 +197,7 @@ pub async fn remove(
     let (me, profile, _) = member(&visitor, &state, &store, Role::Owner)?;
     let body: CsrfOnly = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
-    let account = AccountId::parse(&account).ok_or(DashError::NotFound)?;
-    if state
-        .storage
-        .member_role(&profile.id, account)
-        .map_err(DashError::internal)?
-        .is_none()
-    {
-        return Err(DashError::NotFound);
-    }
-    if account == me.account.id {
-        // An owner cannot lock the store out of its last owner by mistake.
-        return Err(DashError::Forbidden);
-    }
+    let account = other_member(&state, &profile.id, me.account.id, &account)?;
     state
         .storage
         .remove_member(&profile.id, account)
@@ -196,21 +205,6 @@ pub async fn remove(
     state.storage.flush().await.map_err(DashError::internal)?;
     tracing::info!(store = %profile.id, member = %account, "member removed");
     Ok(visitor.redirect(&format!("/dashboard/stores/{}/members", profile.id)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(raw: &str) -> Option<[u8; 32]> {
-    if raw.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(raw.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[derive(Deserialize, Default)]
@@ -233,18 +227,7 @@ pub async fn change_role(
     let (me, profile, _) = member(&visitor, &state, &store, Role::Owner)?;
     let body: RoleBody = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
-    let account = AccountId::parse(&account).ok_or(DashError::NotFound)?;
-    if state
-        .storage
-        .member_role(&profile.id, account)
-        .map_err(DashError::internal)?
-        .is_none()
-    {
-        return Err(DashError::NotFound);
-    }
-    if account == me.account.id {
-        return Err(DashError::Forbidden);
-    }
+    let account = other_member(&state, &profile.id, me.account.id, &account)?;
     let Some(role) = Role::parse(&body.role) else {
         let html = members_page(
             &visitor,
@@ -281,7 +264,7 @@ pub async fn revoke_invitation(
     let (_, profile, _) = member(&visitor, &state, &store, Role::Owner)?;
     let body: CsrfOnly = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
-    let digest = unhex(&invitation).ok_or(DashError::NotFound)?;
+    let digest = secret::from_hex(&invitation).ok_or(DashError::NotFound)?;
     if !state
         .storage
         .revoke_invitation(&profile.id, &digest)

@@ -129,21 +129,6 @@ fn head(profile: &StoreProfile) -> StoreHead {
     }
 }
 
-/// Whether a store has an owner whose account is active (not deleted or
-/// suspended): only such a store is served.
-fn has_active_owner(storage: &Storage, store: &StoreId) -> Result<bool, DashError> {
-    for (account, role) in storage.members(store).map_err(DashError::internal)? {
-        if role == Role::Owner
-            && let Some(a) = storage.account(account).map_err(DashError::internal)?
-            && a.deleted_at.is_none()
-            && !a.suspended
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 /// Starts or stops serving the stores an account owns after it was
 /// deleted, restored, suspended or unsuspended: a store is served while it
 /// has an active owner.
@@ -156,7 +141,7 @@ pub(super) async fn account_changed(state: &AppState, account: AccountId) -> Res
         if role != Role::Owner {
             continue;
         }
-        let active = has_active_owner(&state.storage, &store)?;
+        let active = super::served(&state.storage, &store).map_err(DashError::internal)?;
         match (active, state.stores.get(&store).is_some()) {
             (true, false) => {
                 if let Some(profile) = state.storage.store(&store).map_err(DashError::internal)? {

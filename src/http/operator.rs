@@ -162,7 +162,8 @@ pub(crate) fn authorised_for_store(
     }
 }
 
-fn client_key(req: &HttpRequest, state: &AppState) -> Option<ClientKey> {
+/// The client a request comes from, as limits count it.
+pub(crate) fn client_key(req: &HttpRequest, state: &AppState) -> Option<ClientKey> {
     state
         .addressing
         .client(req.peer_addr().map(|a| a.ip()), req.headers())

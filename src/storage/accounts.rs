@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use super::records::LanguageV1;
 use super::{Storage, StorageError, keys};
+use crate::accounts::secret;
 use crate::accounts::{
     Account, AccountId, ApiToken, ConsentRecord, DashboardSession, LinkPurpose, OneTimeLink, Role,
 };
@@ -187,21 +188,6 @@ fn role(tree: &'static str, bytes: &[u8]) -> Result<Role, StorageError> {
             tree,
             problem: "a role is not owner, agent or viewer".into(),
         })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(raw: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if raw.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(raw.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 fn member_key(store: &StoreId, account: AccountId) -> Vec<u8> {
@@ -752,7 +738,7 @@ impl Storage {
     pub fn put_token(&self, token: &ApiToken) -> Result<(), StorageError> {
         let value = encode(&TokenV1 {
             name: token.name.clone(),
-            hash: hex(&token.hash),
+            hash: secret::to_hex(&token.hash),
             created: token.created,
             created_by: token.created_by.0,
         });
@@ -767,7 +753,7 @@ impl Storage {
             id,
             store: store.clone(),
             name: token.name,
-            hash: unhex(&token.hash).ok_or_else(|| StorageError::Corrupt {
+            hash: secret::from_hex(&token.hash).ok_or_else(|| StorageError::Corrupt {
                 tree: "api_tokens",
                 problem: "a token hash is not 64 hex digits".into(),
             })?,
@@ -837,6 +823,11 @@ impl Storage {
     /// Removes a store and everything keyed under it: its profile, catalog,
     /// sessions, conversations, messages, members and tokens.
     pub fn delete_store(&self, store: &StoreId) -> Result<(), StorageError> {
+        // The data goes first, and the store with its members last and in
+        // one transaction: a deletion cut short leaves the store, still
+        // owned, for its owner to delete again; never an ownerless store,
+        // and never memberships or invitations that would open a store
+        // created later under the same id.
         let prefix = keys::store_prefix(store);
         for tree in [
             &self.products,
@@ -849,11 +840,6 @@ impl Storage {
                 tree.remove(key?)?;
             }
         }
-        for (account, _) in self.members(store)? {
-            self.remove_member(store, account)?;
-        }
-        // An invitation to a deleted store must not open a store created
-        // later under the same id.
         for entry in self.links.iter() {
             let (digest, value) = entry?;
             if let Ok(OneTimeLink {
@@ -865,9 +851,23 @@ impl Storage {
                 self.links.remove(digest)?;
             }
         }
-        self.generations.remove(keys::store(store))?;
-        self.stores.remove(keys::store(store))?;
-        Ok(())
+        let members: Vec<AccountId> = self.members(store)?.into_iter().map(|(a, _)| a).collect();
+        (
+            &self.members,
+            &self.account_stores,
+            &self.generations,
+            &self.stores,
+        )
+            .transaction(|(members_tree, account_stores, generations, stores)| {
+                for account in &members {
+                    members_tree.remove(member_key(store, *account))?;
+                    account_stores.remove(account_store_key(*account, store))?;
+                }
+                generations.remove(keys::store(store))?;
+                stores.remove(keys::store(store))?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(unaborted)
     }
 }
 
