@@ -266,17 +266,18 @@ pub fn served(
 pub const CONSENT_DECISIONS_PER_HOUR: u32 = 30;
 
 /// Periodic upkeep: forgets idle throttle entries, removes expired sessions
-/// and links.
-pub fn housekeeping(state: &web::Data<crate::http::AppState>) {
+/// and links. The scans run on a blocking thread and are awaited, so the
+/// tracked task that calls this holds no storage handle once it returns (a
+/// stopping node waits for it, then closes the database).
+pub async fn housekeeping(state: &web::Data<crate::http::AppState>) {
     state.consent_decisions.retain_recent();
     state.login_by_account.sweep();
     state.login_by_address.sweep();
     state.email_requests.retain_recent();
-    let storage = state.storage.clone();
     let idle = state.dashboard.session_idle_minutes * 60;
     let unverified = state.dashboard.unverified_account_days * 24 * 3600;
     let absolute = state.dashboard.session_absolute_hours * 3600;
-    tokio::task::spawn_blocking(move || {
+    let swept = state.storage.blocking(move |storage| {
         let now = crate::accounts::now_secs();
         let swept = storage.sweep_sessions(|created, seen| {
             now.saturating_sub(seen) >= idle || now.saturating_sub(created) >= absolute
@@ -299,8 +300,9 @@ pub fn housekeeping(state: &web::Data<crate::http::AppState>) {
         {
             tracing::info!(accounts = removed, "unconfirmed sign-ups removed");
         }
-        if let Err(error) = swept.and(links).and(stale.map(|_| 0)) {
-            tracing::warn!(%error, "sweeping expired sessions and links failed");
-        }
+        swept.and(links).and(stale.map(|_| ()))
     });
+    if let Err(error) = swept.await {
+        tracing::warn!(%error, "sweeping expired sessions and links failed");
+    }
 }

@@ -253,10 +253,11 @@ impl Application {
         tasks.spawn({
             let tasks = tasks.clone();
             async move {
-                let mut tick = tokio::time::interval(LIMITER_SWEEP_INTERVAL);
+                let start = tokio::time::Instant::now() + LIMITER_SWEEP_INTERVAL;
+                let mut tick = tokio::time::interval_at(start, LIMITER_SWEEP_INTERVAL);
                 loop {
                     tokio::select! {
-                        _ = tick.tick() => crate::dashboard::housekeeping(&swept_state),
+                        _ = tick.tick() => crate::dashboard::housekeeping(&swept_state).await,
                         () = tasks.stopping() => return,
                     }
                 }
