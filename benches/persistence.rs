@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mikabot::storage::Storage;
+use mikabot::storage::{Storage, StorageOptions};
 use mikabot_actors::ids::{ConversationId, MessageId, SessionId, StoreId};
 use mikabot_actors::language::Language;
 use mikabot_actors::log::{ClientClass, ConversationLog, ConversationMeta, StoredMessage, now_ms};
@@ -89,7 +89,8 @@ fn main() {
     {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let storage =
-            Storage::open(dir.path(), CACHE_BYTES).unwrap_or_else(|e| panic!("open: {e}"));
+            Storage::open(&StorageOptions::in_dir(dir.path()).with_cache_bytes(CACHE_BYTES))
+                .unwrap_or_else(|e| panic!("open: {e}"));
         let store = StoreId::parse("bench").unwrap_or_else(|e| panic!("{e}"));
         let conversation = conversation(&storage, &store);
         let mut n = 0;
@@ -106,7 +107,8 @@ fn main() {
     for (writers, per_writer) in [(1, 2_000), (16, 500), (64, 300), (256, 100)] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let storage = Arc::new(
-            Storage::open(dir.path(), CACHE_BYTES).unwrap_or_else(|e| panic!("open: {e}")),
+            Storage::open(&StorageOptions::in_dir(dir.path()).with_cache_bytes(CACHE_BYTES))
+                .unwrap_or_else(|e| panic!("open: {e}")),
         );
         let rate = runtime.block_on(run(storage, writers, per_writer));
         let per_message = if writers == 1 {

@@ -103,7 +103,7 @@ pub const STORE_TOKEN_ENV: &str = "MIKABOT_TOKEN";
 fn open_stopped(settings: &Settings) -> anyhow::Result<Storage> {
     let dir = &settings.storage.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    Storage::open(dir, settings.storage.cache_bytes()).map_err(|e| {
+    Storage::open(&settings.storage.options()).map_err(|e| {
         if e.to_string().contains("lock") {
             anyhow!(
                 "the data directory {} is in use by a running node: stop it first",
@@ -258,7 +258,8 @@ pub async fn import(settings: &Settings, args: ImportArgs) -> anyhow::Result<()>
         }
         None => {
             let dir = &settings.storage.data_dir;
-            let storage = Storage::open(dir, settings.storage.cache_bytes()).map_err(|e| {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let storage = Storage::open(&settings.storage.options()).map_err(|e| {
                 if e.to_string().contains("lock") {
                     anyhow!(
                         "the data directory {} is in use by a running node: import through it with --url",

@@ -62,7 +62,17 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub dashboard: DashboardSettings,
     pub email: EmailSettings,
+    pub privacy: PrivacySettings,
     pub log: LogSettings,
+}
+
+/// The privacy supervisors' timing and the usage-data horizon.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    pub retention_sweep_minutes: u64,
+    pub erasure_interval_secs: u64,
+    pub technical_data_months: u32,
 }
 
 /// The owners' dashboard: its sessions and sign-in throttle.
@@ -194,11 +204,57 @@ pub struct StorageSettings {
     /// Durable writes that may wait for the storage thread; beyond it a
     /// shopper message is refused with `storage_busy`.
     pub flush_queue: usize,
+    /// Empty: `<data_dir>.keyring`.
+    pub keyring_file: PathBuf,
+    /// Empty: read from `master_key_file`.
+    pub master_key: String,
+    /// Empty: `<data_dir>.key`.
+    pub master_key_file: PathBuf,
 }
 
 impl StorageSettings {
     pub fn cache_bytes(&self) -> u64 {
         self.cache_capacity_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// `path`, or the data directory's name with `extension` beside it.
+    fn beside_data(&self, path: &std::path::Path, extension: &str) -> PathBuf {
+        if !path.as_os_str().is_empty() {
+            return path.to_path_buf();
+        }
+        let mut name = self.data_dir.as_os_str().to_os_string();
+        if name.to_string_lossy().ends_with('/') {
+            name = self
+                .data_dir
+                .components()
+                .as_path()
+                .as_os_str()
+                .to_os_string();
+        }
+        name.push(".");
+        name.push(extension);
+        PathBuf::from(name)
+    }
+
+    /// The keyring file.
+    pub fn keyring_path(&self) -> PathBuf {
+        self.beside_data(&self.keyring_file, "keyring")
+    }
+
+    /// Where the storage finds its database and keys.
+    pub fn options(&self) -> crate::storage::StorageOptions {
+        use crate::storage::keyring::MasterKeySource;
+        crate::storage::StorageOptions {
+            data_dir: self.data_dir.clone(),
+            keyring: self.keyring_path(),
+            master_key: if self.master_key.is_empty() {
+                MasterKeySource::File(self.beside_data(&self.master_key_file, "key"))
+            } else {
+                MasterKeySource::Inline(self.master_key.clone())
+            },
+            cache_bytes: self.cache_bytes(),
+            flush_queue: self.flush_queue,
+        }
     }
 }
 
@@ -486,6 +542,32 @@ impl Settings {
             ));
         }
         self.validate_dashboard()?;
+        for (key, value) in [
+            (
+                "privacy.retention_sweep_minutes",
+                self.privacy.retention_sweep_minutes,
+            ),
+            (
+                "privacy.erasure_interval_secs",
+                self.privacy.erasure_interval_secs,
+            ),
+            (
+                "privacy.technical_data_months",
+                u64::from(self.privacy.technical_data_months),
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "is 0: expected a positive number"));
+            }
+        }
+        if !self.storage.master_key.is_empty()
+            && crate::storage::keyring::key_from_text(&self.storage.master_key).is_none()
+        {
+            return Err(invalid(
+                "storage.master_key",
+                "is not a key: expected 32 bytes as base64url (43 characters) or hex (64)",
+            ));
+        }
         http_url("model.base_url", &self.model.base_url)?;
         if self.model.model.trim().is_empty() {
             return Err(invalid("model.model", "is empty: expected a model name"));

@@ -12,6 +12,7 @@ pub mod http;
 pub mod import;
 pub mod logging;
 pub mod model;
+pub mod privacy;
 pub mod protocol;
 pub mod startup;
 pub mod storage;

@@ -410,7 +410,7 @@ async fn the_cli_imports_into_a_stopped_node_and_refuses_a_running_one() {
         command
             .args(["import", "--store", "demo"])
             .arg(&fixture)
-            .env("MIKABOT__STORAGE__DATA_DIR", &data_dir)
+            .envs(mikabot::storage::StorageOptions::env_in(&data_dir))
             .env("MIKABOT__LOG__FILTER", "warn");
         command
     };

@@ -58,7 +58,7 @@ fn provision(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process:
     use std::io::Write as _;
     let mut child = mikabot()
         .args(args)
-        .env("MIKABOT__STORAGE__DATA_DIR", dir)
+        .envs(mikabot::storage::StorageOptions::env_in(dir))
         .env("MIKABOT__LOG__FILTER", "warn")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -218,7 +218,9 @@ fn operators_provision_accounts_and_stores_from_scripts_with_the_dashboards_rule
     );
     assert!(String::from_utf8_lossy(&again.stderr).contains("--id: another store has this id"));
 
-    let storage = mikabot::storage::Storage::open(dir.path(), 1 << 20).expect("open");
+    let storage =
+        mikabot::storage::Storage::open(&mikabot::storage::StorageOptions::in_dir(dir.path()))
+            .expect("open");
     let ada = storage
         .account_by_email("ada@example.com")
         .expect("read")

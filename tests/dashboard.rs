@@ -1229,7 +1229,8 @@ async fn without_smtp_mail_goes_to_the_outbox_of_the_nodes_own_machine() {
     );
 
     // The demo owner exists and owns the demo store.
-    let dir = app.dir.as_ref().expect("dir").path().to_path_buf();
+    let dir =
+        mikabot::storage::StorageOptions::in_dir(app.dir.as_ref().expect("dir").path()).data_dir;
     let password =
         std::fs::read_to_string(dir.join("demo-owner-password")).expect("the password file");
     #[cfg(unix)]

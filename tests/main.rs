@@ -14,6 +14,7 @@ mod limits;
 mod logs;
 mod model_faults;
 mod persistence;
+mod privacy;
 mod properties;
 mod resume;
 mod shutdown;

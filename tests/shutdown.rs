@@ -98,7 +98,8 @@ async fn sigterm_during_fifty_replies_stores_every_one_and_exits_within_the_boun
     let took = signalled.elapsed();
     assert!(took < bound, "the node took {took:?} to exit");
 
-    let storage = Storage::open(dir.path(), 16 * 1024 * 1024).expect("the data directory opens");
+    let storage = Storage::open(&mikabot::storage::StorageOptions::in_dir(dir.path()))
+        .expect("the data directory opens");
     let store = StoreId::parse("demo").expect("valid");
     let (short_text, long_text) = (short.concat(), long.concat());
     let (mut complete, mut incomplete) = (0, 0);

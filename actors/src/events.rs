@@ -37,6 +37,8 @@ pub mod close_code {
     pub const TIMEOUT: u16 = 4408;
     /// A newer connection took over the conversation (another tab).
     pub const SESSION_REPLACED: u16 = 4409;
+    /// The conversation was erased.
+    pub const CONVERSATION_ERASED: u16 = 4410;
     /// Too many new sessions from this address; retry later.
     pub const TOO_MANY_SESSIONS: u16 = 4429;
 }
@@ -109,6 +111,9 @@ error_codes! {
     InvalidUtf8 => "invalid_utf8", Some(close_code::INVALID_PAYLOAD);
     OriginNotAllowed => "origin_not_allowed", Some(close_code::ORIGIN_NOT_ALLOWED);
     SessionReplaced => "session_replaced", Some(close_code::SESSION_REPLACED);
+    /// The conversation was erased (by the shopper, the store or a
+    /// retention rule): the widget forgets it.
+    ConversationErased => "conversation_erased", Some(close_code::CONVERSATION_ERASED);
     NothingToRetry => "nothing_to_retry", None;
 }
 

@@ -29,10 +29,15 @@ pub const FINISHED_REPLY_GRACE: Duration = Duration::from_secs(30);
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// Tells a session that a newer connection took over its conversation.
+/// Tells a session that it no longer holds its conversation: a newer
+/// connection took it over, or it was erased.
 #[derive(Message, Clone, Copy, Debug)]
 #[rtype(result = "()")]
-pub struct Replaced;
+pub struct Replaced {
+    /// The conversation was erased: its reply is stopped, and the shopper
+    /// starts afresh.
+    pub erased: bool,
+}
 
 /// Who holds a conversation, and its reply in flight.
 struct InUse {
@@ -155,10 +160,24 @@ impl LiveSessions {
         if let Some((id, previous)) = used.holder.replace((registration.id, replaced))
             && id != registration.id
         {
-            previous.do_send(Replaced);
+            previous.do_send(Replaced { erased: false });
         }
         registration.holds = Some(session);
         used.feed.clone()
+    }
+
+    /// Reaches an erased conversation in memory: its reply in flight is
+    /// stopped (and never recorded), its feed dropped, and the session
+    /// holding it closed.
+    pub fn erase(&self, session: SessionId) {
+        if let Some((_, used)) = self.inner.conversations.remove(&session) {
+            if let Some(feed) = used.feed {
+                feed.withdraw();
+            }
+            if let Some((_, holder)) = used.holder {
+                holder.do_send(Replaced { erased: true });
+            }
+        }
     }
 
     /// Makes `feed` the conversation's reply in flight, if the registered

@@ -77,6 +77,10 @@ pub enum LogError {
     /// in a moment.
     #[error("conversation storage is busy")]
     Busy,
+    /// The conversation was erased: nothing more is kept of it, and
+    /// nothing more may be written to it.
+    #[error("the conversation was erased")]
+    Erased,
 }
 
 /// Durable storage for conversations.

@@ -150,6 +150,9 @@ pub struct ReplyFeed {
     answers: MessageId,
     ended: watch::Receiver<()>,
     state: Mutex<FeedState>,
+    /// The reply's withdrawal: cancelled, the reply stops and is not
+    /// recorded.
+    withdraw: CancellationToken,
 }
 
 struct FeedState {
@@ -175,13 +178,18 @@ pub struct Catchup {
 impl ReplyFeed {
     /// A feed for a reply about to start, followed by the caller through
     /// the receiver.
-    pub fn new(reply_id: MessageId, answers: MessageId) -> (Arc<Self>, mpsc::Receiver<ReplyEvent>) {
+    pub fn new(
+        reply_id: MessageId,
+        answers: MessageId,
+        withdraw: CancellationToken,
+    ) -> (Arc<Self>, mpsc::Receiver<ReplyEvent>) {
         let (tx, rx) = mpsc::channel(REPLY_EVENT_BUFFER);
         let (end_signal, ended) = watch::channel(());
         let feed = Arc::new(Self {
             reply_id,
             answers,
             ended,
+            withdraw,
             state: Mutex::new(FeedState {
                 text: String::new(),
                 ends: Vec::new(),
@@ -195,6 +203,11 @@ impl ReplyFeed {
 
     pub fn reply_id(&self) -> MessageId {
         self.reply_id
+    }
+
+    /// Stops the reply where it is; nothing of it is recorded.
+    pub fn withdraw(&self) {
+        self.withdraw.cancel();
     }
 
     pub fn answers(&self) -> MessageId {
@@ -683,7 +696,8 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_follower_catches_up_from_its_seq_and_the_old_one_hears_nothing_more() {
-        let (feed, mut first) = ReplyFeed::new(MessageId::new(), MessageId::new());
+        let (feed, mut first) =
+            ReplyFeed::new(MessageId::new(), MessageId::new(), CancellationToken::new());
         for seq in 0..5 {
             feed.emit(token(seq)).await;
         }
@@ -712,7 +726,8 @@ mod tests {
         const TOKENS: u32 = 2000;
         for round in 0..20_u32 {
             // The first follower has gone, as a dropped socket's session has.
-            let (feed, _) = ReplyFeed::new(MessageId::new(), MessageId::new());
+            let (feed, _) =
+                ReplyFeed::new(MessageId::new(), MessageId::new(), CancellationToken::new());
             let producer = Arc::clone(&feed);
             let writer = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()

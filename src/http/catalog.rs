@@ -30,7 +30,7 @@ pub struct ImportQuery {
 }
 
 /// The profile of the store named in the path, or the refusal to send.
-fn stored_profile(state: &AppState, raw: &str) -> Result<StoreProfile, ApiError> {
+pub(crate) fn stored_profile(state: &AppState, raw: &str) -> Result<StoreProfile, ApiError> {
     let unknown = || ApiError::new(ApiCode::UnknownStore, "no such store on this node");
     let store = StoreId::parse(raw).map_err(|_| unknown())?;
     match state.storage.store(&store) {
@@ -205,7 +205,7 @@ pub(crate) fn check_synonyms(groups: Vec<Vec<String>>) -> Result<Vec<Vec<String>
 
 /// An operator request's JSON body: authorised, bounded, parsed, or the
 /// refusal to send (`expected` describes the body in the 400).
-async fn operator_json<T: serde::de::DeserializeOwned>(
+pub(crate) async fn operator_json<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     state: &AppState,
     body: web::Payload,

@@ -70,6 +70,7 @@ api_codes! {
     NoValidRows => "no_valid_rows", UNPROCESSABLE_ENTITY;
     InvalidSynonyms => "invalid_synonyms", UNPROCESSABLE_ENTITY;
     InvalidWidgetSettings => "invalid_widget_settings", UNPROCESSABLE_ENTITY;
+    InvalidErasure => "invalid_erasure", UNPROCESSABLE_ENTITY;
     Internal => "internal", INTERNAL_SERVER_ERROR;
 }
 

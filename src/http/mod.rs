@@ -12,6 +12,7 @@ mod frames;
 pub mod headers;
 mod health;
 pub mod operator;
+mod privacy;
 pub mod widget;
 
 use std::sync::Arc;
@@ -88,6 +89,9 @@ pub struct AppState {
     /// The threads store actors run on, to serve a store created or
     /// restored from the dashboard.
     pub store_threads: Arc<crate::startup::StoreThreads>,
+    /// Erasure requests and the retention sweeper.
+    pub privacy: crate::privacy::Privacy,
+    pub retention: actix::Addr<crate::privacy::retention::RetentionSweeper>,
 }
 
 pub use demo_shop::DemoShop;
@@ -113,6 +117,26 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/v1/stores/{store}/widget",
             web::get().to(assets::widget_settings),
+        )
+        .route(
+            "/v1/stores/{store}/conversations",
+            web::get().to(privacy::list),
+        )
+        .route(
+            "/v1/stores/{store}/conversations/{id}",
+            web::get().to(privacy::show),
+        )
+        .route(
+            "/v1/stores/{store}/conversations/{id}",
+            web::delete().to(privacy::erase_one),
+        )
+        .route(
+            "/v1/stores/{store}/erasures",
+            web::post().to(privacy::erase),
+        )
+        .route(
+            "/v1/stores/{store}/erasures/{id}",
+            web::get().to(privacy::erasure),
         )
         .route("/v1/operator/accounts", web::get().to(accounts::list))
         .route(

@@ -3,6 +3,7 @@
 //! same code. [`shutdown`] has the stopping sequence; [`stores`] the threads
 //! store actors run on.
 
+mod privacy;
 mod shutdown;
 mod stores;
 
@@ -29,9 +30,11 @@ use crate::config::Settings;
 use crate::http::address::ClientAddressing;
 use crate::http::operator::FailureThrottle;
 use crate::http::{self, AppState};
+use crate::privacy::Clock;
 use crate::storage::Storage;
 use crate::{demo, model};
 
+pub use self::privacy::{PrivacyHandles, PrivacyThread};
 pub use self::shutdown::Stopper;
 pub use self::stores::StoreThreads;
 
@@ -47,6 +50,7 @@ pub struct Application {
     stopper: Stopper,
     storage: Storage,
     store_threads: Arc<StoreThreads>,
+    privacy: PrivacyThread,
 }
 
 fn seconds(value: f64) -> Duration {
@@ -79,16 +83,18 @@ impl Application {
     /// Opens storage, loads stores, starts their actors and binds the
     /// listener. Must run inside an actix system.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::System).await
+    }
+
+    /// As [`build`](Self::build), with the privacy supervisors reading
+    /// `clock` (tests move it).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         settings.validate()?;
         let data_dir = &settings.storage.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-        let storage = Storage::open_with(
-            data_dir,
-            settings.storage.cache_bytes(),
-            settings.storage.flush_queue,
-        )
-        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+        let storage = Storage::open(&settings.storage.options())
+            .with_context(|| format!("opening data directory {}", data_dir.display()))?;
 
         if settings.demo.enabled {
             let id = StoreId::parse(&settings.demo.store_id)?;
@@ -186,6 +192,7 @@ impl Application {
             Unit::Seconds,
             storage.flush_histogram(),
         );
+        let privacy = PrivacyThread::start(&settings, &storage, &live, clock, &mut registry);
         let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
         let public_origin = crate::accounts::validate::origin_of(&public_url).unwrap_or_default();
         let dashboard = settings.dashboard.clone();
@@ -248,6 +255,8 @@ impl Application {
             dashboard,
             postman,
             store_threads: Arc::clone(&store_threads),
+            privacy: privacy.handles.privacy.clone(),
+            retention: privacy.handles.retention.clone(),
         });
         let swept_state = state.clone();
         tasks.spawn({
@@ -297,6 +306,7 @@ impl Application {
             stopper,
             storage,
             store_threads,
+            privacy,
         })
     }
 
@@ -308,6 +318,11 @@ impl Application {
     /// A handle that stops the node gracefully.
     pub fn stopper(&self) -> Stopper {
         self.stopper.clone()
+    }
+
+    /// The privacy supervisors (for tests).
+    pub fn privacy(&self) -> PrivacyHandles {
+        self.privacy.handles.clone()
     }
 
     /// The node's storage (for operators' tools and tests).
@@ -335,6 +350,8 @@ impl Application {
         self.server.await?;
         let store_threads = self.store_threads;
         tokio::task::spawn_blocking(move || store_threads.stop()).await?;
+        let privacy = self.privacy;
+        tokio::task::spawn_blocking(move || privacy.stop()).await?;
         self.storage.flush().await?;
         let closed = self.storage.closed();
         drop(self.storage);

@@ -4,8 +4,8 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `accounts` | `account(16)` | [`AccountV1`] |
-//! | `account_emails` | normalised email | `account(16)` |
+//! | `accounts` | `account(16)` | [`AccountV1`], sealed under the account's data key |
+//! | `account_emails` | keyed hash of the normalised email | `account(16)` |
 //! | `dashboard_sessions` | `sha256(cookie)` | [`SessionV1`] |
 //! | `account_sessions` | `account(16) sha256(cookie)` | empty |
 //! | `links` | `sha256(token)` | [`LinkV1`] |
@@ -15,8 +15,11 @@
 //! | `consents` | `decision(16)` | [`ConsentV1`] |
 //!
 //! Secrets are found by their SHA-256 only ([`crate::accounts::secret`]).
-//! These records are plain JSON today; they hold no store, so the codec's
-//! per-store sealing does not apply to them.
+//! An account (name, email, password hash) is sealed under its own data
+//! key, wrapped by the keyring's accounts key; its email index holds a
+//! keyed hash, not the address. The other records here hold no name or
+//! address, except a pending link's new or invited address until it is
+//! used or expires.
 
 use mikabot_actors::ids::StoreId;
 use serde::de::DeserializeOwned;
@@ -25,8 +28,11 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
+use super::crypto::{self, SecretKey};
+use super::keyring::Scope;
 use super::records::LanguageV1;
-use super::{Storage, StorageError, keys};
+use super::vault::DataKind;
+use super::{Storage, StorageError, codec, keys};
 use crate::accounts::secret;
 use crate::accounts::{
     Account, AccountId, ApiToken, ConsentRecord, DashboardSession, LinkPurpose, OneTimeLink, Role,
@@ -224,31 +230,64 @@ fn flatten<E>(error: TransactionError<E>) -> Result<E, StorageError> {
 }
 
 impl Storage {
+    /// The email index's key of a normalised address: its keyed hash.
+    fn email_key(&self, email: &str) -> [u8; 32] {
+        crypto::keyed_hash(&self.vault.index_key(), b"account-email", email.as_bytes())
+    }
+
+    /// An account's data key; `None` once it is erased.
+    fn account_key(&self, id: AccountId) -> Result<Option<SecretKey>, StorageError> {
+        self.vault
+            .get(DataKind::Account, &Scope::Accounts, id.as_bytes())
+    }
+
+    fn seal_account(key: &SecretKey, account: &Account) -> Vec<u8> {
+        codec::sealed(
+            key,
+            "accounts",
+            account.id.as_bytes(),
+            &AccountV1::from(account),
+        )
+    }
+
+    fn open_account(key: &SecretKey, id: AccountId, bytes: &[u8]) -> Result<Account, StorageError> {
+        codec::open_record::<AccountV1>(key, "accounts", id.as_bytes(), bytes).map(Account::from)
+    }
+
     /// Creates an account, unless its email address has one.
     pub fn create_account(
         &self,
         account: &Account,
     ) -> Result<Result<(), EmailTaken>, StorageError> {
-        let value = encode(&AccountV1::from(account));
+        let key = self
+            .vault
+            .create(DataKind::Account, &Scope::Accounts, account.id.as_bytes())?;
+        let value = Self::seal_account(&key, account);
+        let email = self.email_key(&account.email);
         let result = (&self.accounts, &self.account_emails).transaction(|(accounts, emails)| {
-            if emails.get(account.email.as_bytes())?.is_some() {
+            if emails.get(email)?.is_some() {
                 return Err(ConflictableTransactionError::Abort(EmailTaken));
             }
-            emails.insert(account.email.as_bytes(), account.id.as_bytes().as_slice())?;
+            emails.insert(&email, account.id.as_bytes().as_slice())?;
             accounts.insert(account.id.as_bytes().as_slice(), value.as_slice())?;
             Ok(())
         });
         match result {
             Ok(()) => Ok(Ok(())),
-            Err(e) => flatten(e).map(Err),
+            Err(e) => {
+                self.vault
+                    .remove(DataKind::Account, account.id.as_bytes())?;
+                flatten(e).map(Err)
+            }
         }
     }
 
     /// Rewrites an account whose email address did not change.
     pub fn put_account(&self, account: &Account) -> Result<(), StorageError> {
+        let key = self.account_key(account.id)?.ok_or(StorageError::Erased)?;
         self.accounts.insert(
             account.id.as_bytes().as_slice(),
-            encode(&AccountV1::from(account)),
+            Self::seal_account(&key, account),
         )?;
         Ok(())
     }
@@ -260,8 +299,12 @@ impl Storage {
         account: &Account,
         new_email: &str,
     ) -> Result<Result<(), EmailTaken>, StorageError> {
+        let Some(key) = self.account_key(account.id)? else {
+            return Ok(Err(EmailTaken));
+        };
+        let new_index = self.email_key(new_email);
         let result = (&self.accounts, &self.account_emails).transaction(|(accounts, emails)| {
-            if let Some(holder) = emails.get(new_email.as_bytes())?
+            if let Some(holder) = emails.get(new_index)?
                 && holder.as_ref() != account.id.as_bytes()
             {
                 return Err(ConflictableTransactionError::Abort(EmailTaken));
@@ -272,16 +315,15 @@ impl Storage {
             let Some(stored) = accounts.get(account.id.as_bytes())? else {
                 return Err(ConflictableTransactionError::Abort(EmailTaken));
             };
-            let Ok(record) = serde_json::from_slice::<AccountV1>(&stored) else {
+            let Ok(mut changed) = Self::open_account(&key, account.id, &stored) else {
                 return Err(ConflictableTransactionError::Abort(EmailTaken));
             };
-            let mut changed = Account::from(record);
             let old_email = std::mem::replace(&mut changed.email, new_email.to_owned());
-            emails.remove(old_email.as_bytes())?;
-            emails.insert(new_email.as_bytes(), account.id.as_bytes().as_slice())?;
+            emails.remove(&self.email_key(&old_email))?;
+            emails.insert(&new_index, account.id.as_bytes().as_slice())?;
             accounts.insert(
                 account.id.as_bytes().as_slice(),
-                encode(&AccountV1::from(&changed)),
+                Self::seal_account(&key, &changed),
             )?;
             Ok(())
         });
@@ -300,16 +342,18 @@ impl Storage {
         id: AccountId,
         change: impl Fn(&mut Account),
     ) -> Result<Option<Account>, StorageError> {
+        let Some(key) = self.account_key(id)? else {
+            return Ok(None);
+        };
         let mut corrupt = None;
         let updated = self.accounts.update_and_fetch(id.as_bytes(), |old| {
             // The closure runs again when another writer got in first.
             corrupt = None;
             let old = old?;
-            match decode::<AccountV1>("accounts", old) {
-                Ok(record) => {
-                    let mut account = Account::from(record);
+            match Self::open_account(&key, id, old) {
+                Ok(mut account) => {
                     change(&mut account);
-                    Some(encode(&AccountV1::from(&account)))
+                    Some(Self::seal_account(&key, &account))
                 }
                 Err(e) => {
                     corrupt = Some(e);
@@ -321,20 +365,24 @@ impl Storage {
             return Err(e);
         }
         updated
-            .map(|v| decode::<AccountV1>("accounts", &v).map(Account::from))
+            .map(|v| Self::open_account(&key, id, &v))
             .transpose()
     }
 
+    /// An account; `None` if it does not exist or is erased.
     pub fn account(&self, id: AccountId) -> Result<Option<Account>, StorageError> {
-        self.accounts
-            .get(id.as_bytes())?
-            .map(|v| decode::<AccountV1>("accounts", &v).map(Account::from))
-            .transpose()
+        let Some(bytes) = self.accounts.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some(key) = self.account_key(id)? else {
+            return Ok(None);
+        };
+        Self::open_account(&key, id, &bytes).map(Some)
     }
 
     /// The account of a normalised email address.
     pub fn account_by_email(&self, email: &str) -> Result<Option<Account>, StorageError> {
-        match self.account_emails.get(email.as_bytes())? {
+        match self.account_emails.get(self.email_key(email))? {
             Some(id) => self.account(account_id("account_emails", &id)?),
             None => Ok(None),
         }
@@ -342,11 +390,13 @@ impl Storage {
 
     /// Every account, oldest first.
     pub fn accounts(&self) -> Result<Vec<Account>, StorageError> {
-        self.accounts
-            .iter()
-            .values()
-            .map(|v| decode::<AccountV1>("accounts", &v?).map(Account::from))
-            .collect()
+        let mut accounts = Vec::new();
+        for id in self.accounts.iter().keys() {
+            if let Some(account) = self.account(account_id("accounts", &id?)?)? {
+                accounts.push(account);
+            }
+        }
+        Ok(accounts)
     }
 
     /// Removes an account that never confirmed its address and has no store:
@@ -354,23 +404,27 @@ impl Storage {
     /// was removed (an account that was verified or joined a store
     /// meanwhile is kept).
     pub fn remove_unverified(&self, id: AccountId) -> Result<bool, StorageError> {
+        let Some(stored) = self.accounts.get(id.as_bytes())? else {
+            return Ok(false);
+        };
         let Some(account) = self.account(id)? else {
             return Ok(false);
         };
         if account.verified || !self.stores_of(id)?.is_empty() {
             return Ok(false);
         }
-        let value = encode(&AccountV1::from(&account));
+        let email = self.email_key(&account.email);
         let removed = (&self.accounts, &self.account_emails).transaction(|(accounts, emails)| {
-            if accounts.get(id.as_bytes())?.as_deref() != Some(value.as_slice()) {
+            if accounts.get(id.as_bytes())?.as_deref() != Some(stored.as_ref()) {
                 return Ok(false);
             }
             accounts.remove(id.as_bytes().as_slice())?;
-            emails.remove(account.email.as_bytes())?;
+            emails.remove(&email)?;
             Ok::<_, ConflictableTransactionError<()>>(true)
         });
         let removed = removed.map_err(unaborted)?;
         if removed {
+            self.vault.remove(DataKind::Account, id.as_bytes())?;
             self.delete_sessions_of(id)?;
             self.remove_links_of(id, |_| true)?;
         }
@@ -834,6 +888,7 @@ impl Storage {
             &self.sessions,
             &self.conversations,
             &self.messages,
+            &self.technical,
             &self.api_tokens,
         ] {
             for key in tree.scan_prefix(&prefix).keys() {
@@ -879,7 +934,8 @@ mod tests {
 
     fn storage() -> (tempfile::TempDir, Storage) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Storage::open(dir.path(), 1 << 20).expect("open");
+        let storage =
+            Storage::open(&crate::storage::StorageOptions::in_dir(dir.path())).expect("open");
         (dir, storage)
     }
 

@@ -10,7 +10,7 @@ use mikabot_actors::catalog::{Product, StoreProfile};
 use mikabot_actors::ids::StoreId;
 
 use super::records::{ProductV1, StoreV1};
-use super::{Storage, StorageError, keys};
+use super::{Storage, StorageError, codec, keys};
 
 /// Products written per batch: one batch for a whole large catalog costs
 /// sled about ten times the catalog's size in memory.
@@ -26,7 +26,7 @@ impl Storage {
     /// Creates or updates a store's profile.
     pub fn put_store(&self, profile: &StoreProfile) -> Result<(), StorageError> {
         let key = keys::store(&profile.id);
-        let value = self.codec.seal(&profile.id, key, &StoreV1::from(profile));
+        let value = codec::plain(&StoreV1::from(profile));
         self.stores.insert(key, value)?;
         Ok(())
     }
@@ -37,15 +37,14 @@ impl Storage {
             .iter()
             .map(|entry| {
                 let (key, value) = entry?;
-                let store = std::str::from_utf8(&key)
+                std::str::from_utf8(&key)
                     .ok()
                     .and_then(|id| StoreId::parse(id).ok())
                     .ok_or_else(|| StorageError::Corrupt {
                         tree: "stores",
                         problem: "a key is not a store id".into(),
                     })?;
-                self.codec
-                    .open::<StoreV1, _>(&store, &key, "stores", &value)
+                codec::open_plain::<StoreV1, _>("stores", &value)
             })
             .collect()
     }
@@ -55,7 +54,7 @@ impl Storage {
         let key = keys::store(id);
         self.stores
             .get(key)?
-            .map(|v| self.codec.open::<StoreV1, _>(id, key, "stores", &v))
+            .map(|v| codec::open_plain::<StoreV1, _>("stores", &v))
             .transpose()
     }
 
@@ -69,9 +68,8 @@ impl Storage {
         self.products
             .scan_prefix(keys::generation(store, generation))
             .map(|entry| {
-                let (key, value) = entry?;
-                self.codec
-                    .open::<ProductV1, _>(store, &key, "products", &value)
+                let (_, value) = entry?;
+                codec::open_plain::<ProductV1, _>("products", &value)
             })
             .collect()
     }
@@ -91,7 +89,7 @@ impl Storage {
             let mut batch = sled::Batch::default();
             for product in chunk {
                 let key = keys::product(store, new, &product.id.0);
-                let value = self.codec.seal(store, &key, &ProductV1::from(product));
+                let value = codec::plain(&ProductV1::from(product));
                 batch.insert(key, value);
             }
             self.products.apply_batch(batch)?;
@@ -186,7 +184,7 @@ mod tests {
     use mikabot_actors::ids::ProductId;
 
     use super::*;
-    use crate::storage::tests::TEST_CACHE_BYTES;
+    use crate::storage::StorageOptions;
 
     fn product(id: &str) -> Product {
         Product {
@@ -210,7 +208,7 @@ mod tests {
     #[test]
     fn catalogs_replace_upsert_and_sweep_by_generation() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
         let shop = StoreId::parse("shop").expect("valid");
         let many: Vec<Product> = (0..CATALOG_CHUNK + 10)
             .map(|i| product(&format!("p{i:05}")))
@@ -237,9 +235,7 @@ mod tests {
         // A crash between writing a generation and making it current leaves
         // rows that the sweep removes, while the current catalog stays.
         let orphan = keys::product(&shop, 99, "ghost");
-        let value = storage
-            .codec
-            .seal(&shop, &orphan, &ProductV1::from(&product("ghost")));
+        let value = codec::plain(&ProductV1::from(&product("ghost")));
         storage.products.insert(orphan, value).expect("insert");
         assert_eq!(storage.sweep_catalogs().expect("sweep"), 1);
         assert_eq!(storage.catalog(&shop).expect("catalog").len(), 4);
@@ -249,7 +245,7 @@ mod tests {
     #[test]
     fn an_unreadable_product_is_reported_with_its_tree() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
         let shop = StoreId::parse("shop").expect("valid");
         storage
             .products

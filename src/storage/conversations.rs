@@ -6,10 +6,16 @@
 
 use futures_util::future::BoxFuture;
 use mikabot_actors::ids::{ConversationId, SessionId, StoreId};
-use mikabot_actors::log::{ConversationLog, ConversationMeta, LogError, StoredMessage};
+use mikabot_actors::log::{
+    ClientClass, ConversationLog, ConversationMeta, LogError, StoredMessage,
+};
+use mikabot_actors::prompt::Role;
 
-use super::records::{ConversationV1, MessageV1};
-use super::{Storage, StorageError, WhenFull, keys};
+use super::crypto::SecretKey;
+use super::keyring::Scope;
+use super::records::{ConversationV1, MessageV1, TechnicalV1};
+use super::vault::DataKind;
+use super::{Storage, StorageError, WhenFull, codec, contacts, keys};
 
 impl From<StorageError> for LogError {
     fn from(error: StorageError) -> Self {
@@ -17,19 +23,135 @@ impl From<StorageError> for LogError {
             StorageError::Corrupt { .. } => LogError::Corrupt(error.to_string()),
             StorageError::Closed => LogError::Closed,
             StorageError::Busy => LogError::Busy,
+            StorageError::Erased => LogError::Erased,
             StorageError::Sled(_)
             | StorageError::SchemaMismatch { .. }
             | StorageError::Flush(_)
-            | StorageError::Interrupted(_) => LogError::Failed(error.to_string()),
+            | StorageError::Interrupted(_)
+            | StorageError::Keys(_) => LogError::Failed(error.to_string()),
         }
     }
 }
 
+/// The key scope of a store's conversations.
+pub(crate) fn store_scope(store: &StoreId) -> Scope {
+    Scope::Store(store.as_str().to_owned())
+}
+
 impl Storage {
-    fn message_write(&self, store: &StoreId, message: &StoredMessage) -> (Vec<u8>, Vec<u8>) {
+    /// A conversation's data key; `None` once it is erased (or never was).
+    pub(crate) fn conversation_key(
+        &self,
+        store: &StoreId,
+        conversation: ConversationId,
+    ) -> Result<Option<SecretKey>, StorageError> {
+        self.vault.get(
+            DataKind::Conversation,
+            &store_scope(store),
+            &keys::conversation(store, conversation),
+        )
+    }
+
+    /// A conversation's record with its technical data (if not dropped);
+    /// `None` when it does not exist or is erased.
+    pub(crate) fn conversation_meta(
+        &self,
+        store: &StoreId,
+        conversation: ConversationId,
+    ) -> Result<Option<ConversationMeta>, StorageError> {
+        let key = keys::conversation(store, conversation);
+        let Some(data_key) = self.conversation_key(store, conversation)? else {
+            return Ok(None);
+        };
+        let Some(record) = self.conversations.get(&key)? else {
+            return Ok(None);
+        };
+        let mut meta: ConversationMeta =
+            codec::open_sealed::<ConversationV1, _>(&data_key, "conversations", &key, &record)?;
+        if let Some(technical) = self.technical.get(&key)?
+            && let Some(technical_key) =
+                self.vault
+                    .get(DataKind::Technical, &store_scope(store), &key)?
+        {
+            let technical: TechnicalV1 =
+                codec::open_record(&technical_key, "technical", &key, &technical)?;
+            meta.page_url = technical.page_url;
+            meta.referrer = technical.referrer;
+            meta.client = ClientClass {
+                browser: technical.client.browser,
+                device: technical.client.device,
+            };
+            meta.ip = technical.ip;
+        }
+        Ok(Some(meta))
+    }
+
+    /// A store's conversations that still open, newest first: at most
+    /// `limit`, started before `before` when given.
+    pub fn conversations_of_store(
+        &self,
+        store: &StoreId,
+        before: Option<ConversationId>,
+        limit: usize,
+    ) -> Result<Vec<ConversationMeta>, StorageError> {
+        let prefix = keys::store_prefix(store);
+        let end = match before {
+            Some(before) => keys::conversation(store, before),
+            // `store \1`: just past every key of the store.
+            None => {
+                let mut end = prefix.clone();
+                end.pop();
+                end.push(1);
+                end
+            }
+        };
+        let mut found = Vec::new();
+        for entry in self.conversations.range(prefix.clone()..end).rev() {
+            let (key, _) = entry?;
+            let Some(conversation) = keys::conversation_of(&key) else {
+                continue;
+            };
+            if let Some(meta) = self.conversation_meta(store, conversation)? {
+                found.push(meta);
+                if found.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The writes that store `message`: the message sealed under its
+    /// conversation's key and, for a shopper's message, the contact index
+    /// entries of what it holds. Refused once the conversation is erased.
+    fn message_writes(
+        &self,
+        store: &StoreId,
+        message: &StoredMessage,
+    ) -> Result<Vec<super::flusher::Write>, StorageError> {
+        let Some(data_key) = self.conversation_key(store, message.conversation)? else {
+            return Err(StorageError::Erased);
+        };
         let key = keys::message(store, message.conversation, message.id);
-        let value = self.codec.seal(store, &key, &MessageV1::from(message));
-        (key, value)
+        let value = codec::sealed(&data_key, "messages", &key, &MessageV1::from(message));
+        let mut writes = vec![(self.messages.clone(), key, value)];
+        if message.role == Role::Shopper {
+            let found = contacts::find(&message.text);
+            if !found.is_empty() {
+                let index_key = self.vault.index_key();
+                let conversation = keys::conversation(store, message.conversation);
+                for contact in found {
+                    let hash = contact.hash(&index_key);
+                    let mut forward = hash.to_vec();
+                    forward.extend_from_slice(&conversation);
+                    let mut reverse = conversation.clone();
+                    reverse.extend_from_slice(&hash);
+                    writes.push((self.contacts.clone(), forward, Vec::new()));
+                    writes.push((self.conversation_contacts.clone(), reverse, Vec::new()));
+                }
+            }
+        }
+        Ok(writes)
     }
 }
 
@@ -51,28 +173,30 @@ impl ConversationLog for Storage {
                 "a session entry does not hold a conversation id".into(),
             ));
         };
-        let key = keys::conversation(store, ConversationId::from_bytes(conversation));
-        let Some(record) = self.conversations.get(&key).map_err(StorageError::from)? else {
-            return Ok(None);
-        };
-        let meta = self
-            .codec
-            .open::<ConversationV1, _>(store, &key, "conversations", &record)?;
-        Ok(Some(meta))
+        Ok(self.conversation_meta(store, ConversationId::from_bytes(conversation))?)
     }
 
     fn open_conversation(&self, meta: &ConversationMeta) -> Result<(), LogError> {
-        let key = keys::conversation(&meta.store, meta.conversation);
-        let value = self
-            .codec
-            .seal(&meta.store, &key, &ConversationV1::from(meta));
-        // Conversation first: a session entry never points at nothing.
+        let store = &meta.store;
+        let key = keys::conversation(store, meta.conversation);
+        let scope = store_scope(store);
+        // Keys first, then the technical data, then the record, then the
+        // session entry: a session entry never points at nothing.
+        let data_key = self.vault.create(DataKind::Conversation, &scope, &key)?;
+        let technical_key = self.vault.create(DataKind::Technical, &scope, &key)?;
+        let technical = codec::sealed(&technical_key, "technical", &key, &TechnicalV1::from(meta));
+        self.technical
+            .insert(&key, technical)
+            .map_err(StorageError::from)?;
+        let mut record = ConversationV1::from(meta);
+        record.strip_technical();
+        let value = codec::sealed(&data_key, "conversations", &key, &record);
         self.conversations
             .insert(key, value)
             .map_err(StorageError::from)?;
         self.sessions
             .insert(
-                keys::session(&meta.store, meta.session),
+                keys::session(store, meta.session),
                 meta.conversation.as_bytes(),
             )
             .map_err(StorageError::from)?;
@@ -80,10 +204,9 @@ impl ConversationLog for Storage {
     }
 
     fn append(&self, store: &StoreId, message: &StoredMessage) -> Result<(), LogError> {
-        let (key, value) = self.message_write(store, message);
-        self.messages
-            .insert(key, value)
-            .map_err(StorageError::from)?;
+        for (tree, key, value) in self.message_writes(store, message)? {
+            tree.insert(key, value).map_err(StorageError::from)?;
+        }
         Ok(())
     }
 
@@ -93,9 +216,8 @@ impl ConversationLog for Storage {
         message: &StoredMessage,
     ) -> BoxFuture<'static, Result<(), LogError>> {
         let storage = self.clone();
-        let (key, value) = self.message_write(store, message);
-        let write = (self.messages.clone(), key, value);
-        Box::pin(async move { Ok(storage.request_flush(Some(write), WhenFull::Refuse).await?) })
+        let writes = self.message_writes(store, message);
+        Box::pin(async move { Ok(storage.request_flush(writes?, WhenFull::Refuse).await?) })
     }
 
     fn record_durably(
@@ -104,9 +226,8 @@ impl ConversationLog for Storage {
         message: &StoredMessage,
     ) -> BoxFuture<'static, Result<(), LogError>> {
         let storage = self.clone();
-        let (key, value) = self.message_write(store, message);
-        let write = (self.messages.clone(), key, value);
-        Box::pin(async move { Ok(storage.request_flush(Some(write), WhenFull::Wait).await?) })
+        let writes = self.message_writes(store, message);
+        Box::pin(async move { Ok(storage.request_flush(writes?, WhenFull::Wait).await?) })
     }
 
     fn history(
@@ -115,6 +236,9 @@ impl ConversationLog for Storage {
         conversation: ConversationId,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, LogError> {
+        let Some(data_key) = self.conversation_key(store, conversation)? else {
+            return Ok(Vec::new());
+        };
         let mut newest_first = self
             .messages
             .scan_prefix(keys::messages(store, conversation))
@@ -122,9 +246,9 @@ impl ConversationLog for Storage {
             .take(limit)
             .map(|entry| {
                 let (key, value) = entry.map_err(StorageError::from)?;
-                Ok(self
-                    .codec
-                    .open::<MessageV1, _>(store, &key, "messages", &value)?)
+                Ok(codec::open_sealed::<MessageV1, _>(
+                    &data_key, "messages", &key, &value,
+                )?)
             })
             .collect::<Result<Vec<StoredMessage>, LogError>>()?;
         newest_first.reverse();
@@ -145,7 +269,7 @@ mod tests {
     use mikabot_actors::prompt::Role;
 
     use super::*;
-    use crate::storage::tests::TEST_CACHE_BYTES;
+    use crate::storage::StorageOptions;
 
     fn meta(store: &StoreId) -> ConversationMeta {
         ConversationMeta {
@@ -176,7 +300,7 @@ mod tests {
     #[test]
     fn history_is_per_store_and_chronological() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
         let shop = StoreId::parse("shop").expect("valid");
         let shop2 = StoreId::parse("shop-2").expect("valid");
         let a = meta(&shop);
@@ -207,7 +331,7 @@ mod tests {
     #[test]
     fn an_unreadable_message_is_a_corrupt_log_error() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
         let shop = StoreId::parse("shop").expect("valid");
         let a = meta(&shop);
         storage.open_conversation(&a).expect("open conversation");
@@ -225,7 +349,7 @@ mod tests {
     #[test]
     fn check_all_counts_every_record_and_finds_an_unreadable_one() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
         let shop = StoreId::parse("shop").expect("valid");
         let a = meta(&shop);
         storage.open_conversation(&a).expect("open conversation");
@@ -250,7 +374,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_shopper_messages_and_loses_nothing_acknowledged() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Storage::open_with(dir.path(), TEST_CACHE_BYTES, 1).expect("open");
+        let storage =
+            Storage::open(&StorageOptions::in_dir(dir.path()).with_flush_queue(1)).expect("open");
         let shop = StoreId::parse("shop").expect("valid");
         let conversation = meta(&shop);
         storage
@@ -300,7 +425,7 @@ mod tests {
     #[tokio::test]
     async fn many_concurrent_writers_all_get_their_flush_either_way() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Storage::open(dir.path(), TEST_CACHE_BYTES).expect("open");
+        let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
         let shop = StoreId::parse("shop").expect("valid");
         let conversation = meta(&shop);
         storage

@@ -21,9 +21,9 @@ pub type FlushOutcome = Result<(), String>;
 pub type Write = (sled::Tree, Vec<u8>, Vec<u8>);
 
 /// A request to the storage thread: make everything written so far
-/// durable, after writing `write` if there is one.
+/// durable, after making `writes` (if any).
 pub struct FlushRequest {
-    pub write: Option<Write>,
+    pub writes: Vec<Write>,
     pub waiter: tokio::sync::oneshot::Sender<FlushOutcome>,
     /// The request's place in the bounded queue ([`super::Storage`]'s
     /// `flush_queue`), freed when the request is answered and dropped.
@@ -56,17 +56,15 @@ fn commit(db: &Weak<sled::Db>, batch: Vec<FlushRequest>, flush_seconds: &Histogr
     let mut waiters = Vec::with_capacity(batch.len());
     for request in batch {
         let FlushRequest {
-            write,
+            writes,
             waiter,
             _place: place,
         } = request;
-        let written = match write {
-            Some((tree, key, value)) => tree
-                .insert(key, value)
+        let written = writes.into_iter().try_for_each(|(tree, key, value)| {
+            tree.insert(key, value)
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
-            None => Ok(()),
-        };
+                .map_err(|e| e.to_string())
+        });
         match written {
             Ok(()) => waiters.push((waiter, place)),
             Err(error) => {

@@ -39,6 +39,15 @@ pub fn store_of(key: &[u8]) -> Option<StoreId> {
     StoreId::parse(std::str::from_utf8(&key[..end]).ok()?).ok()
 }
 
+/// The conversation of a `store \0 conversation(16) …` key.
+pub fn conversation_of(key: &[u8]) -> Option<ConversationId> {
+    let separator = key.iter().position(|b| *b == 0)?;
+    let id = key.get(separator + 1..separator + 17)?;
+    <[u8; 16]>::try_from(id)
+        .ok()
+        .map(ConversationId::from_bytes)
+}
+
 /// A store's key in the `stores` and `catalog_generations` trees.
 pub fn store(store: &StoreId) -> &[u8] {
     store.as_str().as_bytes()

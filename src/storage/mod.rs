@@ -9,8 +9,15 @@
 //! - [`records`]: storage's own versioned record types (schema
 //!   [`SCHEMA_VERSION`]), converted at this edge; their bytes are pinned by
 //!   tests.
-//! - [`codec`]: records to bytes and back, told the store and key of each
-//!   value (where per-store encryption goes).
+//! - [`codec`]: records to bytes and back; records with personal data
+//!   sealed under their data key, bound to their tree and key.
+//! - [`crypto`], [`keyring`], [`vault`]: encryption at rest. The keyring
+//!   file (outside sled, sealed by the master key) holds a key per store
+//!   and one for the accounts; they wrap the data keys in sled, one per
+//!   conversation and per account. Destroying a key in the keyring makes
+//!   what it wrapped unreadable in old files and backups too.
+//! - [`contacts`]: the keyed-hash index of email addresses and phone
+//!   numbers shoppers typed.
 //! - [`flusher`]: the storage thread: group commit, one flush answering
 //!   every waiting writer.
 //! - [`catalogs`]: store profiles and catalogs. A catalog is written as a
@@ -33,24 +40,96 @@
 mod accounts;
 mod catalogs;
 mod codec;
+pub mod contacts;
 mod conversations;
+pub(crate) mod crypto;
+pub mod erasure;
 mod flusher;
+pub mod keyring;
 mod keys;
 mod records;
+pub mod retention;
+mod vault;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::watch;
 
 pub use self::accounts::{EmailTaken, PendingInvitation};
-use self::codec::Codec;
 use self::flusher::{FlushRequest, Write};
+use self::keyring::{KeyringFile, MasterKeySource};
+use self::vault::Vault;
 
-/// The layout version this code reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The layout version this code reads and writes. Version 2 seals
+/// personal data under data keys.
+pub const SCHEMA_VERSION: u32 = 2;
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// The id of the keyring this database's data keys are wrapped by.
+const KEYRING_ID_KEY: &[u8] = b"keyring_id";
+
+/// Where the database and its keys are, and how much it may cache.
+#[derive(Clone, Debug)]
+pub struct StorageOptions {
+    pub data_dir: PathBuf,
+    /// The keyring file: outside the data directory, so a copy of the data
+    /// directory holds no key.
+    pub keyring: PathBuf,
+    pub master_key: MasterKeySource,
+    pub cache_bytes: u64,
+    pub flush_queue: usize,
+}
+
+impl StorageOptions {
+    /// Everything inside `dir`: the database in `dir/db`, the keyring in
+    /// `dir/keyring`, the master key in `dir/master.key` (tests and tools).
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            data_dir: dir.join("db"),
+            keyring: dir.join("keyring"),
+            master_key: MasterKeySource::File(dir.join("master.key")),
+            cache_bytes: 16 * 1024 * 1024,
+            flush_queue: DEFAULT_FLUSH_QUEUE,
+        }
+    }
+
+    /// The settings, as `MIKABOT__` variables, of a node that keeps
+    /// everything inside `dir` as [`in_dir`](Self::in_dir) does.
+    pub fn env_in(dir: &Path) -> Vec<(&'static str, String)> {
+        let options = Self::in_dir(dir);
+        let MasterKeySource::File(master) = options.master_key else {
+            unreachable!("in_dir keeps the master key in a file")
+        };
+        vec![
+            (
+                "MIKABOT__STORAGE__DATA_DIR",
+                options.data_dir.display().to_string(),
+            ),
+            (
+                "MIKABOT__STORAGE__KEYRING_FILE",
+                options.keyring.display().to_string(),
+            ),
+            (
+                "MIKABOT__STORAGE__MASTER_KEY_FILE",
+                master.display().to_string(),
+            ),
+        ]
+    }
+
+    /// With at most `cache_bytes` of the database cached.
+    pub fn with_cache_bytes(mut self, cache_bytes: u64) -> Self {
+        self.cache_bytes = cache_bytes;
+        self
+    }
+
+    /// As [`in_dir`](Self::in_dir), with at most `flush_queue` durable
+    /// writes waiting for the storage thread.
+    pub fn with_flush_queue(mut self, flush_queue: usize) -> Self {
+        self.flush_queue = flush_queue;
+        self
+    }
+}
 
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +150,10 @@ pub enum StorageError {
     Interrupted(String),
     #[error("storage is busy: too many writes wait for the disk")]
     Busy,
+    #[error("keys: {0}")]
+    Keys(String),
+    #[error("the conversation was erased")]
+    Erased,
 }
 
 /// How many records of each kind a database holds.
@@ -111,7 +194,7 @@ pub struct Storage {
     flusher: Arc<std::thread::JoinHandle<()>>,
     /// How long the storage thread's flushes take.
     flush_seconds: Histogram,
-    codec: Codec,
+    vault: Arc<Vault>,
     db: Arc<sled::Db>,
     stores: sled::Tree,
     products: sled::Tree,
@@ -129,6 +212,13 @@ pub struct Storage {
     account_stores: sled::Tree,
     api_tokens: sled::Tree,
     consents: sled::Tree,
+    /// A conversation's technical data (page, referrer, device, address),
+    /// under its own data key: dropped at the usage horizon on its own.
+    technical: sled::Tree,
+    contacts: sled::Tree,
+    conversation_contacts: sled::Tree,
+    /// The erasure journal ([`erasure`]).
+    erasures: sled::Tree,
     /// Dropped with the last clone, after the database and its trees
     /// (fields drop in order): its receivers learn that the database is
     /// closed.
@@ -137,22 +227,11 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Opens (or creates) the database in `dir`, keeping at most
-    /// `cache_bytes` of it cached in memory.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
-        Self::open_with(dir, cache_bytes, DEFAULT_FLUSH_QUEUE)
-    }
-
-    /// As [`open`](Self::open), with at most `flush_queue` durable writes
-    /// waiting for the storage thread.
-    pub fn open_with(
-        dir: &Path,
-        cache_bytes: u64,
-        flush_queue: usize,
-    ) -> Result<Self, StorageError> {
+    /// Opens (or creates) the database and its keyring.
+    pub fn open(options: &StorageOptions) -> Result<Self, StorageError> {
         let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
+            .path(&options.data_dir)
+            .cache_capacity(options.cache_bytes)
             .open()?;
         match db.get(SCHEMA_KEY)? {
             None => {
@@ -167,11 +246,27 @@ impl Storage {
                 }
             }
         }
+        let keyring_id = db
+            .get(KEYRING_ID_KEY)?
+            .map(|id| {
+                <[u8; 16]>::try_from(id.as_ref()).map_err(|_| StorageError::Corrupt {
+                    tree: "default",
+                    problem: "the keyring id is not 16 bytes".into(),
+                })
+            })
+            .transpose()?;
+        let (file, ring) = KeyringFile::open(&options.keyring, &options.master_key, keyring_id)?;
+        if keyring_id.is_none() {
+            db.insert(KEYRING_ID_KEY, &ring.id)?;
+            db.flush()?;
+        }
+        let vault = Arc::new(Vault::new(file, ring, db.open_tree("data_keys")?));
+        vault.finish_rotations()?;
         let db = Arc::new(db);
         let (closed, closed_rx) = watch::channel(());
         let flush_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let (flushes, flusher) = flusher::spawn(Arc::downgrade(&db), flush_seconds.clone())?;
-        let room = Arc::new(tokio::sync::Semaphore::new(flush_queue.max(1)));
+        let room = Arc::new(tokio::sync::Semaphore::new(options.flush_queue.max(1)));
         Ok(Self {
             _closed: Arc::new(closed),
             closed_rx,
@@ -179,7 +274,7 @@ impl Storage {
             room,
             flusher: Arc::new(flusher),
             flush_seconds,
-            codec: Codec,
+            vault,
             stores: db.open_tree("stores")?,
             products: db.open_tree("products")?,
             generations: db.open_tree("catalog_generations")?,
@@ -195,6 +290,10 @@ impl Storage {
             account_stores: db.open_tree("account_stores")?,
             api_tokens: db.open_tree("api_tokens")?,
             consents: db.open_tree("consents")?,
+            technical: db.open_tree("technical")?,
+            contacts: db.open_tree("contacts")?,
+            conversation_contacts: db.open_tree("conversation_contacts")?,
+            erasures: db.open_tree("erasures")?,
             db,
         })
     }
@@ -230,19 +329,23 @@ impl Storage {
             counts.products += self.catalog(&profile.id)?.len();
         }
         for entry in self.conversations.iter() {
-            let (key, value) = entry?;
-            let store = keys::store_of(&key).ok_or_else(|| StorageError::Corrupt {
+            let (key, _) = entry?;
+            let corrupt = || StorageError::Corrupt {
                 tree: "conversations",
-                problem: "a key names no store".into(),
-            })?;
-            let meta: mikabot_actors::log::ConversationMeta = self
-                .codec
-                .open::<records::ConversationV1, _>(&store, &key, "conversations", &value)?;
+                problem: "a key names no store and conversation".into(),
+            };
+            let store = keys::store_of(&key).ok_or_else(corrupt)?;
+            let conversation = keys::conversation_of(&key).ok_or_else(corrupt)?;
+            // An erased conversation whose records are not removed yet is
+            // not counted: it no longer opens.
+            if self.conversation_meta(&store, conversation)?.is_none() {
+                continue;
+            }
             counts.conversations += 1;
             counts.messages += mikabot_actors::log::ConversationLog::history(
                 self,
                 &store,
-                meta.conversation,
+                conversation,
                 usize::MAX,
             )
             .map_err(|e| StorageError::Corrupt {
@@ -281,14 +384,14 @@ impl Storage {
     /// Waits until everything written so far is on disk. Concurrent
     /// callers share one flush.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        self.request_flush(None, WhenFull::Wait).await
+        self.request_flush(Vec::new(), WhenFull::Wait).await
     }
 
-    /// Asks the storage thread to write `write` (if any) and flush; done
-    /// when both are on disk.
+    /// Asks the storage thread to make `writes` and flush; done when both
+    /// are on disk.
     pub(crate) async fn request_flush(
         &self,
-        write: Option<Write>,
+        writes: Vec<Write>,
         when_full: WhenFull,
     ) -> Result<(), StorageError> {
         let room = Arc::clone(&self.room);
@@ -302,7 +405,7 @@ impl Storage {
         let (waiter, wait) = tokio::sync::oneshot::channel();
         self.flushes
             .send(FlushRequest {
-                write,
+                writes,
                 waiter,
                 _place: place,
             })
@@ -317,17 +420,16 @@ impl Storage {
 mod tests {
     use super::*;
 
-    pub const TEST_CACHE_BYTES: u64 = 16 * 1024 * 1024;
-
     #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
+        let options = StorageOptions::in_dir(dir.path());
         {
-            let db = sled::open(dir.path()).expect("open raw");
+            let db = sled::open(&options.data_dir).expect("open raw");
             db.insert(SCHEMA_KEY, &99_u32.to_be_bytes()).expect("write");
             db.flush().expect("flush");
         }
-        match Storage::open(dir.path(), TEST_CACHE_BYTES) {
+        match Storage::open(&options) {
             Err(StorageError::SchemaMismatch { found: 99 }) => {}
             Err(other) => panic!("unexpected error: {other}"),
             Ok(_) => panic!("a newer schema must be refused"),

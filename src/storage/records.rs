@@ -316,6 +316,43 @@ impl From<&ConversationMeta> for ConversationV1 {
     }
 }
 
+impl ConversationV1 {
+    /// Without its technical data, which is kept apart ([`TechnicalV1`]).
+    pub fn strip_technical(&mut self) {
+        self.page_url = None;
+        self.referrer = None;
+        self.client = ClientClassV1 {
+            browser: String::new(),
+            device: String::new(),
+        };
+        self.ip = None;
+    }
+}
+
+/// A conversation's technical and usage data, in the `technical` tree,
+/// under its own data key: dropped on its own at the usage horizon.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TechnicalV1 {
+    pub page_url: Option<String>,
+    pub referrer: Option<String>,
+    pub client: ClientClassV1,
+    pub ip: Option<String>,
+}
+
+impl From<&ConversationMeta> for TechnicalV1 {
+    fn from(meta: &ConversationMeta) -> Self {
+        Self {
+            page_url: meta.page_url.clone(),
+            referrer: meta.referrer.clone(),
+            client: ClientClassV1 {
+                browser: meta.client.browser.clone(),
+                device: meta.client.device.clone(),
+            },
+            ip: meta.ip.clone(),
+        }
+    }
+}
+
 impl TryFrom<ConversationV1> for ConversationMeta {
     type Error = Invalid;
 
@@ -489,15 +526,24 @@ mod tests {
         R: Serialize + serde::de::DeserializeOwned + for<'a> From<&'a T>,
         T: TryFrom<R, Error = Invalid> + PartialEq + std::fmt::Debug,
     {
-        // Through the codec, as storage writes and reads them.
-        let codec = crate::storage::codec::Codec;
-        let store = StoreId::parse("shop-1").expect("valid");
-        let key = b"shop-1\0key";
-        let bytes = codec.seal(&store, key, &R::from(value));
+        // Through the codec, as storage writes and reads them: the plain
+        // form is the one sealed records hold inside.
+        use crate::storage::codec;
+        let bytes = codec::plain(&R::from(value));
         assert_eq!(String::from_utf8_lossy(&bytes), expected);
-        let back: T = codec
-            .open::<R, T>(&store, key, "test", expected.as_bytes())
+        let back: T = codec::open_plain::<R, T>("test", expected.as_bytes())
             .expect("the pinned bytes read back");
+        assert_eq!(&back, value);
+        let data_key = crate::storage::crypto::SecretKey::random();
+        let key = b"shop-1\0key";
+        let sealed = codec::sealed(&data_key, "test", key, &R::from(value));
+        assert!(
+            !sealed
+                .windows(8)
+                .any(|w| expected.as_bytes().windows(8).any(|e| e == w))
+        );
+        let back: T =
+            codec::open_sealed::<R, T>(&data_key, "test", key, &sealed).expect("sealed bytes open");
         assert_eq!(&back, value);
     }
 

@@ -46,7 +46,7 @@ impl WidgetSession {
     pub(super) fn launch(&mut self, job: ReplyJob, answers: MessageId, ctx: &mut Context<Self>) {
         let reply_id = job.reply_id;
         let withdraw = job.withdrawn.clone();
-        let (feed, events) = ReplyFeed::new(reply_id, answers);
+        let (feed, events) = ReplyFeed::new(reply_id, answers, withdraw.clone());
         let published = self
             .registration
             .as_ref()

@@ -387,18 +387,27 @@ impl Handler<Shutdown> for WidgetSession {
 impl Handler<Replaced> for WidgetSession {
     type Result = ();
 
-    fn handle(&mut self, _: Replaced, ctx: &mut Context<Self>) {
+    fn handle(&mut self, replaced: Replaced, ctx: &mut Context<Self>) {
         let _span = self.span.clone().entered();
-        // The reply in flight goes on and is followed by the newer socket.
+        // The reply in flight goes on and is followed by the newer socket,
+        // unless the conversation was erased: then it was stopped.
         if let Some(conversation) = self.conversation() {
             conversation.let_go_of_reply();
         }
         self.held = None;
-        self.close(
-            ctx,
-            ErrorCode::SessionReplaced,
-            "the conversation continued in another window",
-        );
+        if replaced.erased {
+            self.close(
+                ctx,
+                ErrorCode::ConversationErased,
+                "this conversation was deleted",
+            );
+        } else {
+            self.close(
+                ctx,
+                ErrorCode::SessionReplaced,
+                "the conversation continued in another window",
+            );
+        }
     }
 }
 

@@ -29,7 +29,8 @@ fn main() -> anyhow::Result<()> {
         peak_mib()
     );
     let dir = tempfile::tempdir()?;
-    let storage = mikabot::storage::Storage::open(dir.path(), 64 * 1024 * 1024)?;
+    let storage =
+        mikabot::storage::Storage::open(&mikabot::storage::StorageOptions::in_dir(dir.path()))?;
     let store = mikabot_actors::ids::StoreId::parse("demo")?;
     storage.replace_catalog(&store, &parsed.products)?;
     println!("written to sled: peak {} MiB", peak_mib());

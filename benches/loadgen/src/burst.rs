@@ -103,7 +103,7 @@ async fn burst_shopper(index: usize, target: Target, source: IpAddr) -> BurstOut
 async fn open_stopped(dir: &std::path::Path) -> anyhow::Result<Storage> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match Storage::open(dir, 64 * 1024 * 1024) {
+        match Storage::open(&mikabot::storage::StorageOptions::in_dir(dir)) {
             Ok(storage) => return Ok(storage),
             Err(error) if Instant::now() < deadline => {
                 tracing::debug!(%error, "the node's storage is not free yet");

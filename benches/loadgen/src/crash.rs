@@ -120,7 +120,7 @@ async fn shopper(index: usize, target: Target, source: IpAddr, confirmed: Arc<Mu
 async fn open_after_kill(dir: &std::path::Path) -> anyhow::Result<Storage> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match Storage::open(dir, 64 * 1024 * 1024) {
+        match Storage::open(&mikabot::storage::StorageOptions::in_dir(dir)) {
             Ok(storage) => return Ok(storage),
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;

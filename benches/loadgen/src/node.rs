@@ -37,17 +37,18 @@ pub fn node_env(
     data_dir: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    let data_dir = data_dir.display().to_string();
+    let storage = mikabot::storage::StorageOptions::env_in(data_dir);
+    let storage: Vec<(&str, &str)> = storage.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let ours = [
         ("MIKABOT__SERVER__HOST", "127.0.0.1"),
         ("MIKABOT__SERVER__PORT", "0"),
-        ("MIKABOT__STORAGE__DATA_DIR", data_dir.as_str()),
         ("MIKABOT__MODEL__PROVIDER", "openai"),
         ("MIKABOT__MODEL__BASE_URL", model_base_url),
         ("MIKABOT__MODEL__API_KEY", "loadgen"),
         ("MIKABOT__LOG__FILTER", "warn"),
     ];
     ours.iter()
+        .chain(&storage)
         .chain(extra)
         .filter(|(key, _)| std::env::var_os(key).is_none())
         .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))

@@ -18,6 +18,8 @@ pub struct TestApp {
     pub stopper: Stopper,
     pub storage: Option<Storage>,
     pub dir: Option<TempDir>,
+    /// The privacy supervisors (their fault injection, the clock).
+    pub privacy: Option<mikabot::startup::PrivacyHandles>,
     join: Option<actix_web::rt::task::JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -67,6 +69,7 @@ impl TestApp {
     pub async fn stop(mut self) -> TempDir {
         self.stopper.stop().await;
         self.storage = None;
+        self.privacy = None;
         if let Some(join) = self.join.take() {
             join.await
                 .expect("node task")
@@ -84,7 +87,12 @@ pub fn test_settings(dir: &Path) -> Settings {
     // Keeps the node's own address out of stored records, so a test can
     // look for it in the data files.
     settings.server.public_url = "http://localhost:8080".into();
-    settings.storage.data_dir = dir.to_path_buf();
+    // The database, keyring and master key all inside `dir`, as
+    // `StorageOptions::in_dir` has them.
+    let options = mikabot::storage::StorageOptions::in_dir(dir);
+    settings.storage.data_dir = options.data_dir;
+    settings.storage.keyring_file = options.keyring;
+    settings.storage.master_key_file = dir.join("master.key");
     settings.offline.token_delay_ms = 0;
     // Stopping waits this long for replies in flight (a stalled model's).
     settings.server.shutdown_timeout_secs = 2;
@@ -116,11 +124,13 @@ pub async fn spawn_app_in(dir: TempDir, tweak: impl FnOnce(&mut Settings)) -> Te
     let port = app.port();
     let stopper = app.stopper();
     let storage = Some(app.storage());
+    let privacy = Some(app.privacy());
     let join = actix_web::rt::spawn(app.run_until_stopped(false));
     TestApp {
         port,
         stopper,
         storage,
+        privacy,
         dir: Some(dir),
         join: Some(join),
     }

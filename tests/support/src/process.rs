@@ -55,7 +55,7 @@ impl NodeProcess {
         let mut child = Command::new(binary)
             .env("MIKABOT__SERVER__PORT", "0")
             .env("MIKABOT__SERVER__PUBLIC_URL", "http://localhost:8080")
-            .env("MIKABOT__STORAGE__DATA_DIR", data_dir)
+            .envs(mikabot::storage::StorageOptions::env_in(data_dir))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

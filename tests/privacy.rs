@@ -1,0 +1,442 @@
+//! Privacy, end to end: encryption at rest, erasure reaching the
+//! database, old copies of its files, memory and later prompts; the
+//! erasure worker's supervisor.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mikabot::storage::{Storage, StorageOptions};
+use mikabot_actors::ids::{ConversationId, SessionId, StoreId};
+use mikabot_actors::log::ConversationLog;
+use serde_json::{Value, json};
+
+use crate::helpers::process::NodeProcess;
+use crate::helpers::{Behavior, FakeOpenAi, Shopper, spawn_app};
+
+const TOKEN: &str = "privacy-test-operator-token-0123456789abcdef";
+
+fn every_file(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for file in every_file(from) {
+        let target = to.join(file.strip_prefix(from).expect("inside"));
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&file, &target).expect("copy");
+    }
+}
+
+/// Where any of `needles` (as UTF-8 and JSON-escaped) occurs in `bytes`.
+fn found_in(bytes: &[u8], needles: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for needle in needles {
+        let escaped = serde_json::to_string(needle).expect("json");
+        let escaped = escaped.trim_matches('"');
+        for form in [needle.as_str(), escaped] {
+            if bytes.windows(form.len()).any(|w| w == form.as_bytes()) {
+                found.push(form.to_owned());
+            }
+        }
+    }
+    found
+}
+
+fn scan(dir: &Path, needles: &[String]) -> Vec<(PathBuf, String)> {
+    let mut hits = Vec::new();
+    for file in every_file(dir) {
+        let bytes = std::fs::read(&file).expect("read");
+        for needle in found_in(&bytes, needles) {
+            hits.push((file.clone(), needle));
+        }
+    }
+    hits
+}
+
+async fn api(port: u16, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let request = match method {
+        "GET" => client.get(&url),
+        "DELETE" => client.delete(&url),
+        _ => client.post(&url),
+    }
+    .bearer_auth(TOKEN);
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    let response = request.send().await.expect("the node answers");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn wait_done(port: u16, request: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = api(
+            port,
+            "GET",
+            &format!("/v1/stores/demo/erasures/{request}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        if body["state"] == "done" {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not carried out: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_canary_a_shopper_typed_is_gone_everywhere_once_erased_by_its_email_address() {
+    let fake = FakeOpenAi::start().await;
+    fake.always(Behavior::reply(&["Happy ", "to ", "help."]));
+    let random = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let canary = format!("CANARY-{random}");
+    let email = format!("jane.{random}@example.test");
+    let phone = "+32 470 12 34 56".to_owned();
+    let needles = vec![canary.clone(), email.clone(), phone.clone()];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = NodeProcess::start(
+        env!("CARGO_BIN_EXE_mikabot").as_ref(),
+        dir.path(),
+        &[
+            ("MIKABOT__MODEL__PROVIDER", "openai"),
+            ("MIKABOT__MODEL__BASE_URL", &fake.base_url),
+            ("MIKABOT__MODEL__API_KEY", "sk-test"),
+            ("MIKABOT__OPERATOR__API_TOKEN", TOKEN),
+            ("MIKABOT__PRIVACY__ERASURE_INTERVAL_SECS", "1"),
+            (
+                "MIKABOT__LOG__FILTER",
+                "mikabot=debug,mikabot_actors=debug,info",
+            ),
+        ],
+    );
+
+    // A shopper who types the canary, and one who does not.
+    let mut shopper = Shopper::connect(&node.ws_url("demo")).await;
+    let ready = shopper
+        .hello(json!({"page_url": "https://shop.example/tents"}))
+        .await;
+    let conversation = ready["conversation_id"].as_str().expect("id").to_owned();
+    let session = ready["session_id"].as_str().expect("session").to_owned();
+    let text = format!("{canary} {email} {phone} do you have a tent?");
+    assert_eq!(shopper.ask("c1", &text).await.end["type"], "done");
+    let mut other = Shopper::connect(&node.ws_url("demo")).await;
+    let other_ready = other.hello(json!({})).await;
+    let kept = other_ready["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        other.ask("k1", "a warm sleeping bag").await.end["type"],
+        "done"
+    );
+    other.close().await;
+
+    // Positive control: the API has it, the model saw it, and no file of
+    // the data directory holds it in the clear, even before erasure.
+    let (status, body) = api(
+        node.port,
+        "GET",
+        &format!("/v1/stores/demo/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains(&canary), "{body}");
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.body.to_string().contains(&canary))
+    );
+    let hits = scan(dir.path(), &needles);
+    assert!(hits.is_empty(), "in the clear before erasure: {hits:?}");
+
+    // A copy of the data directory as it is now: an old backup.
+    let backup = tempfile::tempdir().expect("temp dir");
+    copy_dir(
+        &StorageOptions::in_dir(dir.path()).data_dir,
+        &backup.path().join("db"),
+    );
+
+    // Erased by the address, written differently.
+    let (status, body) = api(
+        node.port,
+        "POST",
+        "/v1/stores/demo/erasures",
+        Some(json!({"scope": "email", "email": email.to_uppercase(), "dry_run": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["counts"]["conversations"], 1, "{body}");
+    assert!(!body.to_string().contains(&canary));
+    let (status, body) = api(
+        node.port,
+        "POST",
+        "/v1/stores/demo/erasures",
+        Some(json!({"scope": "email", "email": email.to_uppercase()})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let request = body["request_id"].as_str().expect("id").to_owned();
+    // Hidden at once: the API answers 404 before the worker ran.
+    let (status, _) = api(
+        node.port,
+        "GET",
+        &format!("/v1/stores/demo/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // The shopper's live socket is closed, telling it why.
+    let (_, code, reason) = shopper.until_closed().await;
+    assert_eq!((code, reason.as_str()), (4410, "conversation_erased"));
+
+    let receipt = wait_done(node.port, &request).await;
+    assert_eq!(receipt["kind"], "contact");
+    assert_eq!(receipt["counts"]["conversations"], 1);
+    assert_eq!(receipt["counts"]["messages"], 2, "{receipt}");
+    assert!(
+        !receipt.to_string().contains(&random),
+        "no personal data: {receipt}"
+    );
+
+    // The shopper comes back with the erased session: a new conversation,
+    // whose prompt holds nothing of the erased one.
+    let before = fake.requests().len();
+    let mut back = Shopper::connect(&node.ws_url("demo")).await;
+    let again = back.hello(json!({"session_id": session})).await;
+    assert_ne!(
+        again["conversation_id"].as_str(),
+        Some(conversation.as_str())
+    );
+    assert_eq!(back.ask("b1", "anything else?").await.end["type"], "done");
+    back.close().await;
+    let later: Vec<_> = fake.requests().into_iter().skip(before).collect();
+    assert!(!later.is_empty());
+    for request in &later {
+        assert!(
+            found_in(request.body.to_string().as_bytes(), &needles).is_empty(),
+            "{}",
+            request.body
+        );
+    }
+    let (status, list) = api(node.port, "GET", "/v1/stores/demo/conversations", None).await;
+    assert_eq!(status, 200);
+    assert!(!list.to_string().contains(&conversation), "{list}");
+    assert!(
+        list.to_string().contains(&kept),
+        "the other conversation stays: {list}"
+    );
+
+    // The node stops; nothing anywhere holds the canary: data directory,
+    // keyring, master key, the old copy, the log.
+    node.terminate();
+    let mut node = node;
+    assert!(
+        node.wait_for_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+    let hits = scan(dir.path(), &needles);
+    assert!(hits.is_empty(), "after erasure: {hits:?}");
+    let hits = scan(backup.path(), &needles);
+    assert!(hits.is_empty(), "in the old copy: {hits:?}");
+    let log = node.log().join("\n");
+    assert!(found_in(log.as_bytes(), &needles).is_empty(), "in the log");
+    assert!(
+        found_in(log.as_bytes(), std::slice::from_ref(&random)).is_empty(),
+        "in the log"
+    );
+
+    // The old copy, opened with the node's current keys: the erased
+    // conversation no longer opens. Nor does the kept one *in the copy*:
+    // the store key that wrapped both there was destroyed by the rotation
+    // after the erasure (a backup restores with the keyring of its time;
+    // docs/privacy.md). The live node still reads it.
+    let current = StorageOptions::in_dir(dir.path());
+    std::fs::copy(&current.keyring, backup.path().join("keyring")).expect("keyring");
+    std::fs::copy(
+        dir.path().join("master.key"),
+        backup.path().join("master.key"),
+    )
+    .expect("key");
+    let old = Storage::open(&StorageOptions::in_dir(backup.path())).expect("the copy opens");
+    let demo = StoreId::parse("demo").expect("valid");
+    let erased = ConversationId::parse(&conversation).expect("id");
+    assert!(
+        old.history(&demo, erased, usize::MAX)
+            .expect("reads")
+            .is_empty()
+    );
+    let session = SessionId::parse(&session).expect("id");
+    assert_eq!(old.find_session(&demo, session).expect("reads"), None);
+    let kept_id = ConversationId::parse(&kept).expect("id");
+    assert!(
+        old.history(&demo, kept_id, usize::MAX)
+            .expect("reads")
+            .is_empty()
+    );
+    drop(old);
+    let live = Storage::open(&current).expect("the node's own directory opens");
+    assert_eq!(
+        live.history(&demo, kept_id, usize::MAX)
+            .expect("reads")
+            .len(),
+        2
+    );
+    assert!(
+        live.history(&demo, erased, usize::MAX)
+            .expect("reads")
+            .is_empty()
+    );
+}
+
+#[actix_web::test]
+async fn a_panicking_erasure_sweep_is_caught_and_the_work_completes_on_the_next_tick() {
+    let app = spawn_app(|s| {
+        s.operator.api_token = serde_json::from_value(json!(TOKEN)).expect("secret");
+        s.privacy.erasure_interval_secs = 1;
+    })
+    .await;
+    let privacy = app.privacy.clone().expect("privacy handles");
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper.hello(json!({})).await;
+    assert_eq!(shopper.ask("c1", "a tent").await.end["type"], "done");
+    shopper.close().await;
+    let conversation = ready["conversation_id"].as_str().expect("id").to_owned();
+
+    privacy
+        .erasure_panics
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = api(
+        app.port,
+        "DELETE",
+        &format!("/v1/stores/demo/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let receipt = wait_done(app.port, body["request_id"].as_str().expect("id")).await;
+    assert_eq!(receipt["counts"]["conversations"], 1);
+    assert_eq!(
+        privacy
+            .erasure_panics
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the fault fired"
+    );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", app.port))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("mikabot_privacy_sweeps_failed_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mikabot_erasures_pending 0"), "{metrics}");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn erasure_requests_that_name_nothing_valid_are_refused_and_change_nothing() {
+    let app = spawn_app(|s| {
+        s.operator.api_token = serde_json::from_value(json!(TOKEN)).expect("secret");
+    })
+    .await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper.hello(json!({})).await;
+    assert_eq!(shopper.ask("c1", "a tent").await.end["type"], "done");
+    let conversation = ready["conversation_id"].as_str().expect("id").to_owned();
+    for (body, field) in [
+        (json!({"scope": "everything"}), "scope"),
+        (
+            json!({"scope": "email", "email": "not an address"}),
+            "email",
+        ),
+        (json!({"scope": "phone", "phone": "12"}), "phone"),
+        (
+            json!({"scope": "selection", "conversations": []}),
+            "conversations",
+        ),
+        (
+            json!({"scope": "selection", "conversations": ["nope"]}),
+            "conversations",
+        ),
+        (json!({"scope": "session", "session": "x"}), "session"),
+    ] {
+        let (status, answer) = api(
+            app.port,
+            "POST",
+            "/v1/stores/demo/erasures",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 422, "{body} -> {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_erasure");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let (status, answer) = api(
+        app.port,
+        "POST",
+        "/v1/stores/demo/erasures",
+        Some(json!({"scope": "email", "surprise": 1})),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_body"))
+    );
+    let (status, _) = api(
+        app.port,
+        "DELETE",
+        "/v1/stores/demo/conversations/0190a5b2-0000-7000-8000-000000000001",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = api(app.port, "GET", "/v1/stores/nowhere/conversations", None).await;
+    assert_eq!(status, 404);
+    let unauthorised = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{}/v1/stores/demo/conversations",
+            app.port
+        ))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unauthorised.status().as_u16(), 401);
+    // Nothing was erased: the conversation reads as before.
+    let (status, body) = api(
+        app.port,
+        "GET",
+        &format!("/v1/stores/demo/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["messages"].as_array().map(Vec::len), Some(2));
+    shopper.close().await;
+    app.stop().await;
+}
