@@ -1,6 +1,7 @@
-//! The command line: `serve` (the default), `check-config`, `import`, and
-//! the provisioning commands `create-operator`, `create-owner` and
-//! `create-store`, which validate exactly as the dashboard does.
+//! The command line: `serve` (the default), `check-config`, `import`, the
+//! provisioning commands `create-operator`, `create-owner` and
+//! `create-store`, which validate exactly as the dashboard does, and
+//! `backup` and `restore`.
 
 use std::path::PathBuf;
 
@@ -41,6 +42,32 @@ pub enum Command {
     CreateOwner(AccountArgs),
     /// Create a store owned by an existing account, on a stopped node.
     CreateStore(StoreArgs),
+    /// Save a consistent backup of a running node into DIR (through its
+    /// API, with the operator token). It holds no key: back the keyring up
+    /// separately (docs/privacy.md).
+    Backup(BackupArgs),
+    /// Restore a backup from DIR into a stopped node's data directory,
+    /// which must be empty unless --force.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The directory to save the backup in (created; must hold no backup).
+    pub dir: PathBuf,
+    /// The running node, like http://127.0.0.1:8080 (default: this
+    /// configuration's port on 127.0.0.1).
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The directory `mikabot backup` saved the backup in.
+    pub dir: PathBuf,
+    /// Replace what the data directory holds.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -289,4 +316,144 @@ pub async fn import(settings: &Settings, args: ImportArgs) -> anyhow::Result<()>
             }
         }
     }
+}
+
+/// `mikabot backup DIR`: streams the running node's backup into
+/// `DIR/mikabot.backup`, checks it whole, then writes `DIR/manifest.json`.
+pub async fn backup(settings: &Settings, args: BackupArgs) -> anyhow::Result<()> {
+    use crate::storage::backup::{BACKUP_FILE, read_backup};
+    use std::io::Write as _;
+
+    let url = args
+        .url
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", settings.server.port));
+    if settings.operator.api_token.is_empty() {
+        bail!(
+            "a backup needs the operator token: MIKABOT__OPERATOR__API_TOKEN or operator.api_token_file"
+        );
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let target = args.dir.join(BACKUP_FILE);
+    if target.exists() {
+        bail!(
+            "{} already holds a backup: choose another directory",
+            args.dir.display()
+        );
+    }
+    let partial = args.dir.join(format!("{BACKUP_FILE}.partial"));
+    let endpoint = format!("{}/v1/operator/backup", url.trim_end_matches('/'));
+    let mut response = reqwest::Client::new()
+        .post(&endpoint)
+        .bearer_auth(settings.operator.api_token.expose().trim())
+        .send()
+        .await
+        .with_context(|| format!("asking {endpoint} for a backup"))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        bail!("the node refused the backup ({status}): {text}");
+    }
+    let mut file = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .context("the backup stream broke off")?
+    {
+        file.write_all(&chunk)
+            .with_context(|| format!("writing {}", partial.display()))?;
+    }
+    file.sync_all()?;
+    drop(file);
+    let checked = std::fs::File::open(&partial)
+        .map_err(anyhow::Error::from)
+        .and_then(|f| {
+            read_backup(std::io::BufReader::new(f), |_, _, _| Ok(())).map_err(anyhow::Error::from)
+        });
+    let summary = match checked {
+        Ok(summary) => summary,
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            bail!("the backup arrived incomplete or damaged, and was not kept: {error}");
+        }
+    };
+    std::fs::rename(&partial, &target)?;
+    let manifest = serde_json::json!({
+        "format": "mikabot backup v1",
+        "file": BACKUP_FILE,
+        "entries": summary.entries,
+        "bytes": summary.bytes,
+        "sha256": crate::accounts::secret::to_hex(&summary.sha256),
+        "created_at": crate::accounts::format_time(crate::accounts::now_secs()),
+        "keys": "not included: restore with the keyring that was current when this backup was taken",
+    });
+    std::fs::write(
+        args.dir.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest)?,
+    )?;
+    println!(
+        "backup saved in {}: {} entries, {} bytes, sha256 {}",
+        args.dir.display(),
+        summary.entries,
+        summary.bytes,
+        crate::accounts::secret::to_hex(&summary.sha256)
+    );
+    Ok(())
+}
+
+/// `mikabot restore DIR`: into a stopped node's empty data directory
+/// (or, with `--force`, one whose contents it replaces), then opened with
+/// this configuration's keyring and every record checked.
+pub fn restore(settings: &Settings, args: RestoreArgs) -> anyhow::Result<()> {
+    use crate::storage::backup::{BACKUP_FILE, clear_stopped, restore_backup};
+
+    let source = if args.dir.is_file() {
+        args.dir.clone()
+    } else {
+        args.dir.join(BACKUP_FILE)
+    };
+    let file = std::fs::File::open(&source)
+        .with_context(|| format!("opening the backup {}", source.display()))?;
+    let data_dir = &settings.storage.data_dir;
+    let occupied = std::fs::read_dir(data_dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied {
+        if !args.force {
+            bail!(
+                "the data directory {} is not empty: restore into an empty one, or pass --force to replace what it holds",
+                data_dir.display()
+            );
+        }
+        clear_stopped(data_dir).map_err(|e| {
+            if e.to_string().contains("lock") {
+                anyhow!(
+                    "the data directory {} is in use by a running node: stop it first",
+                    data_dir.display()
+                )
+            } else {
+                anyhow!("emptying {}: {e}", data_dir.display())
+            }
+        })?;
+    }
+    let summary = restore_backup(std::io::BufReader::new(file), data_dir)
+        .map_err(|e| anyhow!("restoring {}: {e}", source.display()))?;
+    let storage = Storage::open(&settings.storage.options()).map_err(|e| {
+        anyhow!(
+            "the backup was restored into {}, but does not open: {e}",
+            data_dir.display()
+        )
+    })?;
+    let counts = storage
+        .check_all()
+        .map_err(|e| anyhow!("the restored database has an unreadable record: {e}"))?;
+    println!(
+        "restored {} entries into {}: {} stores, {} products, {} conversations, {} messages",
+        summary.entries,
+        data_dir.display(),
+        counts.stores,
+        counts.products,
+        counts.conversations,
+        counts.messages
+    );
+    Ok(())
 }

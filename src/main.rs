@@ -19,6 +19,8 @@ async fn main() -> anyhow::Result<()> {
         Command::CreateOperator(args) => mikabot::cli::create_account(&settings, args, true).await,
         Command::CreateOwner(args) => mikabot::cli::create_account(&settings, args, false).await,
         Command::CreateStore(args) => mikabot::cli::create_store(&settings, args).await,
+        Command::Backup(args) => mikabot::cli::backup(&settings, args).await,
+        Command::Restore(args) => mikabot::cli::restore(&settings, args),
         Command::Serve => {
             Application::build(settings)
                 .await?

@@ -169,6 +169,14 @@ async fn a_canary_a_shopper_typed_is_gone_everywhere_once_erased_by_its_email_ad
             .iter()
             .any(|r| r.body.to_string().contains(&canary))
     );
+    let (status, export) = api(node.port, "GET", "/v1/stores/demo/export", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(export["schema"], "mikabot.store-export/1");
+    assert!(
+        export["catalog"].as_array().is_some_and(|c| !c.is_empty()),
+        "the catalog is in it"
+    );
+    assert!(export.to_string().contains(&canary), "the export has it");
     let hits = scan(dir.path(), &needles);
     assert!(hits.is_empty(), "in the clear before erasure: {hits:?}");
 
@@ -241,6 +249,16 @@ async fn a_canary_a_shopper_typed_is_gone_everywhere_once_erased_by_its_email_ad
             request.body
         );
     }
+    let (status, export) = api(node.port, "GET", "/v1/stores/demo/export", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        found_in(export.to_string().as_bytes(), &needles).is_empty(),
+        "no export has it"
+    );
+    assert!(
+        export.to_string().contains(&kept),
+        "the other conversation is exported"
+    );
     let (status, list) = api(node.port, "GET", "/v1/stores/demo/conversations", None).await;
     assert_eq!(status, 200);
     assert!(!list.to_string().contains(&conversation), "{list}");
@@ -439,4 +457,123 @@ async fn erasure_requests_that_name_nothing_valid_are_refused_and_change_nothing
     assert_eq!(body["messages"].as_array().map(Vec::len), Some(2));
     shopper.close().await;
     app.stop().await;
+}
+
+fn mikabot(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mikabot"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("MIKABOT__LOG__FILTER", "warn")
+        .output()
+        .expect("mikabot runs")
+}
+
+#[actix_web::test]
+async fn a_backup_of_a_running_node_restores_with_its_keyring_and_finds_every_conversation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = NodeProcess::start(
+        env!("CARGO_BIN_EXE_mikabot").as_ref(),
+        dir.path(),
+        &[("MIKABOT__OPERATOR__API_TOKEN", TOKEN)],
+    );
+    let mut conversations = Vec::new();
+    for text in ["CANARY-backup-one a tent", "CANARY-backup-two a stove"] {
+        let mut shopper = Shopper::connect(&node.ws_url("demo")).await;
+        let ready = shopper.hello(json!({})).await;
+        assert_eq!(shopper.ask("c1", text).await.end["type"], "done");
+        shopper.close().await;
+        conversations.push(ready["conversation_id"].as_str().expect("id").to_owned());
+    }
+    let saved = tempfile::tempdir().expect("temp dir");
+    let target = saved.path().join("nightly");
+    let target_arg = target.to_str().expect("utf-8");
+    let url = format!("http://127.0.0.1:{}", node.port);
+    let with_token = [("MIKABOT__OPERATOR__API_TOKEN", TOKEN.to_owned())];
+    let backup = mikabot(&["backup", target_arg, "--url", &url], &with_token);
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    assert!(target.join("manifest.json").exists());
+    let bytes = std::fs::read(target.join("mikabot.backup")).expect("the backup");
+    assert!(
+        found_in(&bytes, &["CANARY-backup".to_owned()]).is_empty(),
+        "sealed in the backup"
+    );
+    let again = mikabot(&["backup", target_arg, "--url", &url], &with_token);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a backup"));
+    let refused = mikabot(
+        &[
+            "backup",
+            saved.path().join("other").to_str().expect("utf-8"),
+            "--url",
+            &url,
+        ],
+        &[(
+            "MIKABOT__OPERATOR__API_TOKEN",
+            "a-wrong-operator-token-that-is-long-enough-0000".to_owned(),
+        )],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!saved.path().join("other").join("mikabot.backup").exists());
+
+    let mut node = node;
+    node.terminate();
+    assert!(
+        node.wait_for_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+
+    // Into a new data directory, with the node's keyring and master key.
+    let keys = StorageOptions::in_dir(dir.path());
+    let fresh = tempfile::tempdir().expect("temp dir");
+    let env = [
+        (
+            "MIKABOT__STORAGE__DATA_DIR",
+            fresh.path().join("db").display().to_string(),
+        ),
+        (
+            "MIKABOT__STORAGE__KEYRING_FILE",
+            keys.keyring.display().to_string(),
+        ),
+        (
+            "MIKABOT__STORAGE__MASTER_KEY_FILE",
+            dir.path().join("master.key").display().to_string(),
+        ),
+    ];
+    let restored = mikabot(&["restore", target_arg], &env);
+    let stdout = String::from_utf8_lossy(&restored.stdout);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(stdout.contains("2 conversations, 4 messages"), "{stdout}");
+    let occupied = mikabot(&["restore", target_arg], &env);
+    assert!(!occupied.status.success());
+    assert!(String::from_utf8_lossy(&occupied.stderr).contains("not empty"));
+    let forced = mikabot(&["restore", target_arg, "--force"], &env);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+
+    let mut options = keys.clone();
+    options.data_dir = fresh.path().join("db");
+    let storage = Storage::open(&options).expect("the restored directory opens");
+    let demo = StoreId::parse("demo").expect("valid");
+    for conversation in &conversations {
+        let id = ConversationId::parse(conversation).expect("id");
+        let history = storage.history(&demo, id, usize::MAX).expect("reads");
+        assert_eq!(history.len(), 2, "{conversation}");
+        assert!(history[0].text.starts_with("CANARY-backup"));
+    }
 }

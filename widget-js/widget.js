@@ -19,12 +19,12 @@
   var OPEN_KEY = 'mikabot.' + store + '.open';
 
   var STRINGS = {
-    en: { open: 'Open chat', close: 'Close chat', greeting: 'Hi! What are you looking for today?', placeholder: 'Ask about our products…', send: 'Send', typing: 'The assistant is typing', offline: 'You are offline. Reconnecting…', reconnecting: 'Connection lost. Reconnecting…', rate: 'Too many messages. Sending again in {s} s.', unavailable: 'Sorry, the assistant could not answer just now.', interrupted: 'Sorry, this answer was interrupted.', retry: 'Try again', replaced: 'This chat continued in another window.', here: 'Continue here', blocked: 'The assistant is not available on this site.', sending: 'Sending…', failed: 'Not sent', you: 'You', bot: 'Assistant', log: 'Conversation', from: 'from {p}', message: 'Message' },
-    nl: { open: 'Chat openen', close: 'Chat sluiten', greeting: 'Hoi! Waar ben je vandaag naar op zoek?', placeholder: 'Vraag iets over onze producten…', send: 'Versturen', typing: 'De assistent typt', offline: 'Je bent offline. Opnieuw verbinden…', reconnecting: 'Opnieuw verbinden…', rate: 'Te veel berichten. Opnieuw versturen over {s} s.', unavailable: 'Sorry, de assistent kon nu niet antwoorden.', interrupted: 'Sorry, dit antwoord werd onderbroken.', retry: 'Opnieuw proberen', replaced: 'Deze chat gaat verder in een ander venster.', here: 'Hier verdergaan', blocked: 'De assistent is niet beschikbaar op deze site.', sending: 'Versturen…', failed: 'Niet verstuurd', you: 'Jij', bot: 'Assistent', log: 'Gesprek', from: 'vanaf {p}', message: 'Bericht' },
-    fr: { open: 'Ouvrir le chat', close: 'Fermer le chat', greeting: 'Bonjour ! Que cherchez-vous aujourd’hui ?', placeholder: 'Posez une question sur nos produits…', send: 'Envoyer', typing: 'L’assistant écrit', offline: 'Vous êtes hors ligne. Reconnexion…', reconnecting: 'Reconnexion…', rate: 'Trop de messages. Nouvel envoi dans {s} s.', unavailable: 'Désolé, l’assistant n’a pas pu répondre pour le moment.', interrupted: 'Désolé, cette réponse a été interrompue.', retry: 'Réessayer', replaced: 'Ce chat continue dans une autre fenêtre.', here: 'Continuer ici', blocked: 'L’assistant n’est pas disponible sur ce site.', sending: 'Envoi…', failed: 'Non envoyé', you: 'Vous', bot: 'Assistant', log: 'Conversation', from: 'à partir de {p}', message: 'Message' },
-    de: { open: 'Chat öffnen', close: 'Chat schließen', greeting: 'Hallo! Wonach suchen Sie heute?', placeholder: 'Fragen Sie nach unseren Produkten…', send: 'Senden', typing: 'Der Assistent schreibt', offline: 'Sie sind offline. Verbindung wird hergestellt…', reconnecting: 'Verbindung wird hergestellt…', rate: 'Zu viele Nachrichten. Erneuter Versand in {s} s.', unavailable: 'Entschuldigung, der Assistent konnte gerade nicht antworten.', interrupted: 'Entschuldigung, diese Antwort wurde unterbrochen.', retry: 'Erneut versuchen', replaced: 'Dieser Chat geht in einem anderen Fenster weiter.', here: 'Hier fortsetzen', blocked: 'Der Assistent ist auf dieser Website nicht verfügbar.', sending: 'Wird gesendet…', failed: 'Nicht gesendet', you: 'Sie', bot: 'Assistent', log: 'Unterhaltung', from: 'ab {p}', message: 'Nachricht' },
-    es: { open: 'Abrir chat', close: 'Cerrar chat', greeting: '¡Hola! ¿Qué buscas hoy?', placeholder: 'Pregunta por nuestros productos…', send: 'Enviar', typing: 'El asistente está escribiendo', offline: 'Sin conexión. Reconectando…', reconnecting: 'Reconectando…', rate: 'Demasiados mensajes. Reenvío en {s} s.', unavailable: 'Lo sentimos, el asistente no pudo responder ahora.', interrupted: 'Lo sentimos, esta respuesta se interrumpió.', retry: 'Reintentar', replaced: 'Este chat continúa en otra ventana.', here: 'Continuar aquí', blocked: 'El asistente no está disponible en este sitio.', sending: 'Enviando…', failed: 'No enviado', you: 'Tú', bot: 'Asistente', log: 'Conversación', from: 'desde {p}', message: 'Mensaje' },
-    it: { open: 'Apri la chat', close: 'Chiudi la chat', greeting: 'Ciao! Cosa stai cercando oggi?', placeholder: 'Chiedi dei nostri prodotti…', send: 'Invia', typing: 'L’assistente sta scrivendo', offline: 'Sei offline. Riconnessione…', reconnecting: 'Riconnessione…', rate: 'Troppi messaggi. Nuovo invio tra {s} s.', unavailable: 'Spiacenti, l’assistente non ha potuto rispondere ora.', interrupted: 'Spiacenti, questa risposta è stata interrotta.', retry: 'Riprova', replaced: 'Questa chat continua in un’altra finestra.', here: 'Continua qui', blocked: 'L’assistente non è disponibile su questo sito.', sending: 'Invio…', failed: 'Non inviato', you: 'Tu', bot: 'Assistente', log: 'Conversazione', from: 'da {p}', message: 'Messaggio' }
+    en: { open: 'Open chat', close: 'Close chat', greeting: 'Hi! What are you looking for today?', placeholder: 'Ask about our products…', send: 'Send', typing: 'The assistant is typing', offline: 'You are offline. Reconnecting…', reconnecting: 'Connection lost. Reconnecting…', rate: 'Too many messages. Sending again in {s} s.', unavailable: 'Sorry, the assistant could not answer just now.', interrupted: 'Sorry, this answer was interrupted.', retry: 'Try again', replaced: 'This chat continued in another window.', here: 'Continue here', blocked: 'The assistant is not available on this site.', sending: 'Sending…', failed: 'Not sent', you: 'You', bot: 'Assistant', log: 'Conversation', from: 'from {p}', message: 'Message', menu: 'Conversation options', download: 'Download conversation', erase: 'Delete conversation', eraseConfirm: 'Delete this conversation for good?', eraseYes: 'Delete', cancel: 'Cancel', erased: 'This conversation was deleted.', actionFailed: 'That did not work. Please try again.' },
+    nl: { open: 'Chat openen', close: 'Chat sluiten', greeting: 'Hoi! Waar ben je vandaag naar op zoek?', placeholder: 'Vraag iets over onze producten…', send: 'Versturen', typing: 'De assistent typt', offline: 'Je bent offline. Opnieuw verbinden…', reconnecting: 'Opnieuw verbinden…', rate: 'Te veel berichten. Opnieuw versturen over {s} s.', unavailable: 'Sorry, de assistent kon nu niet antwoorden.', interrupted: 'Sorry, dit antwoord werd onderbroken.', retry: 'Opnieuw proberen', replaced: 'Deze chat gaat verder in een ander venster.', here: 'Hier verdergaan', blocked: 'De assistent is niet beschikbaar op deze site.', sending: 'Versturen…', failed: 'Niet verstuurd', you: 'Jij', bot: 'Assistent', log: 'Gesprek', from: 'vanaf {p}', message: 'Bericht', menu: 'Gespreksopties', download: 'Gesprek downloaden', erase: 'Gesprek verwijderen', eraseConfirm: 'Dit gesprek definitief verwijderen?', eraseYes: 'Verwijderen', cancel: 'Annuleren', erased: 'Dit gesprek is verwijderd.', actionFailed: 'Dat lukte niet. Probeer het opnieuw.' },
+    fr: { open: 'Ouvrir le chat', close: 'Fermer le chat', greeting: 'Bonjour ! Que cherchez-vous aujourd’hui ?', placeholder: 'Posez une question sur nos produits…', send: 'Envoyer', typing: 'L’assistant écrit', offline: 'Vous êtes hors ligne. Reconnexion…', reconnecting: 'Reconnexion…', rate: 'Trop de messages. Nouvel envoi dans {s} s.', unavailable: 'Désolé, l’assistant n’a pas pu répondre pour le moment.', interrupted: 'Désolé, cette réponse a été interrompue.', retry: 'Réessayer', replaced: 'Ce chat continue dans une autre fenêtre.', here: 'Continuer ici', blocked: 'L’assistant n’est pas disponible sur ce site.', sending: 'Envoi…', failed: 'Non envoyé', you: 'Vous', bot: 'Assistant', log: 'Conversation', from: 'à partir de {p}', message: 'Message', menu: 'Options de la conversation', download: 'Télécharger la conversation', erase: 'Supprimer la conversation', eraseConfirm: 'Supprimer définitivement cette conversation ?', eraseYes: 'Supprimer', cancel: 'Annuler', erased: 'Cette conversation a été supprimée.', actionFailed: 'Cela n’a pas fonctionné. Réessayez.' },
+    de: { open: 'Chat öffnen', close: 'Chat schließen', greeting: 'Hallo! Wonach suchen Sie heute?', placeholder: 'Fragen Sie nach unseren Produkten…', send: 'Senden', typing: 'Der Assistent schreibt', offline: 'Sie sind offline. Verbindung wird hergestellt…', reconnecting: 'Verbindung wird hergestellt…', rate: 'Zu viele Nachrichten. Erneuter Versand in {s} s.', unavailable: 'Entschuldigung, der Assistent konnte gerade nicht antworten.', interrupted: 'Entschuldigung, diese Antwort wurde unterbrochen.', retry: 'Erneut versuchen', replaced: 'Dieser Chat geht in einem anderen Fenster weiter.', here: 'Hier fortsetzen', blocked: 'Der Assistent ist auf dieser Website nicht verfügbar.', sending: 'Wird gesendet…', failed: 'Nicht gesendet', you: 'Sie', bot: 'Assistent', log: 'Unterhaltung', from: 'ab {p}', message: 'Nachricht', menu: 'Optionen der Unterhaltung', download: 'Unterhaltung herunterladen', erase: 'Unterhaltung löschen', eraseConfirm: 'Diese Unterhaltung endgültig löschen?', eraseYes: 'Löschen', cancel: 'Abbrechen', erased: 'Diese Unterhaltung wurde gelöscht.', actionFailed: 'Das hat nicht geklappt. Bitte erneut versuchen.' },
+    es: { open: 'Abrir chat', close: 'Cerrar chat', greeting: '¡Hola! ¿Qué buscas hoy?', placeholder: 'Pregunta por nuestros productos…', send: 'Enviar', typing: 'El asistente está escribiendo', offline: 'Sin conexión. Reconectando…', reconnecting: 'Reconectando…', rate: 'Demasiados mensajes. Reenvío en {s} s.', unavailable: 'Lo sentimos, el asistente no pudo responder ahora.', interrupted: 'Lo sentimos, esta respuesta se interrumpió.', retry: 'Reintentar', replaced: 'Este chat continúa en otra ventana.', here: 'Continuar aquí', blocked: 'El asistente no está disponible en este sitio.', sending: 'Enviando…', failed: 'No enviado', you: 'Tú', bot: 'Asistente', log: 'Conversación', from: 'desde {p}', message: 'Mensaje', menu: 'Opciones de la conversación', download: 'Descargar la conversación', erase: 'Eliminar la conversación', eraseConfirm: '¿Eliminar esta conversación para siempre?', eraseYes: 'Eliminar', cancel: 'Cancelar', erased: 'Esta conversación se ha eliminado.', actionFailed: 'No ha funcionado. Inténtalo de nuevo.' },
+    it: { open: 'Apri la chat', close: 'Chiudi la chat', greeting: 'Ciao! Cosa stai cercando oggi?', placeholder: 'Chiedi dei nostri prodotti…', send: 'Invia', typing: 'L’assistente sta scrivendo', offline: 'Sei offline. Riconnessione…', reconnecting: 'Riconnessione…', rate: 'Troppi messaggi. Nuovo invio tra {s} s.', unavailable: 'Spiacenti, l’assistente non ha potuto rispondere ora.', interrupted: 'Spiacenti, questa risposta è stata interrotta.', retry: 'Riprova', replaced: 'Questa chat continua in un’altra finestra.', here: 'Continua qui', blocked: 'L’assistente non è disponibile su questo sito.', sending: 'Invio…', failed: 'Non inviato', you: 'Tu', bot: 'Assistente', log: 'Conversazione', from: 'da {p}', message: 'Messaggio', menu: 'Opzioni della conversazione', download: 'Scarica la conversazione', erase: 'Elimina la conversazione', eraseConfirm: 'Eliminare definitivamente questa conversazione?', eraseYes: 'Elimina', cancel: 'Annulla', erased: 'Questa conversazione è stata eliminata.', actionFailed: 'Non ha funzionato. Riprova.' }
   };
 
   var locale = navigator.language || 'en';
@@ -154,7 +154,10 @@
     'header{display:flex;align-items:center;gap:10px;padding:12px 14px;background:var(--accent);color:var(--on)}' +
     'header img{width:32px;height:32px;border-radius:50%;object-fit:cover}' +
     'h2{font-size:16px;margin:0;flex:1;font-weight:600}' +
-    '.x{background:transparent;border:0;color:inherit;font-size:26px;line-height:1;cursor:pointer;padding:2px 8px;border-radius:6px}' +
+    '.x,.more{background:transparent;border:0;color:inherit;font-size:26px;line-height:1;cursor:pointer;padding:2px 8px;border-radius:6px}' +
+    '.more{font-size:20px;letter-spacing:1px}' +
+    '.tools{display:flex;gap:8px;flex-wrap:wrap;padding:8px 14px;border-bottom:1px solid #e3e3e8;background:#f6f6f8}' +
+    '.tools[hidden]{display:none}' +
     '.status{padding:8px 14px;background:#fff4d6;color:#4a3800;font-size:14px;display:flex;gap:8px;align-items:center;flex-wrap:wrap}' +
     '.status:empty{display:none}' +
     '.log{flex:1;overflow-y:auto;margin:0;padding:14px;list-style:none;display:flex;flex-direction:column;gap:10px}' +
@@ -228,10 +231,20 @@
       header.append(img);
     }
     header.append(el('h2', '', cfg.title));
+    var more = el('button', 'more', '⋯');
+    more.type = 'button';
+    more.setAttribute('aria-label', t.menu);
+    more.setAttribute('aria-expanded', 'false');
+    more.setAttribute('aria-controls', 'mikabot-tools');
+    header.append(more);
     var close = el('button', 'x', '×');
     close.type = 'button';
     close.setAttribute('aria-label', t.close);
     header.append(close);
+    var tools = el('div', 'tools');
+    tools.id = 'mikabot-tools';
+    tools.hidden = true;
+    tools.append(button(t.download, download), button(t.erase, confirmErase));
     var status = el('div', 'status');
     status.setAttribute('role', 'status');
     var log = el('ol', 'log');
@@ -250,19 +263,23 @@
     form.append(label, input, send);
     var announce = el('div', 'sr');
     announce.setAttribute('aria-live', 'polite');
-    panel.append(header, status, log, form, announce);
+    panel.append(header, tools, status, log, form, announce);
     wrap.append(launcher, panel);
     root.append(style, wrap);
     document.body.append(host);
 
     launcher.addEventListener('click', function () { if (panel.hidden) open(true); else shut(); });
     close.addEventListener('click', shut);
+    more.addEventListener('click', function () {
+      tools.hidden = !tools.hidden;
+      more.setAttribute('aria-expanded', String(!tools.hidden));
+    });
     panel.addEventListener('keydown', function (e) { if (e.key === 'Escape') { e.preventDefault(); shut(); } });
     input.addEventListener('keydown', function (e) {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
     });
     form.addEventListener('submit', function (e) { e.preventDefault(); submit(); });
-    ui = { host: host, wrap: wrap, launcher: launcher, panel: panel, status: status, log: log, input: input, announce: announce };
+    ui = { host: host, wrap: wrap, launcher: launcher, panel: panel, tools: tools, more: more, status: status, log: log, input: input, announce: announce };
   }
 
   function open(focus) {
@@ -294,9 +311,73 @@
 
   function scrollDown() { ui.log.scrollTop = ui.log.scrollHeight; }
 
-  function status(text, button) {
+  function status(text) {
     ui.status.textContent = text || '';
-    if (button) ui.status.append(button);
+    for (var i = 1; i < arguments.length; i++) ui.status.append(arguments[i]);
+  }
+
+  // ---- the shopper's own rights: download and delete ----
+
+  function shopperApi(action) {
+    return fetch(base.origin + '/v1/stores/' + encodeURIComponent(store) + '/shopper/' + action, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ session_id: sessionId }),
+      credentials: 'omit'
+    });
+  }
+
+  function hideTools() {
+    ui.tools.hidden = true;
+    ui.more.setAttribute('aria-expanded', 'false');
+  }
+
+  function download() {
+    hideTools();
+    if (!sessionId) return status(t.actionFailed);
+    shopperApi('export').then(function (r) {
+      if (!r.ok) throw new Error(String(r.status));
+      return r.blob();
+    }).then(function (blob) {
+      var a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = 'conversation.json';
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+    }).catch(function () { status(t.actionFailed); });
+  }
+
+  function confirmErase() {
+    hideTools();
+    if (!sessionId) return forget(true);
+    status(t.eraseConfirm, button(t.eraseYes, erase), button(t.cancel, function () { status(''); }));
+  }
+
+  function erase() {
+    status('');
+    shopperApi('erase').then(function (r) {
+      if (r.status !== 202 && r.status !== 404) throw new Error(String(r.status));
+      forget(true);
+    }).catch(function () { status(t.actionFailed); });
+  }
+
+  // The conversation is gone (deleted here, or erased by the store): the
+  // browser forgets it and the next message starts afresh.
+  function forget(announce) {
+    sessionId = null;
+    keep('localStorage', SESSION_KEY, null);
+    outbox = [];
+    replies = {};
+    streaming = null;
+    typing = null;
+    ui.log.textContent = '';
+    greet();
+    if (ws) { var old = ws; ws = null; old.onclose = null; old.close(); ready = false; clearInterval(pingTimer); }
+    clearTimeout(retryTimer);
+    // The next message opens a new conversation.
+    if (announce) status(t.erased);
   }
 
   function button(text, onClick) {
@@ -340,6 +421,10 @@
     if (code === 4403 || code === 4404 || code === 4400) {
       stopped = true;
       return status(t.blocked);
+    }
+    if (code === 4410) {
+      forget(true);
+      return;
     }
     if (code === 4409) {
       stopped = true;

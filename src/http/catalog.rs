@@ -44,7 +44,7 @@ pub(crate) fn stored_profile(state: &AppState, raw: &str) -> Result<StoreProfile
 const MAX_SYNONYMS_BODY_BYTES: usize = 1024 * 1024;
 
 /// Reads a request body, refusing it once it passes `limit` bytes.
-async fn read_body(
+pub(crate) async fn read_body(
     mut body: web::Payload,
     limit: usize,
     setting: &str,

@@ -13,6 +13,7 @@ pub mod headers;
 mod health;
 pub mod operator;
 mod privacy;
+mod shopper;
 pub mod widget;
 
 use std::sync::Arc;
@@ -138,6 +139,20 @@ pub fn routes(config: &mut web::ServiceConfig) {
             "/v1/stores/{store}/erasures/{id}",
             web::get().to(privacy::erasure),
         )
+        .route("/v1/stores/{store}/export", web::get().to(privacy::export))
+        .route(
+            "/v1/stores/{store}/shopper/export",
+            web::post().to(shopper::export),
+        )
+        .route(
+            "/v1/stores/{store}/shopper/erase",
+            web::post().to(shopper::erase),
+        )
+        .route(
+            "/v1/stores/{store}/shopper/{action}",
+            web::method(actix_web::http::Method::OPTIONS).to(shopper::preflight),
+        )
+        .route("/v1/operator/backup", web::post().to(privacy::backup))
         .route("/v1/operator/accounts", web::get().to(accounts::list))
         .route(
             "/v1/operator/accounts/{account}/suspend",

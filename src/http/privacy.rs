@@ -15,7 +15,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use mikabot_actors::ids::{ConversationId, SessionId, StoreId};
-use mikabot_actors::log::{ConversationLog, ConversationMeta, StoredMessage};
+use mikabot_actors::log::ConversationLog;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -24,6 +24,7 @@ use super::AppState;
 use super::catalog::{operator_json, stored_profile};
 use super::error::{ApiCode, ApiError};
 use super::operator::authorised_for_store;
+use crate::privacy::export::conversation_json;
 use crate::storage::contacts::Contact;
 use crate::storage::erasure::{ErasureCounts, ErasureRequest, ErasureScope};
 
@@ -44,34 +45,6 @@ fn invalid(field: &str, message: &str) -> ApiError {
 fn store_of(req: &HttpRequest, state: &AppState, raw: &str) -> Result<StoreId, ApiError> {
     authorised_for_store(req, state, raw)?;
     Ok(stored_profile(state, raw)?.id)
-}
-
-fn conversation_json(meta: &ConversationMeta) -> Value {
-    json!({
-        "id": meta.conversation.to_string(),
-        "session_id": meta.session.to_string(),
-        "started_at_ms": meta.started_at_ms,
-        "language": meta.language.code(),
-        "page_url": meta.page_url,
-        "referrer": meta.referrer,
-        "browser": meta.client.browser,
-        "device": meta.client.device,
-        "address": meta.ip,
-    })
-}
-
-pub(crate) fn message_json(message: &StoredMessage) -> Value {
-    json!({
-        "id": message.id.to_string(),
-        "role": match message.role {
-            mikabot_actors::prompt::Role::Shopper => "shopper",
-            mikabot_actors::prompt::Role::Assistant => "assistant",
-        },
-        "text": message.text,
-        "at_ms": message.at_ms,
-        "incomplete": message.reply.as_ref().map(|r| r.incomplete),
-        "cards": message.reply.as_ref().map(|r| r.cards.iter().map(|c| c.id.0.clone()).collect::<Vec<_>>()),
-    })
 }
 
 #[derive(Deserialize)]
@@ -103,7 +76,7 @@ pub async fn list(
     let next = (found.len() == limit)
         .then(|| found.last().map(|m| m.conversation.to_string()))
         .flatten();
-    let conversations: Vec<Value> = found.iter().map(conversation_json).collect();
+    let conversations: Vec<Value> = found.iter().map(|m| conversation_json(m, None)).collect();
     Ok(HttpResponse::Ok().json(json!({"conversations": conversations, "next_before": next})))
 }
 
@@ -135,9 +108,7 @@ pub async fn show(
     let Some((meta, messages)) = found else {
         return Err(not_found());
     };
-    let mut body = conversation_json(&meta);
-    body["messages"] = messages.iter().map(message_json).collect();
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(conversation_json(&meta, Some(&messages))))
 }
 
 fn accepted(id: Uuid, counts: ErasureCounts) -> HttpResponse {
@@ -309,4 +280,123 @@ pub async fn erasure(
         .filter(|r| r.store.as_deref() == Some(store.as_str()))
         .ok_or_else(missing)?;
     Ok(HttpResponse::Ok().json(request_json(&request)))
+}
+
+/// Hands what a backup writes to the response, in chunks: the node holds
+/// at most a few chunks of it in memory, whatever the database's size.
+pub(crate) struct ChannelWriter {
+    chunks: tokio::sync::mpsc::Sender<Result<web::Bytes, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+const CHUNK_BYTES: usize = 64 * 1024;
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = web::Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK_BYTES),
+        ));
+        self.chunks
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// Streams the chunks a blocking writer sends as a response body.
+pub(crate) fn streamed(
+    write: impl FnOnce(&mut ChannelWriter) -> Result<(), String> + Send + 'static,
+    content_type: &'static str,
+) -> HttpResponse {
+    let (chunks, receiver) = tokio::sync::mpsc::channel(4);
+    let failed = chunks.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut writer = ChannelWriter {
+            chunks,
+            buffer: Vec::with_capacity(CHUNK_BYTES),
+        };
+        let outcome = write(&mut writer)
+            .and_then(|()| std::io::Write::flush(&mut writer).map_err(|e| e.to_string()));
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "a streamed download ended early");
+            // The client sees the body end short of its trailer.
+            let _ = failed.blocking_send(Err(std::io::Error::other("the download failed")));
+        }
+    });
+    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .streaming(body)
+}
+
+/// `POST /v1/operator/backup`: a consistent backup of the whole database,
+/// streamed (`mikabot backup`).
+pub async fn backup(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::operator::authorised(&req, &state)?;
+    let storage = state.storage.clone();
+    Ok(streamed(
+        move |writer| {
+            let summary = storage.write_backup(writer).map_err(|e| e.to_string())?;
+            tracing::info!(
+                entries = summary.entries,
+                bytes = summary.bytes,
+                "backup written"
+            );
+            Ok(())
+        },
+        "application/octet-stream",
+    ))
+}
+
+/// `GET /v1/stores/{store}/export`: the store's settings, catalog and
+/// conversations, streamed as JSON (`docs/privacy.md`, "Exports").
+pub async fn export(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let store = store_of(&req, &state, &path)?;
+    Ok(export_response(&state, store))
+}
+
+/// A store's export as a download.
+pub(crate) fn export_response(state: &AppState, store: StoreId) -> HttpResponse {
+    let storage = state.storage.clone();
+    let now = state.privacy.clock().now_ms();
+    let name = format!("attachment; filename=\"{}-export.json\"", store.as_str());
+    let mut response = streamed(
+        move |writer| {
+            crate::privacy::export::export_store(&storage, &store, now, writer)
+                .map_err(|e| e.to_string())
+        },
+        "application/json",
+    );
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&name) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::CONTENT_DISPOSITION, value);
+    }
+    response
 }

@@ -16,6 +16,7 @@
 //! the next tick.
 
 pub mod erasure_worker;
+pub mod export;
 pub mod retention;
 
 use std::sync::Arc;

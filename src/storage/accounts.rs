@@ -874,14 +874,21 @@ impl Storage {
             .transpose()
     }
 
-    /// Removes a store and everything keyed under it: its profile, catalog,
-    /// sessions, conversations, messages, members and tokens.
+    /// Removes a store and everything keyed under it: its keys (so its
+    /// conversations no longer open anywhere), its conversations with their
+    /// messages, technical data and contact index entries, its profile,
+    /// catalog, sessions, members and tokens.
     pub fn delete_store(&self, store: &StoreId) -> Result<(), StorageError> {
         // The data goes first, and the store with its members last and in
         // one transaction: a deletion cut short leaves the store, still
         // owned, for its owner to delete again; never an ownerless store,
         // and never memberships or invitations that would open a store
         // created later under the same id.
+        // Its keys first: every conversation of the store is unreadable
+        // from here on, in old files and backups too; then its records.
+        self.vault
+            .destroy_upto(&super::conversations::store_scope(store), u32::MAX)?;
+        self.remove_unreadable_conversations(store)?;
         let prefix = keys::store_prefix(store);
         for tree in [
             &self.products,

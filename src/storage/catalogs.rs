@@ -62,6 +62,24 @@ impl Storage {
         Ok(generation_of(self.generations.get(keys::store(store))?))
     }
 
+    /// Hands each product of a store's catalog to `each`, in product-id
+    /// order, without holding the catalog in memory.
+    pub fn for_each_product(
+        &self,
+        store: &StoreId,
+        mut each: impl FnMut(Product) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let generation = self.generation(store)?;
+        for entry in self
+            .products
+            .scan_prefix(keys::generation(store, generation))
+        {
+            let (_, value) = entry?;
+            each(codec::open_plain::<ProductV1, _>("products", &value)?)?;
+        }
+        Ok(())
+    }
+
     /// A store's catalog, in product-id order.
     pub fn catalog(&self, store: &StoreId) -> Result<Vec<Product>, StorageError> {
         let generation = self.generation(store)?;

@@ -38,6 +38,7 @@
 //! ARCHITECTURE.md, "Threads and blocking").
 
 mod accounts;
+pub mod backup;
 mod catalogs;
 mod codec;
 pub mod contacts;

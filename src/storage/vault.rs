@@ -120,6 +120,13 @@ impl Vault {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Holds off rotations (and store key destruction) while the guard
+    /// lives: a backup's data keys all stay wrapped by keys the keyring
+    /// holds. Data keys are still made and removed meanwhile.
+    pub fn hold_rotations(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.shared()
+    }
+
     /// The key of keyed hashes.
     pub fn index_key(&self) -> SecretKey {
         self.ring().index.clone()

@@ -3,6 +3,7 @@
 // test needs to choose the model's words.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
 
@@ -124,6 +125,53 @@ describe('the demo shop with the offline responder', () => {
     assert.equal(await settledReply(page), first);
     await ask(page, 'and gloves?');
     await settledReply(page, 2);
+    await page.context().close();
+  });
+
+  test('the shopper downloads their conversation, then deletes it for good', async () => {
+    const page = await freshPage({ acceptDownloads: true });
+    await page.goto(`${node.url}/demo/`);
+    await ask(page, 'a tent for two');
+    await settledReply(page);
+    const w = widget(page);
+    const session = await page.evaluate(() => localStorage.getItem('mikabot.demo.session'));
+    assert.ok(session, 'a session id is kept');
+    const more = page.locator('mikabot-widget .more');
+    assert.equal(await more.getAttribute('aria-expanded'), 'false');
+    await more.click();
+    assert.equal(await more.getAttribute('aria-expanded'), 'true');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('mikabot-widget .tools button', { hasText: 'Download conversation' }).click(),
+    ]);
+    const saved = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+    assert.equal(saved.schema, 'mikabot.conversation-export/1');
+    assert.equal(saved.conversation.session_id, session);
+    assert.deepEqual(saved.conversation.messages.map((m) => m.role), ['shopper', 'assistant']);
+    assert.equal(saved.conversation.messages[0].text, 'a tent for two');
+
+    await more.click();
+    await page.locator('mikabot-widget .tools button', { hasText: 'Delete conversation' }).click();
+    await w.status.locator('button', { hasText: 'Delete' }).click();
+    await until(async () => /deleted/.test(await w.status.textContent()), 'the deletion is confirmed');
+    assert.equal(await w.shopper.count(), 0, 'the history is gone from the page');
+    await until(async () => {
+      const now = await page.evaluate(() => localStorage.getItem('mikabot.demo.session'));
+      return now !== session;
+    }, 'the old session id is forgotten');
+    // The node has nothing of it: the old session id exports nothing.
+    const gone = await page.evaluate(async ([url, id]) => {
+      const r = await fetch(`${url}/v1/stores/demo/shopper/export`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ session_id: id }),
+      });
+      return r.status;
+    }, [node.url, session]);
+    assert.equal(gone, 404);
+    // The chat goes on, as a new conversation.
+    await ask(page, 'a stove');
+    await settledReply(page);
+    assert.equal(await w.shopper.count(), 1);
+    assert.deepEqual(page.errors, []);
     await page.context().close();
   });
 
