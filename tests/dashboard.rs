@@ -10,7 +10,7 @@ use mikabot::accounts::secret;
 use mikabot::accounts::{Account, AccountId, now_secs, password};
 use mikabot_actors::ids::StoreId;
 use mikabot_actors::language::Language;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Owner, Shopper, SmtpSink, TestApp, spawn_app};
 
@@ -1617,4 +1617,162 @@ async fn an_owner_changes_a_members_role_and_revokes_a_pending_invitation() {
         )
         .await;
     assert_eq!(page.status, 404);
+}
+
+#[actix_web::test]
+async fn owners_read_conversations_erase_a_shoppers_by_their_address_and_export_the_store() {
+    let sink = SmtpSink::start().await;
+    let app = node_with_mail(&sink, |s| s.privacy.erasure_interval_secs = 1).await;
+    let mut ada = signed_up(&app, &sink, "Ada", "ada@example.com").await;
+    let store = created_store(&mut ada, "Koffie", "https://koffie.example").await;
+    let mut ids = Vec::new();
+    for text in ["reach me at Jan@Example.com please", "just looking"] {
+        let mut shopper = crate::helpers::Shopper::connect_from(
+            &app.ws_url(&store),
+            Some("https://koffie.example"),
+        )
+        .await;
+        let ready = shopper.hello(json!({})).await;
+        assert_eq!(shopper.ask("c1", text).await.end["type"], "done");
+        shopper.close().await;
+        ids.push(ready["conversation_id"].as_str().expect("id").to_owned());
+    }
+    let list = ada
+        .get(&format!("/dashboard/stores/{store}/conversations"))
+        .await;
+    assert_eq!(list.status, 200);
+    for id in &ids {
+        assert!(list.body.contains(id.as_str()), "{id} is listed");
+    }
+    let transcript = ada
+        .get(&format!(
+            "/dashboard/stores/{store}/conversations/{}",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(transcript.status, 200);
+    assert!(
+        transcript
+            .body
+            .contains("reach me at Jan@Example.com please")
+    );
+
+    // A count first; nothing is erased by it.
+    ada.get(&format!("/dashboard/stores/{store}/privacy")).await;
+    let preview = ada
+        .post(
+            &format!("/dashboard/stores/{store}/privacy/erase"),
+            &[("kind", "email"), ("value", "jan@example.com")],
+        )
+        .await;
+    assert_eq!(preview.status, 200);
+    assert!(
+        preview
+            .body
+            .contains("1 conversations with 2 messages match"),
+        "{}",
+        preview.body
+    );
+    let still = ada
+        .get(&format!(
+            "/dashboard/stores/{store}/conversations/{}",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(still.status, 200, "a count erases nothing");
+    let bad = ada
+        .post(
+            &format!("/dashboard/stores/{store}/privacy/erase"),
+            &[("kind", "phone"), ("value", "12")],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("8 to 15 digits"));
+    ada.get(&format!("/dashboard/stores/{store}/privacy")).await;
+    let erased = ada
+        .post(
+            &format!("/dashboard/stores/{store}/privacy/erase"),
+            &[
+                ("kind", "email"),
+                ("value", "jan@example.com"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(erased.status, 200);
+    assert!(
+        erased.body.contains("1 conversations are being erased"),
+        "{}",
+        erased.body
+    );
+    let gone = ada
+        .get(&format!(
+            "/dashboard/stores/{store}/conversations/{}",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(gone.status, 404, "hidden at once");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = ada.get(&format!("/dashboard/stores/{store}/privacy")).await;
+        if page.body.contains("<td>contact</td><td>done</td>") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no receipt: {}",
+            page.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // The export holds the other conversation and not the erased one.
+    let export = ada.get(&format!("/dashboard/stores/{store}/export")).await;
+    assert_eq!(export.status, 200);
+    let export: Value = serde_json::from_str(&export.body).expect("JSON");
+    assert_eq!(export["schema"], "mikabot.store-export/1");
+    assert_eq!(export["store"]["name"], "Koffie");
+    let exported: Vec<&str> = export["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(exported, vec![ids[1].as_str()]);
+    assert!(
+        !export
+            .to_string()
+            .to_lowercase()
+            .contains("jan@example.com")
+    );
+
+    // The owner deletes the other one from its page.
+    ada.get(&format!(
+        "/dashboard/stores/{store}/conversations/{}",
+        ids[1]
+    ))
+    .await;
+    let deleted = ada
+        .post(
+            &format!("/dashboard/stores/{store}/conversations/{}/delete", ids[1]),
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status, 303);
+    let list = ada
+        .get(&format!("/dashboard/stores/{store}/conversations"))
+        .await;
+    assert!(list.body.contains("No conversations"), "{}", list.body);
+
+    // The account's own data.
+    let mine = ada.get("/dashboard/account/export").await;
+    assert_eq!(mine.status, 200);
+    let mine: Value = serde_json::from_str(&mine.body).expect("JSON");
+    assert_eq!(mine["account"]["email"], "ada@example.com");
+    assert_eq!(mine["stores"][0]["role"], "owner");
+    assert!(
+        !mine.to_string().contains("argon2"),
+        "never the password hash"
+    );
+    app.stop().await;
 }

@@ -130,6 +130,12 @@ const CASES: &[Case] = &[
         "/dashboard/account/restore",
         &[],
     ),
+    case(
+        "GET",
+        "/dashboard/account/export",
+        "/dashboard/account/export",
+        &[],
+    ),
     case("GET", "/dashboard/consent", "/dashboard/consent", &[]),
     case("POST", "/dashboard/consent", "/dashboard/consent", &[]),
     case("GET", "/dashboard/stores", "/dashboard/stores", &[]),
@@ -155,6 +161,46 @@ const CASES: &[Case] = &[
         "GET",
         "/dashboard/stores/{store}/preview",
         "/dashboard/stores/{store}/preview",
+        &[],
+    ),
+    case(
+        "GET",
+        "/dashboard/stores/{store}/conversations",
+        "/dashboard/stores/{store}/conversations",
+        &[],
+    ),
+    case(
+        "GET",
+        "/dashboard/stores/{store}/conversations/{conversation}",
+        "/dashboard/stores/{store}/conversations/{conversation}",
+        &[],
+    ),
+    case(
+        "POST",
+        "/dashboard/stores/{store}/conversations/{conversation}/delete",
+        "/dashboard/stores/{store}/conversations/{conversation}/delete",
+        &[],
+    ),
+    case(
+        "GET",
+        "/dashboard/stores/{store}/privacy",
+        "/dashboard/stores/{store}/privacy",
+        &[],
+    ),
+    case(
+        "POST",
+        "/dashboard/stores/{store}/privacy/erase",
+        "/dashboard/stores/{store}/privacy/erase",
+        &[
+            ("kind", "email"),
+            ("value", "victim-shopper@example.com"),
+            ("confirm", "yes"),
+        ],
+    ),
+    case(
+        "GET",
+        "/dashboard/stores/{store}/export",
+        "/dashboard/stores/{store}/export",
         &[],
     ),
     case(
@@ -361,6 +407,26 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
         .map(|b| format!("{b:02x}"))
         .collect();
 
+    // A shopper's conversation in the store, with an address the erasure
+    // form names.
+    let mut shopper =
+        crate::helpers::Shopper::connect_from(&app.ws_url(&store), Some("https://victim.example"))
+            .await;
+    let ready = shopper.hello(serde_json::json!({})).await;
+    assert_eq!(
+        shopper
+            .ask("c1", "mail me at victim-shopper@example.com")
+            .await
+            .end["type"],
+        "done"
+    );
+    shopper.close().await;
+    let conversation = ready["conversation_id"]
+        .as_str()
+        .expect("a conversation id")
+        .to_owned();
+    let conversation_id = mikabot_actors::ids::ConversationId::parse(&conversation).expect("an id");
+
     let profile_before = storage.store(&id).expect("read");
     let invitations_before = storage.invitations(&id).expect("invitations");
     let members_before = storage.members(&id).expect("members");
@@ -370,6 +436,7 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
         path.replace("{store}", store)
             .replace("{token}", &token)
             .replace("{invitation}", &invitation)
+            .replace("{conversation}", &conversation)
             .replace(
                 "{account}",
                 &if path.contains("/operator/") {
@@ -442,11 +509,12 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
                     "victim.example",
                     token.as_str(),
                     &viewer_id.to_string(),
+                    "victim-shopper@example.com",
                 ] {
                     assert!(!page.body.contains(secret), "{what} leaks {secret}");
                 }
                 // Another owner, on their own store with this store's ids.
-                if ["{token}", "{account}", "{invitation}"]
+                if ["{token}", "{account}", "{invitation}", "{conversation}"]
                     .iter()
                     .any(|p| case.path.contains(p))
                 {
@@ -481,6 +549,20 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
         checked += 1;
     }
     assert_eq!(checked, ROUTES.len());
+    assert_eq!(
+        mikabot_actors::log::ConversationLog::history(storage, &id, conversation_id, 10)
+            .expect("read")
+            .len(),
+        2,
+        "the conversation was neither erased nor changed"
+    );
+    assert!(
+        storage
+            .erasure_requests_of(&id, 10)
+            .expect("read")
+            .is_empty(),
+        "no erasure was filed"
+    );
     assert_eq!(
         storage.store(&id).expect("read"),
         profile_before,

@@ -13,6 +13,7 @@
 mod account;
 mod assets;
 mod consent;
+mod conversations;
 mod members;
 mod operator;
 mod pages;
@@ -87,6 +88,7 @@ dashboard_routes! {
     POST "/dashboard/account/password" => account::change_password, Account;
     POST "/dashboard/account/delete" => account::delete, Account;
     POST "/dashboard/account/restore" => account::restore, Account;
+    GET "/dashboard/account/export" => conversations::account_export, Account;
     GET "/dashboard/consent" => consent::page, Public;
     POST "/dashboard/consent" => consent::decide, Public;
     GET "/dashboard/stores" => stores::list, Account;
@@ -94,6 +96,12 @@ dashboard_routes! {
     POST "/dashboard/stores/new" => stores::create, Account;
     GET "/dashboard/stores/{store}" => stores::overview, Store(Role::Viewer);
     GET "/dashboard/stores/{store}/preview" => stores::preview, Store(Role::Viewer);
+    GET "/dashboard/stores/{store}/conversations" => conversations::list, Store(Role::Agent);
+    GET "/dashboard/stores/{store}/conversations/{conversation}" => conversations::show, Store(Role::Agent);
+    POST "/dashboard/stores/{store}/conversations/{conversation}/delete" => conversations::delete, Store(Role::Owner);
+    GET "/dashboard/stores/{store}/privacy" => conversations::privacy, Store(Role::Owner);
+    POST "/dashboard/stores/{store}/privacy/erase" => conversations::erase, Store(Role::Owner);
+    GET "/dashboard/stores/{store}/export" => conversations::export, Store(Role::Owner);
     GET "/dashboard/stores/{store}/settings" => stores::settings_form, Store(Role::Owner);
     POST "/dashboard/stores/{store}/settings" => stores::save_settings, Store(Role::Owner);
     POST "/dashboard/stores/{store}/delete" => stores::delete, Store(Role::Owner);

@@ -182,6 +182,7 @@ page!(StorePage, "store.html" {
     store: StoreHead,
     role: &'static str,
     role_is_owner: bool,
+    role_sees_conversations: bool,
     products: usize,
     embed_tag: String,
     max_upload_mib: usize,
@@ -281,3 +282,61 @@ pub struct Preview {
     /// Unsaved widget settings as JSON (empty: the saved ones).
     pub overrides: String,
 }
+
+pub struct ConversationRow {
+    pub id: String,
+    pub started: String,
+    pub language: &'static str,
+    pub page: String,
+    pub device: String,
+}
+
+page!(Conversations, "conversations.html" {
+    store: StoreHead,
+    role_is_owner: bool,
+    rows: Vec<ConversationRow>,
+    next: Option<String>,
+    paged: bool,
+});
+
+pub struct MessageRow {
+    pub role: &'static str,
+    pub who: &'static str,
+    pub at: String,
+    pub text: String,
+    pub incomplete: bool,
+}
+
+page!(ConversationPage, "conversation.html" {
+    store: StoreHead,
+    role_is_owner: bool,
+    id: String,
+    started: String,
+    language: &'static str,
+    page: String,
+    device: String,
+    messages: Vec<MessageRow>,
+});
+
+pub struct ReceiptRow {
+    pub requested: String,
+    pub kind: &'static str,
+    pub state: &'static str,
+    pub conversations: u64,
+    pub messages: u64,
+    pub completed: String,
+}
+
+pub struct Found {
+    pub conversations: u64,
+    pub messages: u64,
+}
+
+page!(PrivacyPage, "privacy.html" {
+    store: StoreHead,
+    kind: String,
+    value: String,
+    preview: Option<Found>,
+    errors: Errors,
+    receipts: Vec<ReceiptRow>,
+});

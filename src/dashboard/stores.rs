@@ -121,7 +121,7 @@ pub(super) fn member(
     Ok((me, profile, role))
 }
 
-fn head(profile: &StoreProfile) -> StoreHead {
+pub(super) fn head(profile: &StoreProfile) -> StoreHead {
     StoreHead {
         id: profile.id.as_str().to_owned(),
         name: profile.name.clone(),
@@ -304,6 +304,7 @@ pub async fn overview(
         store: head(&profile),
         role: role.as_str(),
         role_is_owner: role == Role::Owner,
+        role_sees_conversations: role >= Role::Agent,
         products,
         embed_tag,
         max_upload_mib: state.max_upload_bytes / (1024 * 1024),

@@ -368,6 +368,11 @@ impl Visitor {
         self.finish(response)
     }
 
+    /// Any other response (a download), with the visitor's cookies.
+    pub fn respond(self, response: HttpResponse) -> HttpResponse {
+        self.finish(response)
+    }
+
     /// A JSON answer (for the dashboard's scripts).
     pub fn json(
         self,

@@ -12,7 +12,7 @@ mod frames;
 pub mod headers;
 mod health;
 pub mod operator;
-mod privacy;
+pub(crate) mod privacy;
 mod shopper;
 pub mod widget;
 

@@ -475,6 +475,26 @@ impl Storage {
         Ok(receipts)
     }
 
+    /// A store's requests, pending and done, newest first, at most `limit`.
+    pub fn erasure_requests_of(
+        &self,
+        store: &StoreId,
+        limit: usize,
+    ) -> Result<Vec<ErasureRequest>, StorageError> {
+        let mut found = Vec::new();
+        for entry in self.erasures.iter().rev() {
+            let (id, value) = entry?;
+            let request = Self::decode_erasure(&id, &value)?;
+            if request.store.as_deref() == Some(store.as_str()) {
+                found.push(request);
+                if found.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Hides what a request names: its data keys removed, its stores'
     /// keys destroyed, its accounts' keys removed. Repeatable.
     fn hide(&self, request: &ErasureRequest) -> Result<(), StorageError> {

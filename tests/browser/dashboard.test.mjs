@@ -281,6 +281,7 @@ describe('accessibility', () => {
       const store = page.url();
       for (const [where, title] of [
         ['', 'the store overview'], ['/settings', 'the settings'], ['/members', 'the members'], ['/tokens', 'the tokens'],
+        ['/conversations', 'the conversations'], ['/privacy', 'the privacy page'],
       ]) {
         await page.goto(`${store}${where}`);
         await audit(page, title);
@@ -289,6 +290,12 @@ describe('accessibility', () => {
         await page.goto(`${node.url}${where}`);
         await audit(page, where);
       }
+      // An erasure's count, before anything is erased.
+      await page.goto(`${store}/privacy`);
+      await page.getByLabel('Email address or phone number').fill('someone@example.com');
+      await page.getByRole('button', { name: 'Find conversations' }).click();
+      await page.getByText('conversations with 0 messages match').waitFor();
+      await audit(page, 'an erasure count');
       // A form with refused fields.
       await page.goto(`${store}/settings`);
       await page.getByLabel('Colour (#rrggbb)').fill('blue');
