@@ -49,6 +49,10 @@ pub enum Command {
     /// Restore a backup from DIR into a stopped node's data directory,
     /// which must be empty unless --force.
     Restore(RestoreArgs),
+    /// Seal the keyring under a new master key, on a stopped node (a new
+    /// key file, or a key read from standard input when the key is given
+    /// through the configuration or the environment).
+    RotateMasterKey,
 }
 
 #[derive(Debug, clap::Args)]
@@ -455,5 +459,46 @@ pub fn restore(settings: &Settings, args: RestoreArgs) -> anyhow::Result<()> {
         counts.conversations,
         counts.messages
     );
+    Ok(())
+}
+
+/// `mikabot rotate-master-key`, on a stopped node: the keyring sealed under
+/// a new master key. With a key file, the new key is made and put in its
+/// place; with a key given whole (`storage.master_key`, the environment),
+/// the new key is read from standard input, and the operator then gives it
+/// instead.
+pub fn rotate_master_key(settings: &Settings) -> anyhow::Result<()> {
+    use crate::storage::keyring::{MasterKeySource, key_from_text};
+
+    let storage = open_stopped(settings)?;
+    let options = settings.storage.options();
+    let new_key = match &options.master_key {
+        MasterKeySource::File(_) => crate::storage::crypto::SecretKey::random(),
+        MasterKeySource::Inline(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the new master key from standard input")?;
+            key_from_text(&line).ok_or_else(|| {
+                anyhow!(
+                    "the new master key is not 32 bytes as base64url (43 characters) or hex (64)"
+                )
+            })?
+        }
+    };
+    storage
+        .rotate_master_key(&options.master_key, new_key)
+        .map_err(|e| anyhow!("rotating the master key: {e}"))?;
+    match &options.master_key {
+        MasterKeySource::File(path) => println!(
+            "the keyring {} is sealed by a new master key, in {}; the old key no longer opens it",
+            options.keyring.display(),
+            path.display()
+        ),
+        MasterKeySource::Inline(_) => println!(
+            "the keyring {} is sealed by the new master key: give it as storage.master_key (MIKABOT__STORAGE__MASTER_KEY) from now on; the old key no longer opens it",
+            options.keyring.display()
+        ),
+    }
     Ok(())
 }

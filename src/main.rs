@@ -21,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
         Command::CreateStore(args) => mikabot::cli::create_store(&settings, args).await,
         Command::Backup(args) => mikabot::cli::backup(&settings, args).await,
         Command::Restore(args) => mikabot::cli::restore(&settings, args),
+        Command::RotateMasterKey => mikabot::cli::rotate_master_key(&settings),
         Command::Serve => {
             Application::build(settings)
                 .await?

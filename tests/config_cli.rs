@@ -244,3 +244,78 @@ fn operators_provision_accounts_and_stores_from_scripts_with_the_dashboards_rule
         "no refused command wrote anything"
     );
 }
+
+#[test]
+fn the_master_key_is_rotated_on_a_stopped_node_and_the_old_one_no_longer_opens_the_keyring() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = provision(
+        dir.path(),
+        &[
+            "create-owner",
+            "--email",
+            "rot@example.com",
+            "--name",
+            "Rot",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let key_file = dir.path().join("master.key");
+    let old_key = std::fs::read_to_string(&key_file).expect("the key file");
+    let rotated = provision(dir.path(), &["rotate-master-key"], "");
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let new_key = std::fs::read_to_string(&key_file).expect("the key file");
+    assert_ne!(old_key, new_key);
+    assert!(!dir.path().join("master.key.new").exists());
+    // The data reads with the new key.
+    let options = mikabot::storage::StorageOptions::in_dir(dir.path());
+    let storage = mikabot::storage::Storage::open(&options).expect("opens");
+    assert!(
+        storage
+            .account_by_email("rot@example.com")
+            .expect("read")
+            .is_some()
+    );
+    drop(storage);
+    // The old key is refused, clearly, and no new key is made.
+    let mut with_old = options.clone();
+    with_old.master_key =
+        mikabot::storage::keyring::MasterKeySource::Inline(old_key.trim().to_owned());
+    let error = mikabot::storage::Storage::open(&with_old)
+        .err()
+        .expect("refused");
+    assert!(
+        error.to_string().contains("does not open the keyring"),
+        "{error}"
+    );
+    // A command told the old key through the environment refuses to run.
+    let started = std::process::Command::new(env!("CARGO_BIN_EXE_mikabot"))
+        .args([
+            "create-store",
+            "--owner",
+            "rot@example.com",
+            "--name",
+            "Shop",
+            "--url",
+            "https://shop.example",
+        ])
+        .envs(mikabot::storage::StorageOptions::env_in(dir.path()))
+        .env("MIKABOT__STORAGE__MASTER_KEY", old_key.trim())
+        .env("MIKABOT__LOG__FILTER", "warn")
+        .output()
+        .expect("runs");
+    assert!(!started.status.success());
+    assert!(
+        String::from_utf8_lossy(&started.stderr).contains("does not open the keyring"),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+}

@@ -182,6 +182,12 @@ const CASES: &[Case] = &[
         &[],
     ),
     case(
+        "POST",
+        "/dashboard/stores/{store}/conversations/{conversation}/restrict",
+        "/dashboard/stores/{store}/conversations/{conversation}/restrict",
+        &[("restricted", "yes")],
+    ),
+    case(
         "GET",
         "/dashboard/stores/{store}/privacy",
         "/dashboard/stores/{store}/privacy",
@@ -555,6 +561,10 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
             .len(),
         2,
         "the conversation was neither erased nor changed"
+    );
+    assert!(
+        !storage.is_restricted(&id, conversation_id).expect("read"),
+        "nor restricted"
     );
     assert!(
         storage

@@ -577,3 +577,97 @@ async fn a_backup_of_a_running_node_restores_with_its_keyring_and_finds_every_co
         assert!(history[0].text.starts_with("CANARY-backup"));
     }
 }
+
+#[actix_web::test]
+async fn a_restricted_conversation_stays_out_of_every_prompt_and_an_objection_is_recorded() {
+    let fake = FakeOpenAi::start().await;
+    fake.always(Behavior::reply(&["Noted."]));
+    let app = crate::helpers::spawn_app_on(&fake, |s| {
+        s.operator.api_token = serde_json::from_value(json!(TOKEN)).expect("secret");
+    })
+    .await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper.hello(json!({})).await;
+    let conversation = ready["conversation_id"].as_str().expect("id").to_owned();
+    let session = ready["session_id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        shopper.ask("c1", "my size is EARLIER-42").await.end["type"],
+        "done"
+    );
+    assert_eq!(shopper.ask("c2", "and a hat").await.end["type"], "done");
+    let last = fake.requests().last().expect("a request").body.to_string();
+    assert!(
+        last.contains("EARLIER-42"),
+        "history is in the prompt before: {last}"
+    );
+
+    let path = format!("/v1/stores/demo/conversations/{conversation}/restriction");
+    let (status, body) = api(app.port, "POST", &path, Some(json!({"restricted": true}))).await;
+    assert_eq!(
+        (status, body["restricted"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(shopper.ask("c3", "and gloves").await.end["type"], "done");
+    let last = fake.requests().last().expect("a request").body.to_string();
+    assert!(
+        !last.contains("EARLIER-42"),
+        "restricted: no history: {last}"
+    );
+    assert!(
+        last.contains("and gloves"),
+        "the new message is still answered"
+    );
+    let (_, shown) = api(
+        app.port,
+        "GET",
+        &format!("/v1/stores/demo/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(shown["restricted"], true);
+    assert_eq!(
+        shown["messages"].as_array().map(Vec::len),
+        Some(6),
+        "kept whole"
+    );
+    let (status, _) = api(app.port, "POST", &path, Some(json!({"restricted": "yes"}))).await;
+    assert_eq!(status, 400, "a body that is not a boolean");
+    let (status, body) = api(app.port, "POST", &path, Some(json!({"restricted": false}))).await;
+    assert_eq!((status, body["restricted"].as_bool()), (200, Some(false)));
+    assert_eq!(shopper.ask("c4", "and a scarf").await.end["type"], "done");
+    let last = fake.requests().last().expect("a request").body.to_string();
+    assert!(last.contains("EARLIER-42"), "lifted: history again");
+
+    // The shopper objects; it is recorded for the session and exported.
+    let objected = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/v1/stores/demo/shopper/object",
+            app.port
+        ))
+        .json(&json!({"session_id": session}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(objected.status().as_u16(), 200);
+    let (_, shown) = api(
+        app.port,
+        "GET",
+        &format!("/v1/stores/demo/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert!(shown["objected_at_ms"].as_u64().is_some(), "{shown}");
+    let unknown = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/v1/stores/demo/shopper/object",
+            app.port
+        ))
+        .json(&json!({"session_id": "6f1c2d3e-4b5a-4c6d-8e7f-000000000002"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unknown.status().as_u16(), 404);
+    shopper.close().await;
+    app.stop().await;
+}

@@ -110,6 +110,16 @@ pub trait ConversationLog: Send + Sync + 'static {
     /// Completes when everything appended before the call is on disk.
     fn flush(&self) -> BoxFuture<'static, Result<(), LogError>>;
 
+    /// Whether the conversation is restricted: kept, but its earlier
+    /// messages are never sent to a model again.
+    fn restricted(
+        &self,
+        _store: &StoreId,
+        _conversation: ConversationId,
+    ) -> Result<bool, LogError> {
+        Ok(false)
+    }
+
     /// Records a finished or interrupted reply and completes when it is on
     /// disk. Unlike [`append_durable`](Self::append_durable) it waits for
     /// room when the storage is busy: a reply the shopper has seen is not

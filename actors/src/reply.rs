@@ -130,7 +130,17 @@ impl ReplyJob {
             instructions: found.profile.instructions.clone(),
             language: self.language,
             products: found.hits.into_iter().map(|hit| hit.product).collect(),
-            history: bounded_history(&self.earlier, self.history_tokens),
+            // A restricted conversation's earlier messages stay out of
+            // every prompt; when that cannot be read, they stay out too.
+            history: if self
+                .log
+                .restricted(&self.store, self.conversation)
+                .unwrap_or(true)
+            {
+                Vec::new()
+            } else {
+                bounded_history(&self.earlier, self.history_tokens)
+            },
             message: self.message.clone(),
         })
     }

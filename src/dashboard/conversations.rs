@@ -105,11 +105,13 @@ pub async fn show(
             };
             let messages = ConversationLog::history(storage, &id, conversation, usize::MAX)
                 .map_err(|e| StorageError::Interrupted(e.to_string()))?;
-            Ok(Some((meta, messages)))
+            let restricted = storage.is_restricted(&id, conversation)?;
+            let objected = storage.objection(&id, meta.session)?.is_some();
+            Ok(Some((meta, messages, restricted, objected)))
         })
         .await
         .map_err(DashError::internal)?;
-    let (meta, messages) = found.ok_or(DashError::NotFound)?;
+    let (meta, messages, restricted, objected) = found.ok_or(DashError::NotFound)?;
     let messages = messages
         .into_iter()
         .map(|m| MessageRow {
@@ -135,6 +137,8 @@ pub async fn show(
         language: meta.language.code(),
         page: page_path(meta.page_url.as_deref()),
         device: meta.client.device.clone(),
+        restricted,
+        objected,
         messages,
     })?;
     Ok(ok(visitor, html))
@@ -172,6 +176,53 @@ pub async fn delete(
         .await
         .map_err(DashError::internal)?;
     Ok(visitor.redirect(&format!("/dashboard/stores/{}/conversations", profile.id)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RestrictBody {
+    csrf: String,
+    /// `yes` or `no`.
+    restricted: String,
+}
+
+/// `POST /dashboard/stores/{store}/conversations/{conversation}/restrict`
+pub async fn restrict(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, DashError> {
+    let (raw_store, raw_id) = path.into_inner();
+    let visitor = Visitor::of(&req, &state)?;
+    let (_, profile, _) = member(&visitor, &state, &raw_store, Role::Owner)?;
+    let body: RestrictBody = form(&body)?;
+    visitor.check_csrf(&req, &state, &body.csrf)?;
+    let restricted = match body.restricted.as_str() {
+        "yes" => true,
+        "no" => false,
+        _ => return Err(DashError::BadForm),
+    };
+    let conversation = ConversationId::parse(&raw_id).ok_or(DashError::NotFound)?;
+    let id = profile.id.clone();
+    let found = state
+        .storage
+        .blocking(move |storage| {
+            if storage.conversation_meta(&id, conversation)?.is_none() {
+                return Ok(false);
+            }
+            storage.set_restricted(&id, conversation, restricted)?;
+            Ok(true)
+        })
+        .await
+        .map_err(DashError::internal)?;
+    if !found {
+        return Err(DashError::NotFound);
+    }
+    Ok(visitor.redirect(&format!(
+        "/dashboard/stores/{}/conversations/{conversation}",
+        profile.id
+    )))
 }
 
 async fn privacy_page(

@@ -99,6 +99,7 @@ dashboard_routes! {
     GET "/dashboard/stores/{store}/conversations" => conversations::list, Store(Role::Agent);
     GET "/dashboard/stores/{store}/conversations/{conversation}" => conversations::show, Store(Role::Agent);
     POST "/dashboard/stores/{store}/conversations/{conversation}/delete" => conversations::delete, Store(Role::Owner);
+    POST "/dashboard/stores/{store}/conversations/{conversation}/restrict" => conversations::restrict, Store(Role::Owner);
     GET "/dashboard/stores/{store}/privacy" => conversations::privacy, Store(Role::Owner);
     POST "/dashboard/stores/{store}/privacy/erase" => conversations::erase, Store(Role::Owner);
     GET "/dashboard/stores/{store}/export" => conversations::export, Store(Role::Owner);

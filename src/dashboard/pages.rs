@@ -315,6 +315,8 @@ page!(ConversationPage, "conversation.html" {
     language: &'static str,
     page: String,
     device: String,
+    restricted: bool,
+    objected: bool,
     messages: Vec<MessageRow>,
 });
 

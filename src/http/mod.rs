@@ -132,6 +132,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::delete().to(privacy::erase_one),
         )
         .route(
+            "/v1/stores/{store}/conversations/{id}/restriction",
+            web::post().to(privacy::restriction),
+        )
+        .route(
+            "/v1/stores/{store}/shopper/object",
+            web::post().to(shopper::object),
+        )
+        .route(
             "/v1/stores/{store}/erasures",
             web::post().to(privacy::erase),
         )

@@ -101,14 +101,14 @@ pub async fn show(
             };
             let messages = ConversationLog::history(storage, &store, conversation, usize::MAX)
                 .map_err(|e| crate::storage::StorageError::Interrupted(e.to_string()))?;
-            Ok(Some((meta, messages)))
+            crate::privacy::export::full_conversation(storage, &meta, &messages).map(Some)
         })
         .await
         .map_err(ApiError::internal)?;
-    let Some((meta, messages)) = found else {
+    let Some(body) = found else {
         return Err(not_found());
     };
-    Ok(HttpResponse::Ok().json(conversation_json(&meta, Some(&messages))))
+    Ok(HttpResponse::Ok().json(body))
 }
 
 fn accepted(id: Uuid, counts: ErasureCounts) -> HttpResponse {
@@ -399,4 +399,49 @@ pub(crate) fn export_response(state: &AppState, store: StoreId) -> HttpResponse 
             .insert(actix_web::http::header::CONTENT_DISPOSITION, value);
     }
     response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictionBody {
+    restricted: bool,
+}
+
+/// `POST /v1/stores/{store}/conversations/{id}/restriction` with
+/// `{"restricted": true|false}`: kept, but out of every prompt and any
+/// analytics, or back.
+pub async fn restriction(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw_store, raw_id) = path.into_inner();
+    let body: RestrictionBody = operator_json(
+        &req,
+        &state,
+        body,
+        1024,
+        "{\"restricted\": true|false}",
+        &raw_store,
+    )
+    .await?;
+    let store = stored_profile(&state, &raw_store)?.id;
+    let conversation = conversation_id(&raw_id)?;
+    let restricted = body.restricted;
+    let changed = state
+        .storage
+        .blocking(move |storage| {
+            if storage.conversation_meta(&store, conversation)?.is_none() {
+                return Ok(false);
+            }
+            storage.set_restricted(&store, conversation, restricted)?;
+            Ok(true)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    if !changed {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::Ok().json(json!({"restricted": restricted})))
 }

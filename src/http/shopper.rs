@@ -6,7 +6,9 @@
 //!   the conversation as JSON (`docs/privacy.md`, "Exports").
 //! - `POST /v1/stores/{store}/shopper/erase` with `{"session_id": …}`: the
 //!   conversation erased (202 once durable and hidden).
-//! - `OPTIONS` on both: the CORS preflight, for the store's allowed
+//! - `POST /v1/stores/{store}/shopper/object` with `{"session_id": …}`:
+//!   the shopper's objection to analytics, recorded for the session.
+//! - `OPTIONS` on each: the CORS preflight, for the store's allowed
 //!   origins only.
 //!
 //! Each request spends one of the address's new-session allowance
@@ -184,4 +186,36 @@ pub async fn erase(
         "state": "accepted",
     }));
     Ok(with_cors(response, origin))
+}
+
+/// `POST /v1/stores/{store}/shopper/object`: the shopper objects to the
+/// processing of their conversation for analytics; recorded per session.
+pub async fn object(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (store, session, origin) = session_of(&req, &state, &path, body).await?;
+    let now = state.privacy.clock().now_ms();
+    let recorded = state
+        .storage
+        .blocking(move |storage| {
+            let found = ConversationLog::find_session(storage, &store, session)
+                .map_err(|e| crate::storage::StorageError::Interrupted(e.to_string()))?;
+            if found.is_none() {
+                return Ok(false);
+            }
+            storage.record_objection(&store, session, now)?;
+            Ok(true)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    if !recorded {
+        return Err(no_conversation());
+    }
+    Ok(with_cors(
+        HttpResponse::Ok().json(json!({"objected_at_ms": now})),
+        origin,
+    ))
 }

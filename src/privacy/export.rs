@@ -103,6 +103,21 @@ pub fn conversation_json(meta: &ConversationMeta, messages: Option<&[StoredMessa
     value
 }
 
+/// A conversation with its messages and its rights' state: restricted, and
+/// when its shopper objected.
+pub fn full_conversation(
+    storage: &Storage,
+    meta: &ConversationMeta,
+    messages: &[StoredMessage],
+) -> Result<Value, StorageError> {
+    let mut value = conversation_json(meta, Some(messages));
+    value["restricted"] = storage
+        .is_restricted(&meta.store, meta.conversation)?
+        .into();
+    value["objected_at_ms"] = storage.objection(&meta.store, meta.session)?.into();
+    Ok(value)
+}
+
 fn history(storage: &Storage, meta: &ConversationMeta) -> Result<Vec<StoredMessage>, StorageError> {
     ConversationLog::history(storage, &meta.store, meta.conversation, usize::MAX)
         .map_err(|e| StorageError::Interrupted(e.to_string()))
@@ -144,7 +159,7 @@ pub fn export_store(
                 out.write_all(b",").map_err(io)?;
             }
             let messages = history(storage, meta)?;
-            put(&mut out, &conversation_json(meta, Some(&messages)))?;
+            put(&mut out, &full_conversation(storage, meta, &messages)?)?;
         }
         if page.len() < PAGE {
             break;
@@ -190,7 +205,7 @@ pub fn export_conversation(
     now_ms: u64,
 ) -> Result<Value, StorageError> {
     let messages = history(storage, meta)?;
-    let conversation = conversation_json(meta, Some(&messages));
+    let conversation = full_conversation(storage, meta, &messages)?;
     Ok(json!({
         "schema": CONVERSATION_SCHEMA,
         "exported_at_ms": now_ms,

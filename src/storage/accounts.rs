@@ -896,6 +896,8 @@ impl Storage {
             &self.conversations,
             &self.messages,
             &self.technical,
+            &self.restrictions,
+            &self.objections,
             &self.api_tokens,
         ] {
             for key in tree.scan_prefix(&prefix).keys() {

@@ -86,6 +86,60 @@ impl Storage {
         Ok(Some(meta))
     }
 
+    /// Restricts a conversation (kept, but out of every prompt and any
+    /// analytics) or lifts it.
+    pub fn set_restricted(
+        &self,
+        store: &StoreId,
+        conversation: ConversationId,
+        restricted: bool,
+    ) -> Result<(), StorageError> {
+        let key = keys::conversation(store, conversation);
+        if restricted {
+            self.restrictions.insert(key, &[][..])?;
+        } else {
+            self.restrictions.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Records a shopper session's objection to the processing of its
+    /// conversation for analytics (none runs on objected sessions).
+    pub fn record_objection(
+        &self,
+        store: &StoreId,
+        session: SessionId,
+        at_ms: u64,
+    ) -> Result<(), StorageError> {
+        self.objections
+            .insert(keys::session(store, session), &at_ms.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// When a shopper session objected, if it did.
+    pub fn objection(
+        &self,
+        store: &StoreId,
+        session: SessionId,
+    ) -> Result<Option<u64>, StorageError> {
+        Ok(self
+            .objections
+            .get(keys::session(store, session))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// Whether a conversation is restricted.
+    pub fn is_restricted(
+        &self,
+        store: &StoreId,
+        conversation: ConversationId,
+    ) -> Result<bool, StorageError> {
+        Ok(self
+            .restrictions
+            .contains_key(keys::conversation(store, conversation))?)
+    }
+
     /// A store's conversations that still open, newest first: at most
     /// `limit`, started before `before` when given.
     pub fn conversations_of_store(
@@ -258,6 +312,10 @@ impl ConversationLog for Storage {
     fn flush(&self) -> BoxFuture<'static, Result<(), LogError>> {
         let storage = self.clone();
         Box::pin(async move { Ok(storage.flush().await?) })
+    }
+
+    fn restricted(&self, store: &StoreId, conversation: ConversationId) -> Result<bool, LogError> {
+        Ok(self.is_restricted(store, conversation)?)
     }
 }
 

@@ -601,6 +601,7 @@ impl Storage {
                 self.conversation_contacts.remove(reverse)?;
             }
             self.technical.remove(&key)?;
+            self.restrictions.remove(&key)?;
             self.vault.remove(DataKind::Conversation, &key)?;
             self.vault.remove(DataKind::Technical, &key)?;
             self.conversations.remove(&key)?;
@@ -619,6 +620,7 @@ impl Storage {
                             .unwrap_or(true)
                 });
             if points_at_gone {
+                self.objections.remove(&key)?;
                 self.sessions.remove(key)?;
             }
         }

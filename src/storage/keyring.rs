@@ -99,6 +99,18 @@ pub fn key_from_text(text: &str) -> Option<SecretKey> {
 }
 
 impl MasterKeySource {
+    /// For a key file: the new key a rotation writes beside it before it
+    /// takes its place (`KEY.new`), if there is one, and the key file.
+    pub fn pending(&self) -> Option<(PathBuf, PathBuf)> {
+        let Self::File(path) = self else {
+            return None;
+        };
+        let mut name = path.as_os_str().to_os_string();
+        name.push(".new");
+        let pending = PathBuf::from(name);
+        pending.exists().then(|| (pending, path.clone()))
+    }
+
     /// The master key, creating the key file when `may_create` (no keyring
     /// exists yet) and it is absent.
     fn load(&self, may_create: bool) -> Result<SecretKey, KeyringError> {
@@ -334,12 +346,33 @@ impl KeyringFile {
     ) -> Result<(Self, Keyring), KeyringError> {
         match std::fs::read(path) {
             Ok(bytes) => {
-                let master = master.load(false)?;
                 let file = Self {
                     path: path.to_path_buf(),
-                    master,
+                    master: master.load(false)?,
                 };
-                let keyring = file.unseal(&bytes)?;
+                let keyring = match file.unseal(&bytes) {
+                    Ok(keyring) => keyring,
+                    // A master key rotation cut short between sealing the
+                    // keyring under the new key and putting the new key
+                    // file in place: finish it.
+                    Err(KeyringError::WrongMasterKey(at)) => {
+                        let Some((pending, key_file)) = master.pending() else {
+                            return Err(KeyringError::WrongMasterKey(at));
+                        };
+                        let file = Self {
+                            path: path.to_path_buf(),
+                            master: MasterKeySource::File(pending.clone()).load(false)?,
+                        };
+                        let keyring = file.unseal(&bytes)?;
+                        std::fs::rename(&pending, &key_file)
+                            .map_err(io("putting the new master key in place", &key_file))?;
+                        if database_id.is_some_and(|id| id != keyring.id) {
+                            return Err(KeyringError::Mismatch(path.to_path_buf()));
+                        }
+                        return Ok((file, keyring));
+                    }
+                    Err(other) => return Err(other),
+                };
                 if database_id.is_some_and(|id| id != keyring.id) {
                     return Err(KeyringError::Mismatch(path.to_path_buf()));
                 }
@@ -382,6 +415,14 @@ impl KeyringFile {
     /// Replaces the file with `keyring`, durably.
     pub fn write(&self, keyring: &Keyring) -> Result<(), KeyringError> {
         write_whole(&self.path, &self.sealed(keyring, &self.master))
+    }
+
+    /// Seals the keyring under `new_master` instead (a master key
+    /// rotation). The old master key no longer opens it.
+    pub fn rewrap(&mut self, keyring: &Keyring, new_master: SecretKey) -> Result<(), KeyringError> {
+        write_whole(&self.path, &self.sealed(keyring, &new_master))?;
+        self.master = new_master;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -502,5 +543,30 @@ mod tests {
         let hex = crate::accounts::secret::to_hex(key.as_bytes());
         assert_eq!(key_from_text(&hex), Some(key));
         assert_eq!(key_from_text("not a key"), None);
+    }
+
+    #[test]
+    fn a_master_key_rotation_cut_short_is_finished_at_the_next_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("keyring");
+        let key_file = dir.path().join("master.key");
+        let source = MasterKeySource::File(key_file.clone());
+        let (mut file, keyring) = KeyringFile::open(&path, &source, None).expect("created");
+        // The new key written beside the old one, the keyring sealed under
+        // it, and then the crash: the old key file is still in place.
+        let new_key = SecretKey::random();
+        write_whole(
+            &dir.path().join("master.key.new"),
+            format!("{}\n", key_to_text(&new_key)).as_bytes(),
+        )
+        .expect("pending key");
+        file.rewrap(&keyring, new_key.clone()).expect("rewrapped");
+        let (_, again) = KeyringFile::open(&path, &source, Some(keyring.id)).expect("finished");
+        assert_eq!(again.index, keyring.index);
+        assert_eq!(
+            key_from_text(&std::fs::read_to_string(&key_file).expect("key")),
+            Some(new_key)
+        );
+        assert!(!dir.path().join("master.key.new").exists());
     }
 }

@@ -43,7 +43,7 @@ mod catalogs;
 mod codec;
 pub mod contacts;
 mod conversations;
-pub(crate) mod crypto;
+pub mod crypto;
 pub mod erasure;
 mod flusher;
 pub mod keyring;
@@ -220,6 +220,10 @@ pub struct Storage {
     conversation_contacts: sled::Tree,
     /// The erasure journal ([`erasure`]).
     erasures: sled::Tree,
+    /// Restricted conversations: `store \0 conversation(16)` → empty.
+    restrictions: sled::Tree,
+    /// Shoppers' objections: `store \0 session(16)` → time (ms).
+    objections: sled::Tree,
     /// Dropped with the last clone, after the database and its trees
     /// (fields drop in order): its receivers learn that the database is
     /// closed.
@@ -295,8 +299,43 @@ impl Storage {
             contacts: db.open_tree("contacts")?,
             conversation_contacts: db.open_tree("conversation_contacts")?,
             erasures: db.open_tree("erasures")?,
+            restrictions: db.open_tree("restrictions")?,
+            objections: db.open_tree("objections")?,
             db,
         })
+    }
+
+    /// Replaces the master key that seals the keyring. With a key file,
+    /// the new key is written beside it first (`KEY.new`, mode 0600), the
+    /// keyring sealed under it, and only then the new key file renamed into
+    /// place: a crash in between is finished at the next open. With a key
+    /// given whole, the caller must then give the new key instead.
+    pub fn rotate_master_key(
+        &self,
+        source: &MasterKeySource,
+        new_master: crypto::SecretKey,
+    ) -> Result<(), StorageError> {
+        match source {
+            MasterKeySource::File(path) => {
+                let mut pending = path.as_os_str().to_os_string();
+                pending.push(".new");
+                let pending = PathBuf::from(pending);
+                keyring::write_whole(
+                    &pending,
+                    format!("{}\n", keyring::key_to_text(&new_master)).as_bytes(),
+                )?;
+                self.vault.rewrap_keyring(new_master)?;
+                std::fs::rename(&pending, path).map_err(|e| {
+                    StorageError::Keys(format!(
+                        "the keyring is sealed by the new key in {}, which could not replace {}: {e}",
+                        pending.display(),
+                        path.display()
+                    ))
+                })?;
+                Ok(())
+            }
+            MasterKeySource::Inline(_) => self.vault.rewrap_keyring(new_master),
+        }
     }
 
     /// Resolves once every clone of this storage is dropped (this one must

@@ -322,4 +322,14 @@ impl Vault {
         }
         Ok(())
     }
+
+    /// Seals the keyring under `new_master` (a master key rotation).
+    pub fn rewrap_keyring(&self, new_master: SecretKey) -> Result<(), StorageError> {
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.rewrap(&self.ring(), new_master)?;
+        Ok(())
+    }
 }
