@@ -187,6 +187,23 @@ async fn a_canary_a_shopper_typed_is_gone_everywhere_once_erased_by_its_email_ad
         &backup.path().join("db"),
     );
 
+    // And a backup the way an operator takes one.
+    let saved = backup.path().join("saved");
+    let taken = mikabot(
+        &[
+            "backup",
+            saved.to_str().expect("utf-8"),
+            "--url",
+            &format!("http://127.0.0.1:{}", node.port),
+        ],
+        &[("MIKABOT__OPERATOR__API_TOKEN", TOKEN.to_owned())],
+    );
+    assert!(
+        taken.status.success(),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+
     // Erased by the address, written differently.
     let (status, body) = api(
         node.port,
@@ -308,6 +325,41 @@ async fn a_canary_a_shopper_typed_is_gone_everywhere_once_erased_by_its_email_ad
     );
     let session = SessionId::parse(&session).expect("id");
     assert_eq!(old.find_session(&demo, session).expect("reads"), None);
+    // The operator's backup from before the erasure, restored with the
+    // node's current keyring: the canary does not open there either.
+    let restored = tempfile::tempdir().expect("temp dir");
+    let restore = mikabot(
+        &["restore", saved.to_str().expect("utf-8")],
+        &[
+            (
+                "MIKABOT__STORAGE__DATA_DIR",
+                restored.path().join("db").display().to_string(),
+            ),
+            (
+                "MIKABOT__STORAGE__KEYRING_FILE",
+                backup.path().join("keyring").display().to_string(),
+            ),
+            (
+                "MIKABOT__STORAGE__MASTER_KEY_FILE",
+                backup.path().join("master.key").display().to_string(),
+            ),
+        ],
+    );
+    assert!(
+        restore.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    let mut from_backup = StorageOptions::in_dir(backup.path());
+    from_backup.data_dir = restored.path().join("db");
+    let restored_storage = Storage::open(&from_backup).expect("the restored backup opens");
+    assert!(
+        restored_storage
+            .history(&demo, erased, usize::MAX)
+            .expect("reads")
+            .is_empty()
+    );
+    drop(restored_storage);
     let kept_id = ConversationId::parse(&kept).expect("id");
     assert!(
         old.history(&demo, kept_id, usize::MAX)
@@ -669,5 +721,212 @@ async fn a_restricted_conversation_stays_out_of_every_prompt_and_an_objection_is
         .expect("answer");
     assert_eq!(unknown.status().as_u16(), 404);
     shopper.close().await;
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn erasing_a_conversation_mid_reply_stops_the_reply_and_nothing_of_it_is_recorded() {
+    let fake = FakeOpenAi::start().await;
+    fake.always(Behavior::Stream {
+        tokens: (0..60).map(|n| format!("w{n} ")).collect(),
+        delay: Duration::from_millis(40),
+    });
+    let app = crate::helpers::spawn_app_on(&fake, |s| {
+        s.operator.api_token = serde_json::from_value(json!(TOKEN)).expect("secret");
+    })
+    .await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper.hello(json!({})).await;
+    let conversation = ready["conversation_id"].as_str().expect("id").to_owned();
+    let session = SessionId::parse(ready["session_id"].as_str().expect("id")).expect("id");
+    shopper.message("c1", "a long answer please").await;
+    assert_eq!(shopper.next().await.json()["type"], "ack");
+    let mut tokens = 0;
+    while tokens < 3 {
+        if shopper.next().await.json()["type"] == "token" {
+            tokens += 1;
+        }
+    }
+    let (status, _) = api(
+        app.port,
+        "DELETE",
+        &format!("/v1/stores/demo/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (frames, code, _) = shopper.until_closed().await;
+    assert_eq!(code, 4410);
+    assert!(
+        frames.iter().all(|f| f["type"] != "done"),
+        "the reply did not run to its end: {frames:?}"
+    );
+    // Longer than the whole reply would have taken: nothing was recorded.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let demo = StoreId::parse("demo").expect("valid");
+    let id = ConversationId::parse(&conversation).expect("id");
+    assert!(
+        app.storage()
+            .history(&demo, id, usize::MAX)
+            .expect("reads")
+            .is_empty()
+    );
+    assert_eq!(
+        app.storage().find_session(&demo, session).expect("reads"),
+        None
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_retention_sweeper_applies_the_policy_as_the_clock_passes_each_horizon() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use mikabot::privacy::Clock;
+    use mikabot::privacy::retention::SweepNow;
+
+    const DAY: u64 = 86_400_000;
+    let start = mikabot_actors::log::now_ms();
+    let clock = Arc::new(AtomicU64::new(start));
+    let app = crate::helpers::spawn_app_with_clock(Clock::Fixed(Arc::clone(&clock)), |s| {
+        s.operator.api_token = serde_json::from_value(json!(TOKEN)).expect("secret");
+        s.privacy.erasure_interval_secs = 1;
+    })
+    .await;
+    let privacy = app.privacy.clone().expect("privacy handles");
+    let demo = StoreId::parse("demo").expect("valid");
+    let set_retention = |days: Option<u32>| {
+        let mut profile = app.storage().store(&demo).expect("read").expect("demo");
+        profile.retention_days = days;
+        app.storage().put_store(&profile).expect("write");
+    };
+    set_retention(Some(30));
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper
+        .hello(json!({"page_url": "https://shop.example/tents"}))
+        .await;
+    assert_eq!(shopper.ask("c1", "a tent").await.end["type"], "done");
+    shopper.close().await;
+    let old = ready["conversation_id"].as_str().expect("id").to_owned();
+    let path = format!("/v1/stores/demo/conversations/{old}");
+    let sweep = || async {
+        privacy
+            .retention
+            .send(SweepNow)
+            .await
+            .expect("the sweeper answers");
+    };
+    let preview = || async {
+        let (status, body) = api(app.port, "GET", "/v1/operator/retention/preview", None).await;
+        assert_eq!(status, 200, "{body}");
+        body["counts"].clone()
+    };
+
+    // Day 29: nothing is due, and a sweep keeps it.
+    clock.store(start + 29 * DAY, Ordering::SeqCst);
+    assert_eq!(preview().await["conversations"], 0);
+    sweep().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(api(app.port, "GET", &path, None).await.0, 200);
+
+    // Day 31: due. A sweep that panics is caught and changes nothing; the
+    // next one does the work.
+    clock.store(start + 31 * DAY, Ordering::SeqCst);
+    let counts = preview().await;
+    assert_eq!(
+        (
+            counts["conversations"].as_u64(),
+            counts["messages"].as_u64()
+        ),
+        (Some(1), Some(2)),
+        "{counts}"
+    );
+    privacy.retention_panics.store(1, Ordering::SeqCst);
+    sweep().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while privacy.retention_panics.load(Ordering::SeqCst) != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the fault never fired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        api(app.port, "GET", &path, None).await.0,
+        200,
+        "the panicked sweep did nothing"
+    );
+    sweep().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while api(app.port, "GET", &path, None).await.0 != 404 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not erased by the sweep"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let receipts = app.storage().erasure_requests_of(&demo, 10).expect("read");
+    assert_eq!(receipts[0].kind, "retention");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", app.port))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("mikabot_privacy_sweeps_failed_total 1"),
+        "{metrics}"
+    );
+
+    // Without a store retention, the text stays; 26 months and a day
+    // later, the technical data goes.
+    set_retention(None);
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper
+        .hello(json!({"page_url": "https://shop.example/stoves"}))
+        .await;
+    assert_eq!(shopper.ask("c1", "a stove").await.end["type"], "done");
+    shopper.close().await;
+    let kept = format!(
+        "/v1/stores/demo/conversations/{}",
+        ready["conversation_id"].as_str().expect("id")
+    );
+    let (_, before) = api(app.port, "GET", &kept, None).await;
+    assert_eq!(before["page_url"], "https://shop.example/stoves");
+    clock.store(
+        mikabot::privacy::months_before(start, 0) + 10 * DAY,
+        Ordering::SeqCst,
+    );
+    sweep().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        api(app.port, "GET", &kept, None).await.1["page_url"],
+        "https://shop.example/stoves"
+    );
+    let later = start + 800 * DAY;
+    assert!(
+        mikabot::privacy::months_before(later, 26) > start,
+        "past the horizon"
+    );
+    clock.store(later, Ordering::SeqCst);
+    assert_eq!(preview().await["technical_data"], 1);
+    sweep().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = api(app.port, "GET", &kept, None).await;
+        assert_eq!(status, 200, "the conversation stays");
+        if body["page_url"].is_null() {
+            assert!(body["address"].is_null() && body["device"] == "", "{body}");
+            assert_eq!(body["messages"].as_array().map(Vec::len), Some(2));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "technical data kept: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.stop().await;
 }

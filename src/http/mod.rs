@@ -161,6 +161,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::method(actix_web::http::Method::OPTIONS).to(shopper::preflight),
         )
         .route("/v1/operator/backup", web::post().to(privacy::backup))
+        .route(
+            "/v1/operator/retention/preview",
+            web::get().to(privacy::retention_preview),
+        )
         .route("/v1/operator/accounts", web::get().to(accounts::list))
         .route(
             "/v1/operator/accounts/{account}/suspend",

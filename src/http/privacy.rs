@@ -445,3 +445,19 @@ pub async fn restriction(
     }
     Ok(HttpResponse::Ok().json(json!({"restricted": restricted})))
 }
+
+/// `GET /v1/operator/retention/preview`: what the next retention sweep
+/// would remove, as counts by category (the dry run).
+pub async fn retention_preview(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    super::operator::authorised(&req, &state)?;
+    let preview = state
+        .retention
+        .send(crate::privacy::retention::Preview)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(json!({"dry_run": true, "counts": preview})))
+}

@@ -18,8 +18,8 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use mikabot_actors::catalog::StoreProfile;
-use mikabot_actors::ids::{SessionId, StoreId};
-use mikabot_actors::log::ConversationLog;
+use mikabot_actors::ids::SessionId;
+use mikabot_actors::log::{ConversationLog, ConversationMeta};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -85,13 +85,21 @@ pub async fn preflight(
     Ok(with_cors(response, origin))
 }
 
-/// Checks the origin and the allowance, then reads the session id.
+/// A shopper's request: its store, its conversation (found by the session
+/// id in the body; 404 when there is none), and the Origin to answer.
+struct Asked {
+    meta: ConversationMeta,
+    origin: Option<HeaderValue>,
+}
+
+/// Checks the origin and the allowance, reads the session id and finds its
+/// conversation.
 async fn session_of(
     req: &HttpRequest,
     state: &AppState,
     raw_store: &str,
     body: web::Payload,
-) -> Result<(StoreId, SessionId, Option<HeaderValue>), ApiError> {
+) -> Result<Asked, ApiError> {
     let profile = stored_profile(state, raw_store)?;
     let origin = allowed_origin(req, &profile)?;
     if let Some(key) = client_key(req, state)
@@ -112,14 +120,22 @@ async fn session_of(
     })?;
     let session = SessionId::parse(&body.session_id)
         .ok_or_else(|| ApiError::new(ApiCode::InvalidBody, "session_id: expected a session id"))?;
-    Ok((profile.id, session, origin))
-}
-
-fn no_conversation() -> ApiError {
-    ApiError::new(
-        ApiCode::NotFound,
-        "this session has no conversation in this store",
-    )
+    let store = profile.id;
+    let meta = state
+        .storage
+        .blocking(move |storage| {
+            ConversationLog::find_session(storage, &store, session)
+                .map_err(|e| crate::storage::StorageError::Interrupted(e.to_string()))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::new(
+                ApiCode::NotFound,
+                "this session has no conversation in this store",
+            )
+        })?;
+    Ok(Asked { meta, origin })
 }
 
 /// `POST /v1/stores/{store}/shopper/export`
@@ -129,20 +145,13 @@ pub async fn export(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (store, session, origin) = session_of(&req, &state, &path, body).await?;
+    let Asked { meta, origin } = session_of(&req, &state, &path, body).await?;
     let now = state.privacy.clock().now_ms();
     let export = state
         .storage
-        .blocking(move |storage| {
-            let found = ConversationLog::find_session(storage, &store, session)
-                .map_err(|e| crate::storage::StorageError::Interrupted(e.to_string()))?;
-            found
-                .map(|meta| crate::privacy::export::export_conversation(storage, &meta, now))
-                .transpose()
-        })
+        .blocking(move |storage| crate::privacy::export::export_conversation(storage, &meta, now))
         .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(no_conversation)?;
+        .map_err(ApiError::internal)?;
     let response = HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
@@ -160,25 +169,13 @@ pub async fn erase(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (store, session, origin) = session_of(&req, &state, &path, body).await?;
-    let exists = {
-        let store = store.clone();
-        state
-            .storage
-            .blocking(move |storage| {
-                ConversationLog::find_session(storage, &store, session)
-                    .map_err(|e| crate::storage::StorageError::Interrupted(e.to_string()))
-            })
-            .await
-            .map_err(ApiError::internal)?
-            .is_some()
-    };
-    if !exists {
-        return Err(no_conversation());
-    }
+    let Asked { meta, origin } = session_of(&req, &state, &path, body).await?;
     let done = state
         .privacy
-        .erase(ErasureScope::Session { store, session })
+        .erase(ErasureScope::Session {
+            store: meta.store,
+            session: meta.session,
+        })
         .await
         .map_err(ApiError::internal)?;
     let response = HttpResponse::Accepted().json(json!({
@@ -196,24 +193,13 @@ pub async fn object(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (store, session, origin) = session_of(&req, &state, &path, body).await?;
+    let Asked { meta, origin } = session_of(&req, &state, &path, body).await?;
     let now = state.privacy.clock().now_ms();
-    let recorded = state
+    state
         .storage
-        .blocking(move |storage| {
-            let found = ConversationLog::find_session(storage, &store, session)
-                .map_err(|e| crate::storage::StorageError::Interrupted(e.to_string()))?;
-            if found.is_none() {
-                return Ok(false);
-            }
-            storage.record_objection(&store, session, now)?;
-            Ok(true)
-        })
+        .blocking(move |storage| storage.record_objection(&meta.store, meta.session, now))
         .await
         .map_err(ApiError::internal)?;
-    if !recorded {
-        return Err(no_conversation());
-    }
     Ok(with_cors(
         HttpResponse::Ok().json(json!({"objected_at_ms": now})),
         origin,

@@ -118,9 +118,28 @@ pub async fn spawn_app(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// A node on an existing data directory (for restarts).
 pub async fn spawn_app_in(dir: TempDir, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_at(dir, mikabot::privacy::Clock::System, tweak).await
+}
+
+/// A node whose privacy supervisors read `clock` (a test moves it).
+pub async fn spawn_app_with_clock(
+    clock: mikabot::privacy::Clock,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_at(dir, clock, tweak).await
+}
+
+async fn spawn_app_at(
+    dir: TempDir,
+    clock: mikabot::privacy::Clock,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = test_settings(dir.path());
     tweak(&mut settings);
-    let app = Application::build(settings).await.expect("the node builds");
+    let app = Application::build_with_clock(settings, clock)
+        .await
+        .expect("the node builds");
     let port = app.port();
     let stopper = app.stopper();
     let storage = Some(app.storage());

@@ -11,7 +11,9 @@ pub mod process;
 pub mod shopper;
 pub mod smtp;
 
-pub use app::{TestApp, spawn_app, spawn_app_in, spawn_app_on, test_settings};
+pub use app::{
+    TestApp, spawn_app, spawn_app_in, spawn_app_on, spawn_app_with_clock, test_settings,
+};
 pub use model::{Behavior, FakeOpenAi};
 pub use owner::{Owner, Page};
 pub use shopper::Shopper;
