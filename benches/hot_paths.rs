@@ -122,6 +122,35 @@ fn hot_paths(c: &mut Criterion) {
     c.bench_function("recommended_cards", |b| {
         b.iter(|| black_box(recommended_cards(black_box(&prompt), black_box(&reply))))
     });
+
+    // Encryption at rest: a stored message record of about 300 bytes
+    // sealed and opened, and a shopper message scanned for contacts.
+    let key = mikabot::storage::crypto::SecretKey::random();
+    let record = vec![b'x'; 300];
+    let aad = b"messages\0demo\0conversation-and-message-ids".to_vec();
+    c.bench_function("seal_message_300_bytes", |b| {
+        b.iter(|| {
+            black_box(mikabot::storage::crypto::seal(
+                &key,
+                &aad,
+                black_box(&record),
+            ))
+        })
+    });
+    let sealed = mikabot::storage::crypto::seal(&key, &aad, &record);
+    c.bench_function("open_message_300_bytes", |b| {
+        b.iter(|| {
+            black_box(mikabot::storage::crypto::open(
+                &key,
+                &aad,
+                black_box(&sealed),
+            ))
+        })
+    });
+    let text = "Do you have a waterproof jacket in size M? Mail me at jane@example.test or call +32 470 12 34 56";
+    c.bench_function("contacts_in_a_shopper_message", |b| {
+        b.iter(|| black_box(mikabot::storage::contacts::find(black_box(text))))
+    });
 }
 
 criterion_group!(benches, hot_paths);

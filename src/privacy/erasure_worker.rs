@@ -12,6 +12,10 @@ use actix::prelude::*;
 use super::{Clock, PrivacyMetrics};
 use crate::storage::{Storage, StorageError};
 
+/// Requests carried out in one sweep at most (the rest in the next,
+/// which follows at once).
+const MAX_BATCH: usize = 1000;
+
 /// A request was accepted: carry it out now.
 #[derive(Message, Clone, Copy, Debug)]
 #[rtype(result = "()")]
@@ -33,6 +37,8 @@ pub struct ErasureWorker {
     /// A sweep runs now; a wake meanwhile asks for another after it.
     running: bool,
     again: bool,
+    /// The last sweep failed: the next waits for the tick, not a loop.
+    failed_last: bool,
     /// Tests: the next this many sweeps panic midway.
     pub(crate) injected_panics: Arc<AtomicUsize>,
 }
@@ -51,6 +57,7 @@ impl ErasureWorker {
             interval,
             running: false,
             again: false,
+            failed_last: false,
             injected_panics: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -75,6 +82,7 @@ impl ErasureWorker {
             worker.running = false;
             match outcome {
                 Ok(Ok(swept)) => {
+                    worker.failed_last = false;
                     worker.metrics.erasures_completed.inc_by(swept.completed);
                     worker.metrics.erasures_pending.set(swept.pending);
                     let age = swept.oldest_pending_ms.map_or(0, |at| {
@@ -86,15 +94,18 @@ impl ErasureWorker {
                     }
                 }
                 Ok(Err(error)) => {
+                    worker.failed_last = true;
                     worker.metrics.sweeps_failed.inc();
                     tracing::error!(%error, "an erasure sweep failed; it resumes on the next tick");
                 }
                 Err(panicked) => {
+                    worker.failed_last = true;
                     worker.metrics.sweeps_failed.inc();
                     tracing::error!(error = %panicked, "an erasure sweep panicked; it resumes on the next tick");
                 }
             }
-            if std::mem::take(&mut worker.again) {
+            let more = worker.metrics.erasures_pending.get() > 0;
+            if std::mem::take(&mut worker.again) || (more && !worker.failed_last) {
                 worker.sweep(ctx);
             }
         }));
@@ -107,22 +118,32 @@ fn carry_out_pending(
     panics: &AtomicUsize,
 ) -> Result<Swept, StorageError> {
     let mut swept = Swept::default();
-    for request in storage.pending_erasures()? {
+    // Everything pending goes as one batch: each store's records removed
+    // and its key rotated once, however many requests named it. Bounded,
+    // so a flood of requests cannot hold one sweep for long.
+    let batch: Vec<_> = storage
+        .pending_erasures()?
+        .into_iter()
+        .take(MAX_BATCH)
+        .map(|r| r.id)
+        .collect();
+    if !batch.is_empty() {
         let injected = panics
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if injected {
             panic!("an injected fault in the erasure sweep");
         }
-        let receipt = storage.carry_out(request.id, clock.now_ms())?;
-        tracing::info!(
-            request = %receipt.id,
-            kind = receipt.kind,
-            conversations = receipt.counts.conversations,
-            messages = receipt.counts.messages,
-            "erasure done"
-        );
-        swept.completed += 1;
+        for receipt in storage.carry_out_all(&batch, clock.now_ms())? {
+            tracing::info!(
+                request = %receipt.id,
+                kind = receipt.kind,
+                conversations = receipt.counts.conversations,
+                messages = receipt.counts.messages,
+                "erasure done"
+            );
+            swept.completed += 1;
+        }
     }
     let pending = storage.pending_erasures()?;
     swept.pending = pending.len() as i64;

@@ -517,22 +517,47 @@ impl Storage {
     /// open removed, the affected scopes' keys rotated. Returns the
     /// receipt.
     pub fn carry_out(&self, id: Uuid, now_ms: u64) -> Result<ErasureRequest, StorageError> {
-        let Some(request) = self.erasure(id)? else {
-            return Err(StorageError::Interrupted("no such erasure request".into()));
-        };
-        if request.completed_at_ms.is_some() {
-            return Ok(request);
+        self.carry_out_all(&[id], now_ms)?
+            .pop()
+            .ok_or_else(|| StorageError::Interrupted("no such erasure request".into()))
+    }
+
+    /// Carries several requests out as one batch: each store's unreadable
+    /// conversations removed once and its key rotated once, however many
+    /// requests named it. Their receipts, in the order given.
+    pub fn carry_out_all(
+        &self,
+        ids: &[Uuid],
+        now_ms: u64,
+    ) -> Result<Vec<ErasureRequest>, StorageError> {
+        let mut requests = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(request) = self.erasure(*id)? else {
+                return Err(StorageError::Interrupted("no such erasure request".into()));
+            };
+            requests.push(request);
         }
-        self.hide(&request)?;
-        let mut stores: BTreeSet<String> = request.work.stores.clone();
-        stores.extend(request.work.remove_stores.iter().cloned());
+        let pending: Vec<&ErasureRequest> = requests
+            .iter()
+            .filter(|r| r.completed_at_ms.is_none())
+            .collect();
+        let mut stores = BTreeSet::new();
+        let mut removed_stores = BTreeSet::new();
+        let mut accounts = BTreeSet::new();
+        for request in &pending {
+            self.hide(request)?;
+            stores.extend(request.work.stores.iter().cloned());
+            stores.extend(request.work.remove_stores.iter().cloned());
+            removed_stores.extend(request.work.remove_stores.iter().cloned());
+            accounts.extend(request.work.remove_accounts.iter().copied());
+        }
         for store in &stores {
             if let Ok(store) = StoreId::parse(store) {
                 self.remove_unreadable_conversations(&store)?;
                 self.vault.rotate(&store_scope(&store))?;
             }
         }
-        for store in &request.work.remove_stores {
+        for store in &removed_stores {
             if let Ok(store) = StoreId::parse(store) {
                 self.delete_store(&store)?;
                 // Conversations opened since the request went with the
@@ -540,25 +565,31 @@ impl Storage {
                 self.vault.destroy_upto(&store_scope(&store), u32::MAX)?;
             }
         }
-        for account in &request.work.remove_accounts {
+        for account in &accounts {
             self.purge_account(AccountId(*account))?;
         }
-        if !request.work.remove_accounts.is_empty() {
+        if !accounts.is_empty() {
             self.vault.rotate(&Scope::Accounts)?;
         }
-        let record = ErasureV1 {
-            kind: request.kind.to_owned(),
-            store: request.store.clone(),
-            requested_at_ms: request.requested_at_ms,
-            completed_at_ms: Some(now_ms),
-            counts: request.counts,
-            work: Work::default(),
-        };
-        self.erasures
-            .insert(id.as_bytes(), super::codec::plain(&record))?;
+        for request in &pending {
+            let record = ErasureV1 {
+                kind: request.kind.to_owned(),
+                store: request.store.clone(),
+                requested_at_ms: request.requested_at_ms,
+                completed_at_ms: Some(now_ms),
+                counts: request.counts,
+                work: Work::default(),
+            };
+            self.erasures
+                .insert(request.id.as_bytes(), super::codec::plain(&record))?;
+        }
         self.db.flush()?;
-        self.erasure(id)?
-            .ok_or_else(|| StorageError::Interrupted("a done erasure is gone".into()))
+        ids.iter()
+            .map(|id| {
+                self.erasure(*id)?
+                    .ok_or_else(|| StorageError::Interrupted("a done erasure is gone".into()))
+            })
+            .collect()
     }
 
     /// Removes every record of `store`'s conversations that no longer open
@@ -883,5 +914,60 @@ mod tests {
         );
         assert_eq!(storage.accounts.len(), 0);
         assert_eq!(storage.account_emails.len(), 0);
+    }
+
+    #[test]
+    fn a_batch_of_requests_rotates_each_store_key_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
+        let store = StoreId::parse("shop").expect("valid");
+        let a = conversation(&storage, &store, "one");
+        let b = conversation(&storage, &store, "two");
+        let kept = conversation(&storage, &store, "three");
+        let before = storage
+            .vault
+            .current_id(&store_scope(&store))
+            .expect("a key");
+        let ids: Vec<Uuid> = [a.conversation, b.conversation]
+            .into_iter()
+            .map(|conversation| {
+                storage
+                    .journal(
+                        &ErasureScope::Conversation {
+                            store: store.clone(),
+                            conversation,
+                        },
+                        1,
+                    )
+                    .expect("journaled")
+                    .0
+            })
+            .collect();
+        let receipts = storage.carry_out_all(&ids, 2).expect("done");
+        assert!(receipts.iter().all(|r| r.completed_at_ms == Some(2)));
+        assert_eq!(
+            storage.vault.current_id(&store_scope(&store)),
+            Some(before + 1),
+            "one rotation for the batch"
+        );
+        assert_eq!(
+            storage
+                .history(&store, kept.conversation, 10)
+                .expect("read")
+                .len(),
+            1
+        );
+        assert!(
+            storage
+                .history(&store, a.conversation, 10)
+                .expect("read")
+                .is_empty()
+        );
+        assert!(
+            storage
+                .history(&store, b.conversation, 10)
+                .expect("read")
+                .is_empty()
+        );
     }
 }

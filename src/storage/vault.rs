@@ -73,7 +73,18 @@ pub struct Vault {
     /// rotation re-wraps (which would lose the one or revive the other).
     wrapping: RwLock<()>,
     data_keys: sled::Tree,
+    /// Data keys unwrapped lately, by `data_keys` key: a message of a live
+    /// conversation does not read and unwrap its key again. Bounded; an
+    /// entry goes with its data key, and all go when a scope key is
+    /// destroyed, so a cached key never outlives what it may open.
+    cache: Mutex<std::collections::HashMap<Vec<u8>, SecretKey>>,
+    /// Moved on by every removal: a key read from sled before a removal is
+    /// not cached after it.
+    removals: std::sync::atomic::AtomicU64,
 }
+
+/// Data keys kept unwrapped at most.
+const CACHED_KEYS: usize = 8192;
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,6 +99,8 @@ impl Vault {
             ring: RwLock::new(ring),
             wrapping: RwLock::new(()),
             data_keys,
+            cache: Mutex::new(std::collections::HashMap::new()),
+            removals: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -112,6 +125,38 @@ impl Vault {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
         Ok(outcome)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Vec<u8>, SecretKey>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Caches `key`, unless a removal came since `seen` was read.
+    fn remember_since(&self, seen: u64, id: Vec<u8>, key: &SecretKey) {
+        let mut cache = self.cache();
+        if self.removals.load(std::sync::atomic::Ordering::SeqCst) != seen {
+            return;
+        }
+        if cache.len() >= CACHED_KEYS {
+            // Simple and bounded: a full cache starts over.
+            cache.clear();
+        }
+        cache.insert(id, key.clone());
+    }
+
+    /// Forgets cached keys (all, or `id`) after their removal.
+    fn forget(&self, id: Option<&[u8]>) {
+        let mut cache = self.cache();
+        self.removals
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match id {
+            Some(id) => {
+                cache.remove(id);
+            }
+            None => cache.clear(),
+        }
     }
 
     fn shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
@@ -194,6 +239,8 @@ impl Vault {
         let key = SecretKey::random();
         self.data_keys
             .insert(&id, Self::wrap(&id, scope_id, &scope_key, &key))?;
+        let seen = self.removals.load(std::sync::atomic::Ordering::SeqCst);
+        self.remember_since(seen, id, &key);
         Ok(key)
     }
 
@@ -206,8 +253,18 @@ impl Vault {
         record_key: &[u8],
     ) -> Result<Option<SecretKey>, StorageError> {
         let id = data_key_id(kind, record_key);
+        if let Some(key) = self.cache().get(&id) {
+            return Ok(Some(key.clone()));
+        }
+        let seen = self.removals.load(std::sync::atomic::Ordering::SeqCst);
         match self.data_keys.get(&id)? {
-            Some(wrapped) => self.unwrap(scope, &id, &wrapped),
+            Some(wrapped) => {
+                let key = self.unwrap(scope, &id, &wrapped)?;
+                if let Some(key) = &key {
+                    self.remember_since(seen, id, key);
+                }
+                Ok(key)
+            }
             None => Ok(None),
         }
     }
@@ -215,10 +272,12 @@ impl Vault {
     /// Removes the data key of `kind` for `record_key`; whether it existed.
     pub fn remove(&self, kind: DataKind, record_key: &[u8]) -> Result<bool, StorageError> {
         let _shared = self.shared();
-        Ok(self
-            .data_keys
-            .remove(data_key_id(kind, record_key))?
-            .is_some())
+        let id = data_key_id(kind, record_key);
+        // Removed first, then forgotten: a read racing it either finds it
+        // gone or is not cached.
+        let existed = self.data_keys.remove(&id)?.is_some();
+        self.forget(Some(&id));
+        Ok(existed)
     }
 
     /// The `data_keys` prefixes of a scope's keys.
@@ -319,6 +378,7 @@ impl Vault {
             .is_some_and(|keys| keys.keys.iter().any(|(id, _)| *id <= last));
         if has {
             self.change(|ring| ring.destroy_upto(scope, last))?;
+            self.forget(None);
         }
         Ok(())
     }
