@@ -417,17 +417,35 @@ pub fn restore(settings: &Settings, args: RestoreArgs) -> anyhow::Result<()> {
     } else {
         args.dir.join(BACKUP_FILE)
     };
-    let file = std::fs::File::open(&source)
-        .with_context(|| format!("opening the backup {}", source.display()))?;
+    let open = || {
+        std::fs::File::open(&source)
+            .map(std::io::BufReader::new)
+            .with_context(|| format!("opening the backup {}", source.display()))
+    };
     let data_dir = &settings.storage.data_dir;
     let occupied = std::fs::read_dir(data_dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied && !args.force {
+        bail!(
+            "the data directory {} is not empty: restore into an empty one, or pass --force to replace what it holds",
+            data_dir.display()
+        );
+    }
+    // Whole and unchanged before anything is touched.
+    crate::storage::backup::read_backup(open()?, |_, _, _| Ok(()))
+        .map_err(|e| anyhow!("the backup {} cannot be restored: {e}", source.display()))?;
+    // Restored beside the data directory first: what it holds is replaced
+    // only once the whole backup is in.
+    let mut staging = data_dir.as_os_str().to_os_string();
+    staging.push(".restoring");
+    let staging = std::path::PathBuf::from(staging);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).with_context(|| {
+            format!("removing {} left by an earlier restore", staging.display())
+        })?;
+    }
+    let summary = restore_backup(open()?, &staging)
+        .map_err(|e| anyhow!("restoring {}: {e}", source.display()))?;
     if occupied {
-        if !args.force {
-            bail!(
-                "the data directory {} is not empty: restore into an empty one, or pass --force to replace what it holds",
-                data_dir.display()
-            );
-        }
         clear_stopped(data_dir).map_err(|e| {
             if e.to_string().contains("lock") {
                 anyhow!(
@@ -439,8 +457,12 @@ pub fn restore(settings: &Settings, args: RestoreArgs) -> anyhow::Result<()> {
             }
         })?;
     }
-    let summary = restore_backup(std::io::BufReader::new(file), data_dir)
-        .map_err(|e| anyhow!("restoring {}: {e}", source.display()))?;
+    if data_dir.exists() {
+        std::fs::remove_dir(data_dir)
+            .with_context(|| format!("replacing {}", data_dir.display()))?;
+    }
+    std::fs::rename(&staging, data_dir)
+        .with_context(|| format!("moving the restored data into {}", data_dir.display()))?;
     let storage = Storage::open(&settings.storage.options()).map_err(|e| {
         anyhow!(
             "the backup was restored into {}, but does not open: {e}",
@@ -450,6 +472,14 @@ pub fn restore(settings: &Settings, args: RestoreArgs) -> anyhow::Result<()> {
     let counts = storage
         .check_all()
         .map_err(|e| anyhow!("the restored database has an unreadable record: {e}"))?;
+    if counts.unreadable_conversations > 0 {
+        bail!(
+            "restored into {}, but {} conversations do not open with the keyring {}: restore the keyring that was current when the backup was taken (an erasure since then destroyed the key that opens them), before the node starts",
+            data_dir.display(),
+            counts.unreadable_conversations,
+            settings.storage.keyring_path().display()
+        );
+    }
     println!(
         "restored {} entries into {}: {} stores, {} products, {} conversations, {} messages",
         summary.entries,

@@ -179,6 +179,20 @@ async fn a_canary_a_shopper_typed_is_gone_everywhere_once_erased_by_its_email_ad
     assert!(export.to_string().contains(&canary), "the export has it");
     let hits = scan(dir.path(), &needles);
     assert!(hits.is_empty(), "in the clear before erasure: {hits:?}");
+    // Nor the shopper's session id, the secret that would open it on a
+    // live node: as text or as its 16 bytes.
+    let raw_session = *SessionId::parse(&session).expect("id").as_bytes();
+    for file in every_file(dir.path()) {
+        let bytes = std::fs::read(&file).expect("read");
+        assert!(
+            found_in(&bytes, std::slice::from_ref(&session)).is_empty(),
+            "{file:?}"
+        );
+        assert!(
+            !bytes.windows(16).any(|w| w == raw_session),
+            "{file:?} holds the session id"
+        );
+    }
 
     // A copy of the data directory as it is now: an old backup.
     let backup = tempfile::tempdir().expect("temp dir");
@@ -345,8 +359,11 @@ async fn a_canary_a_shopper_typed_is_gone_everywhere_once_erased_by_its_email_ad
             ),
         ],
     );
+    // Restored, but the restore says so: the current keyring no longer
+    // opens what the backup holds of this store.
+    assert!(!restore.status.success());
     assert!(
-        restore.status.success(),
+        String::from_utf8_lossy(&restore.stderr).contains("do not open with the keyring"),
         "{}",
         String::from_utf8_lossy(&restore.stderr)
     );
@@ -929,4 +946,80 @@ async fn the_retention_sweeper_applies_the_policy_as_the_clock_passes_each_horiz
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_erasure_killed_at_any_moment_completes_after_a_restart_and_spares_the_rest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        ("MIKABOT__OPERATOR__API_TOKEN", TOKEN),
+        ("MIKABOT__PRIVACY__ERASURE_INTERVAL_SECS", "1"),
+    ];
+    let binary: &Path = env!("CARGO_BIN_EXE_mikabot").as_ref();
+    let mut survivor = None;
+    for round in 0..6u64 {
+        let mut node = NodeProcess::start(binary, dir.path(), &env);
+        if survivor.is_none() {
+            let mut shopper = Shopper::connect(&node.ws_url("demo")).await;
+            let ready = shopper.hello(json!({})).await;
+            assert_eq!(
+                shopper.ask("s1", "a survivor's question").await.end["type"],
+                "done"
+            );
+            shopper.close().await;
+            survivor = Some(ready["conversation_id"].as_str().expect("id").to_owned());
+        }
+        let mut shopper = Shopper::connect(&node.ws_url("demo")).await;
+        let ready = shopper.hello(json!({})).await;
+        assert_eq!(shopper.ask("v1", "to be erased").await.end["type"], "done");
+        shopper.close().await;
+        let victim = ready["conversation_id"].as_str().expect("id").to_owned();
+        let port = node.port;
+        let path = format!("/v1/stores/demo/conversations/{victim}");
+        let erase = tokio::spawn(async move { api(port, "DELETE", &path, None).await });
+        // A different moment each round: before the answer, around the
+        // worker's carrying out, after it.
+        tokio::time::sleep(Duration::from_millis(round * 4)).await;
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &node.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        assert!(node.wait_for_exit(Duration::from_secs(10)).is_some());
+        let accepted = match erase.await {
+            Ok((202, body)) => body["request_id"].as_str().map(str::to_owned),
+            _ => None,
+        };
+
+        let mut node = NodeProcess::start(binary, dir.path(), &env);
+        if let Some(request) = accepted {
+            wait_done(node.port, &request).await;
+            let (status, _) = api(
+                node.port,
+                "GET",
+                &format!("/v1/stores/demo/conversations/{victim}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, 404, "round {round}: erased after the restart");
+        }
+        let survivor = survivor.as_deref().expect("a survivor");
+        let (status, body) = api(
+            node.port,
+            "GET",
+            &format!("/v1/stores/demo/conversations/{survivor}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "round {round}: the survivor reads: {body}");
+        assert_eq!(body["messages"].as_array().map(Vec::len), Some(2));
+        node.terminate();
+        assert!(
+            node.wait_for_exit(Duration::from_secs(30))
+                .is_some_and(|s| s.success())
+        );
+    }
+    let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("opens");
+    let counts = storage.check_all().expect("every record reads");
+    assert!(counts.conversations >= 1, "{counts:?}");
 }

@@ -624,19 +624,13 @@ pub async fn delete(
     let _changing = state.profile_changes.lock().await;
     state.stores.remove(&profile.id);
     // Journaled like every erasure (its receipt is the audit log's), its
-    // live sessions closed; then removed at once, so the list below no
-    // longer shows it. The worker's own pass finds nothing left.
+    // live sessions closed, and removed before the answer, so the list
+    // below no longer shows it.
     state
         .privacy
         .erase(crate::storage::erasure::ErasureScope::Store {
             store: profile.id.clone(),
         })
-        .await
-        .map_err(DashError::internal)?;
-    let id = profile.id.clone();
-    state
-        .storage
-        .blocking(move |storage| storage.delete_store(&id))
         .await
         .map_err(DashError::internal)?;
     state.storage.flush().await.map_err(DashError::internal)?;

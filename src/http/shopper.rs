@@ -85,11 +85,10 @@ pub async fn preflight(
     Ok(with_cors(response, origin))
 }
 
-/// A shopper's request: its store, its conversation (found by the session
-/// id in the body; 404 when there is none), and the Origin to answer.
+/// A shopper's request: its conversation (found by the session id in the
+/// body; 404 when there is none).
 struct Asked {
     meta: ConversationMeta,
-    origin: Option<HeaderValue>,
 }
 
 /// Checks the origin and the allowance, reads the session id and finds its
@@ -101,7 +100,7 @@ async fn session_of(
     body: web::Payload,
 ) -> Result<Asked, ApiError> {
     let profile = stored_profile(state, raw_store)?;
-    let origin = allowed_origin(req, &profile)?;
+    allowed_origin(req, &profile)?;
     if let Some(key) = client_key(req, state)
         && state.new_sessions.check_key(&key).is_err()
     {
@@ -135,17 +134,17 @@ async fn session_of(
                 "this session has no conversation in this store",
             )
         })?;
-    Ok(Asked { meta, origin })
+    Ok(Asked { meta })
 }
 
 /// `POST /v1/stores/{store}/shopper/export`
-pub async fn export(
-    req: HttpRequest,
-    path: web::Path<String>,
+async fn export_inner(
+    req: &HttpRequest,
+    path: &str,
     body: web::Payload,
-    state: web::Data<AppState>,
+    state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
-    let Asked { meta, origin } = session_of(&req, &state, &path, body).await?;
+    let Asked { meta } = session_of(req, state, path, body).await?;
     let now = state.privacy.clock().now_ms();
     let export = state
         .storage
@@ -159,17 +158,17 @@ pub async fn export(
             "attachment; filename=\"conversation.json\"",
         ))
         .json(export);
-    Ok(with_cors(response, origin))
+    Ok(response)
 }
 
 /// `POST /v1/stores/{store}/shopper/erase`
-pub async fn erase(
-    req: HttpRequest,
-    path: web::Path<String>,
+async fn erase_inner(
+    req: &HttpRequest,
+    path: &str,
     body: web::Payload,
-    state: web::Data<AppState>,
+    state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
-    let Asked { meta, origin } = session_of(&req, &state, &path, body).await?;
+    let Asked { meta } = session_of(req, state, path, body).await?;
     let done = state
         .privacy
         .erase(ErasureScope::Session {
@@ -182,26 +181,71 @@ pub async fn erase(
         "request_id": done.id.to_string(),
         "state": "accepted",
     }));
-    Ok(with_cors(response, origin))
+    Ok(response)
 }
 
 /// `POST /v1/stores/{store}/shopper/object`: the shopper objects to the
 /// processing of their conversation for analytics; recorded per session.
-pub async fn object(
-    req: HttpRequest,
-    path: web::Path<String>,
+async fn object_inner(
+    req: &HttpRequest,
+    path: &str,
     body: web::Payload,
-    state: web::Data<AppState>,
+    state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
-    let Asked { meta, origin } = session_of(&req, &state, &path, body).await?;
+    let Asked { meta } = session_of(req, state, path, body).await?;
     let now = state.privacy.clock().now_ms();
     state
         .storage
         .blocking(move |storage| storage.record_objection(&meta.store, meta.session, now))
         .await
         .map_err(ApiError::internal)?;
-    Ok(with_cors(
-        HttpResponse::Ok().json(json!({"objected_at_ms": now})),
-        origin,
-    ))
+    Ok(HttpResponse::Ok().json(json!({"objected_at_ms": now})))
+}
+
+/// Answers a shopper's request, with CORS for the store's allowed origins
+/// on errors too, so the widget can tell a 404 or a 429 from a failure.
+async fn answer(
+    req: &HttpRequest,
+    state: &AppState,
+    raw_store: &str,
+    inner: impl std::future::Future<Output = Result<HttpResponse, ApiError>>,
+) -> HttpResponse {
+    let origin = stored_profile(state, raw_store)
+        .ok()
+        .and_then(|profile| allowed_origin(req, &profile).ok().flatten());
+    let response = match inner.await {
+        Ok(response) => response,
+        Err(error) => actix_web::ResponseError::error_response(&error),
+    };
+    with_cors(response, origin)
+}
+
+/// `POST /v1/stores/{store}/shopper/export`
+pub async fn export(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    answer(&req, &state, &path, export_inner(&req, &path, body, &state)).await
+}
+
+/// `POST /v1/stores/{store}/shopper/erase`
+pub async fn erase(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    answer(&req, &state, &path, erase_inner(&req, &path, body, &state)).await
+}
+
+/// `POST /v1/stores/{store}/shopper/object`
+pub async fn object(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    answer(&req, &state, &path, object_inner(&req, &path, body, &state)).await
 }

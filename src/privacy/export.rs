@@ -88,7 +88,6 @@ pub fn message_json(message: &StoredMessage) -> Value {
 pub fn conversation_json(meta: &ConversationMeta, messages: Option<&[StoredMessage]>) -> Value {
     let mut value = json!({
         "id": meta.conversation.to_string(),
-        "session_id": meta.session.to_string(),
         "started_at_ms": meta.started_at_ms,
         "language": meta.language.code(),
         "page_url": meta.page_url,
@@ -205,7 +204,10 @@ pub fn export_conversation(
     now_ms: u64,
 ) -> Result<Value, StorageError> {
     let messages = history(storage, meta)?;
-    let conversation = full_conversation(storage, meta, &messages)?;
+    let mut conversation = full_conversation(storage, meta, &messages)?;
+    // The shopper's own id, in their own copy only: it is the secret that
+    // opens the conversation, so store exports never hold it.
+    conversation["session_id"] = meta.session.to_string().into();
     Ok(json!({
         "schema": CONVERSATION_SCHEMA,
         "exported_at_ms": now_ms,

@@ -425,6 +425,8 @@ impl Storage {
         let removed = removed.map_err(unaborted)?;
         if removed {
             self.vault.remove(DataKind::Account, id.as_bytes())?;
+            // So its name and address, in old files, no longer open.
+            self.vault.rotate(&Scope::Accounts)?;
             self.delete_sessions_of(id)?;
             self.remove_links_of(id, |_| true)?;
         }

@@ -64,8 +64,7 @@ impl Contact {
 pub fn find(text: &str) -> Vec<Contact> {
     let mut found = Vec::new();
     for word in text.split_whitespace() {
-        let word = word.trim_matches(|c: char| "<>()[]{},;:!?\"'".contains(c));
-        let word = word.trim_end_matches('.');
+        let word = word.trim_matches(|c: char| "<>()[]{},;:!?\"'.".contains(c));
         if word.contains('@')
             && let Some(email) = Contact::email(word)
         {
@@ -108,6 +107,10 @@ mod tests {
         assert!(found.contains(&Contact::Email("jane.doe@example.test".into())));
         assert!(found.contains(&Contact::Phone("470123456".into())));
         assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            find("write to (Jane@Example.test)."),
+            vec![Contact::Email("jane@example.test".into())]
+        );
         assert!(find("a tent for 2 people under 150 euro").is_empty());
         assert!(find("size 42, order 2024").is_empty());
     }

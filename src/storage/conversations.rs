@@ -39,6 +39,20 @@ pub(crate) fn store_scope(store: &StoreId) -> Scope {
 }
 
 impl Storage {
+    /// Where a shopper session is found: its keyed hash, never the id
+    /// itself, which is the shopper's bearer secret. A backup or an old
+    /// file holds no session id that would open a conversation on a live
+    /// node.
+    pub(crate) fn session_key(&self, store: &StoreId, session: SessionId) -> Vec<u8> {
+        let mut key = keys::store_prefix(store);
+        key.extend_from_slice(&super::crypto::keyed_hash(
+            &self.vault.index_key(),
+            b"session",
+            session.as_bytes(),
+        ));
+        key
+    }
+
     /// A conversation's data key; `None` once it is erased (or never was).
     pub(crate) fn conversation_key(
         &self,
@@ -112,7 +126,7 @@ impl Storage {
         at_ms: u64,
     ) -> Result<(), StorageError> {
         self.objections
-            .insert(keys::session(store, session), &at_ms.to_be_bytes())?;
+            .insert(self.session_key(store, session), &at_ms.to_be_bytes())?;
         Ok(())
     }
 
@@ -124,7 +138,7 @@ impl Storage {
     ) -> Result<Option<u64>, StorageError> {
         Ok(self
             .objections
-            .get(keys::session(store, session))?
+            .get(self.session_key(store, session))?
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
             .map(u64::from_be_bytes))
     }
@@ -217,7 +231,7 @@ impl ConversationLog for Storage {
     ) -> Result<Option<ConversationMeta>, LogError> {
         let Some(conversation) = self
             .sessions
-            .get(keys::session(store, session))
+            .get(self.session_key(store, session))
             .map_err(StorageError::from)?
         else {
             return Ok(None);
@@ -250,7 +264,7 @@ impl ConversationLog for Storage {
             .map_err(StorageError::from)?;
         self.sessions
             .insert(
-                keys::session(store, meta.session),
+                self.session_key(store, meta.session),
                 meta.conversation.as_bytes(),
             )
             .map_err(StorageError::from)?;

@@ -187,23 +187,24 @@ fn kind_of(raw: &str) -> Option<&'static str> {
 }
 
 impl Storage {
-    /// The conversations of `store` with their shopper sessions.
+    /// The conversations of `store` that still open, with their shopper
+    /// sessions (kept inside the sealed record; the session tree holds
+    /// only keyed hashes).
     fn sessions_of_store(
         &self,
         store: &StoreId,
     ) -> Result<Vec<(SessionId, ConversationId)>, StorageError> {
-        let prefix = keys::store_prefix(store);
         let mut found = Vec::new();
-        for entry in self.sessions.scan_prefix(&prefix) {
-            let (key, value) = entry?;
-            let session = <[u8; 16]>::try_from(&key[prefix.len()..])
-                .ok()
-                .map(SessionId::from_bytes);
-            let conversation = <[u8; 16]>::try_from(value.as_ref())
-                .ok()
-                .map(ConversationId::from_bytes);
-            if let (Some(session), Some(conversation)) = (session, conversation) {
-                found.push((session, conversation));
+        for key in self
+            .conversations
+            .scan_prefix(keys::store_prefix(store))
+            .keys()
+        {
+            let Some(conversation) = keys::conversation_of(&key?) else {
+                continue;
+            };
+            if let Some(meta) = self.conversation_meta(store, conversation)? {
+                found.push((meta.session, conversation));
             }
         }
         Ok(found)
@@ -247,7 +248,7 @@ impl Storage {
                 }
             }
             ErasureScope::Session { store, session } => {
-                if let Some(conversation) = self.sessions.get(keys::session(store, *session))?
+                if let Some(conversation) = self.sessions.get(self.session_key(store, *session))?
                     && let Ok(bytes) = <[u8; 16]>::try_from(conversation.as_ref())
                 {
                     add(store, ConversationId::from_bytes(bytes))?;
@@ -354,7 +355,10 @@ impl Storage {
             .await?;
         let hidden = request.clone();
         storage
-            .blocking(move |storage| storage.hide(&hidden))
+            .blocking(move |storage| {
+                storage.hide(&hidden)?;
+                storage.remove_named_stores(&hidden)
+            })
             .await?;
         storage.flush().await?;
         Ok(Accepted {
@@ -495,6 +499,33 @@ impl Storage {
         Ok(found)
     }
 
+    /// Removes the stores a request names at once (a store is hidden by
+    /// being gone), then notes that in its journal entry: the worker never
+    /// removes a store by its id later, when the id may name a new store.
+    fn remove_named_stores(&self, request: &ErasureRequest) -> Result<(), StorageError> {
+        if request.work.remove_stores.is_empty() {
+            return Ok(());
+        }
+        for store in &request.work.remove_stores {
+            if let Ok(store) = StoreId::parse(store) {
+                self.delete_store(&store)?;
+            }
+        }
+        let mut work = request.work.clone();
+        work.remove_stores.clear();
+        let record = ErasureV1 {
+            kind: request.kind.to_owned(),
+            store: request.store.clone(),
+            requested_at_ms: request.requested_at_ms,
+            completed_at_ms: None,
+            counts: request.counts,
+            work,
+        };
+        self.erasures
+            .insert(request.id.as_bytes(), super::codec::plain(&record))?;
+        Ok(())
+    }
+
     /// Hides what a request names: its data keys removed, its stores'
     /// keys destroyed, its accounts' keys removed. Repeatable.
     fn hide(&self, request: &ErasureRequest) -> Result<(), StorageError> {
@@ -542,27 +573,19 @@ impl Storage {
             .filter(|r| r.completed_at_ms.is_none())
             .collect();
         let mut stores = BTreeSet::new();
-        let mut removed_stores = BTreeSet::new();
         let mut accounts = BTreeSet::new();
         for request in &pending {
             self.hide(request)?;
+            // Only if a crash came between accepting it and removing them.
+            self.remove_named_stores(request)?;
             stores.extend(request.work.stores.iter().cloned());
             stores.extend(request.work.remove_stores.iter().cloned());
-            removed_stores.extend(request.work.remove_stores.iter().cloned());
             accounts.extend(request.work.remove_accounts.iter().copied());
         }
         for store in &stores {
             if let Ok(store) = StoreId::parse(store) {
                 self.remove_unreadable_conversations(&store)?;
                 self.vault.rotate(&store_scope(&store))?;
-            }
-        }
-        for store in &removed_stores {
-            if let Ok(store) = StoreId::parse(store) {
-                self.delete_store(&store)?;
-                // Conversations opened since the request went with the
-                // store: so does the key that wrapped theirs.
-                self.vault.destroy_upto(&store_scope(&store), u32::MAX)?;
             }
         }
         for account in &accounts {
@@ -966,6 +989,62 @@ mod tests {
         assert!(
             storage
                 .history(&store, b.conversation, 10)
+                .expect("read")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_store_made_again_under_an_erased_stores_id_is_left_alone() {
+        use mikabot_actors::catalog::{Branding, Currency, StoreProfile};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
+        let store = StoreId::parse("shop").expect("valid");
+        let profile = StoreProfile {
+            id: store.clone(),
+            name: "Shop".into(),
+            url: "https://shop.example".into(),
+            instructions: String::new(),
+            default_language: Language::En,
+            currency: Currency::parse("EUR").expect("EUR"),
+            allowed_origins: Vec::new(),
+            synonyms: Vec::new(),
+            branding: Branding::default(),
+            retention_days: None,
+        };
+        storage.put_store(&profile).expect("store");
+        let old = conversation(&storage, &store, "old");
+        let (id, _, _) = storage
+            .journal(
+                &ErasureScope::Store {
+                    store: store.clone(),
+                },
+                1,
+            )
+            .expect("journaled");
+        let request = storage.erasure(id).expect("read").expect("there");
+        storage.hide(&request).expect("hidden");
+        storage.remove_named_stores(&request).expect("removed");
+        assert_eq!(storage.store(&store).expect("read"), None, "gone at once");
+        // Made again before the worker runs.
+        storage.put_store(&profile).expect("store again");
+        let new = conversation(&storage, &store, "new");
+        storage.carry_out(id, 2).expect("done");
+        assert!(
+            storage.store(&store).expect("read").is_some(),
+            "the new store stays"
+        );
+        assert_eq!(
+            storage
+                .history(&store, new.conversation, 10)
+                .expect("read")
+                .len(),
+            1
+        );
+        assert!(
+            storage
+                .history(&store, old.conversation, 10)
                 .expect("read")
                 .is_empty()
         );

@@ -6,14 +6,14 @@
 //! | `stores` | `store` | [`StoreV1`](super::records::StoreV1) |
 //! | `catalog_generations` | `store` | current generation, u32 big-endian |
 //! | `products` | `store \0 generation(4) product-id` | [`ProductV1`](super::records::ProductV1) |
-//! | `sessions` | `store \0 session(16)` | conversation id, 16 bytes |
+//! | `sessions` | `store \0 hmac(session)(32)` | conversation id, 16 bytes |
 //! | `conversations` | `store \0 conversation(16)` | [`ConversationV1`](super::records::ConversationV1) |
 //! | `messages` | `store \0 conversation(16) message(16)` | [`MessageV1`](super::records::MessageV1) |
 //!
 //! Conversation and message ids are time-ordered (v7), so a conversation's
 //! messages, and a store's conversations, sort by time.
 
-use mikabot_actors::ids::{ConversationId, MessageId, SessionId, StoreId};
+use mikabot_actors::ids::{ConversationId, MessageId, StoreId};
 
 /// `store \0`: the start of every key of a store. Store ids never contain
 /// NUL, so the separator keeps prefixes apart ("shop" never matches
@@ -70,10 +70,6 @@ pub fn product_generation(key: &[u8]) -> Option<(&[u8], u32)> {
     let generation = key.get(separator + 1..separator + 5)?;
     let generation = <[u8; 4]>::try_from(generation).ok()?;
     Some((&key[..separator], u32::from_be_bytes(generation)))
-}
-
-pub fn session(store: &StoreId, session: SessionId) -> Vec<u8> {
-    key(store, &[session.as_bytes()])
 }
 
 pub fn conversation(store: &StoreId, conversation: ConversationId) -> Vec<u8> {

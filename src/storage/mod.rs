@@ -165,6 +165,9 @@ pub struct RecordCounts {
     pub sessions: usize,
     pub conversations: usize,
     pub messages: usize,
+    /// Conversations whose keys no longer open: erased, or of a backup
+    /// restored with a newer keyring.
+    pub unreadable_conversations: usize,
 }
 
 /// Durable writes that may wait for the storage thread, unless configured.
@@ -379,6 +382,7 @@ impl Storage {
             // An erased conversation whose records are not removed yet is
             // not counted: it no longer opens.
             if self.conversation_meta(&store, conversation)?.is_none() {
+                counts.unreadable_conversations += 1;
                 continue;
             }
             counts.conversations += 1;

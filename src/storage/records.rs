@@ -25,6 +25,13 @@ pub struct Invalid {
     problem: String,
 }
 
+impl Invalid {
+    /// The field that is invalid (not its value).
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
 fn invalid(field: &'static str, problem: impl std::fmt::Display) -> Invalid {
     Invalid {
         field,

@@ -72,6 +72,10 @@ pub struct Vault {
     /// key is wrapped under the old scope key, and none removed, while the
     /// rotation re-wraps (which would lose the one or revive the other).
     wrapping: RwLock<()>,
+    /// Held shared by a backup for its whole stream; a rotation or a key
+    /// destruction waits for it alone, so creating and reading keys never
+    /// waits for a backup.
+    backups: RwLock<()>,
     data_keys: sled::Tree,
     /// Data keys unwrapped lately, by `data_keys` key: a message of a live
     /// conversation does not read and unwrap its key again. Bounded; an
@@ -98,6 +102,7 @@ impl Vault {
             file: Mutex::new(file),
             ring: RwLock::new(ring),
             wrapping: RwLock::new(()),
+            backups: RwLock::new(()),
             data_keys,
             cache: Mutex::new(std::collections::HashMap::new()),
             removals: std::sync::atomic::AtomicU64::new(0),
@@ -169,7 +174,15 @@ impl Vault {
     /// lives: a backup's data keys all stay wrapped by keys the keyring
     /// holds. Data keys are still made and removed meanwhile.
     pub fn hold_rotations(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.shared()
+        self.backups
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn no_backup(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.backups
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The key of keyed hashes.
@@ -240,6 +253,7 @@ impl Vault {
         self.data_keys
             .insert(&id, Self::wrap(&id, scope_id, &scope_key, &key))?;
         let seen = self.removals.load(std::sync::atomic::Ordering::SeqCst);
+        // A new key: nothing can have removed it yet.
         self.remember_since(seen, id, &key);
         Ok(key)
     }
@@ -256,6 +270,10 @@ impl Vault {
         if let Some(key) = self.cache().get(&id) {
             return Ok(Some(key.clone()));
         }
+        // Under the shared lock: a rotation never drops the key that wraps
+        // this one between reading it and unwrapping it (which would take a
+        // surviving key for an erased one).
+        let _shared = self.shared();
         let seen = self.removals.load(std::sync::atomic::Ordering::SeqCst);
         match self.data_keys.get(&id)? {
             Some(wrapped) => {
@@ -311,6 +329,7 @@ impl Vault {
     /// Re-wraps what an older key of `scope` still wraps, flushes, and
     /// destroys the older keys.
     fn finish_rotation(&self, scope: &Scope) -> Result<usize, StorageError> {
+        let _no_backup = self.no_backup();
         let _alone = self
             .wrapping
             .write()
@@ -367,6 +386,7 @@ impl Vault {
     /// unreadable at once, wherever a copy survives. Data keys made later
     /// are wrapped by a new key.
     pub fn destroy_upto(&self, scope: &Scope, last: u32) -> Result<(), StorageError> {
+        let _no_backup = self.no_backup();
         let _alone = self
             .wrapping
             .write()
