@@ -1,11 +1,13 @@
 //! The contact index: which conversations a shopper typed an email address
 //! or a phone number in, so an erasure request naming one finds them. It
-//! holds keyed hashes (HMAC-SHA-256 under the keyring's index key), never
-//! the values.
+//! holds keyed hashes (HMAC-SHA-256 under the conversation's own data key),
+//! never the values. A request hashes its value again for each conversation
+//! (a scan of the store's conversations, fine for a rare request); in
+//! exchange, once a conversation's key is destroyed its hashes in old files
+//! and backups cannot be tested against any guess.
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `contacts` | `hmac(32) store \0 conversation(16)` | empty |
 //! | `conversation_contacts` | `store \0 conversation(16) hmac(32)` | empty |
 //!
 //! Matching is deliberately forgiving where shoppers are: an email address
@@ -51,11 +53,11 @@ impl Contact {
         })
     }
 
-    /// Its keyed hash under the index key.
-    pub fn hash(&self, index_key: &SecretKey) -> [u8; 32] {
+    /// Its keyed hash under `key`.
+    pub fn hash(&self, key: &SecretKey) -> [u8; 32] {
         match self {
-            Self::Email(email) => crypto::keyed_hash(index_key, b"email", email.as_bytes()),
-            Self::Phone(digits) => crypto::keyed_hash(index_key, b"phone", digits.as_bytes()),
+            Self::Email(email) => crypto::keyed_hash(key, b"email", email.as_bytes()),
+            Self::Phone(digits) => crypto::keyed_hash(key, b"phone", digits.as_bytes()),
         }
     }
 }

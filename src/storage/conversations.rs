@@ -204,19 +204,13 @@ impl Storage {
         let value = codec::sealed(&data_key, "messages", &key, &MessageV1::from(message));
         let mut writes = vec![(self.messages.clone(), key, value)];
         if message.role == Role::Shopper {
-            let found = contacts::find(&message.text);
-            if !found.is_empty() {
-                let index_key = self.vault.index_key();
-                let conversation = keys::conversation(store, message.conversation);
-                for contact in found {
-                    let hash = contact.hash(&index_key);
-                    let mut forward = hash.to_vec();
-                    forward.extend_from_slice(&conversation);
-                    let mut reverse = conversation.clone();
-                    reverse.extend_from_slice(&hash);
-                    writes.push((self.contacts.clone(), forward, Vec::new()));
-                    writes.push((self.conversation_contacts.clone(), reverse, Vec::new()));
-                }
+            // Keyed by the conversation's own data key: once that key is
+            // gone, no copy of these hashes can be tested against a guess.
+            let conversation = keys::conversation(store, message.conversation);
+            for contact in contacts::find(&message.text) {
+                let mut entry = conversation.clone();
+                entry.extend_from_slice(&contact.hash(&data_key));
+                writes.push((self.conversation_contacts.clone(), entry, Vec::new()));
             }
         }
         Ok(writes)

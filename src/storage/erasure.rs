@@ -255,18 +255,30 @@ impl Storage {
                 }
             }
             ErasureScope::Contact { store, contact } => {
-                let hash = contact.hash(&self.vault.index_key());
-                for key in self.contacts.scan_prefix(hash).keys() {
-                    let key = key?;
-                    let conversation_key = &key[hash.len()..];
-                    let (Some(at), Some(conversation)) = (
-                        keys::store_of(conversation_key),
-                        keys::conversation_of(conversation_key),
-                    ) else {
-                        continue;
-                    };
-                    if store.as_ref().is_none_or(|s| *s == at) {
-                        add(&at, conversation)?;
+                // Each conversation's entries are keyed by its own data key:
+                // the request is hashed again for each conversation.
+                let stores = match store {
+                    Some(store) => vec![store.clone()],
+                    None => self.stores()?.into_iter().map(|p| p.id).collect(),
+                };
+                for at in stores {
+                    for entry in self
+                        .conversations
+                        .scan_prefix(keys::store_prefix(&at))
+                        .keys()
+                    {
+                        let key = entry?;
+                        let Some(conversation) = keys::conversation_of(&key) else {
+                            continue;
+                        };
+                        let Some(data_key) = self.conversation_key(&at, conversation)? else {
+                            continue;
+                        };
+                        let mut wanted = key.to_vec();
+                        wanted.extend_from_slice(&contact.hash(&data_key));
+                        if self.conversation_contacts.contains_key(wanted)? {
+                            add(&at, conversation)?;
+                        }
                     }
                 }
             }
@@ -647,12 +659,8 @@ impl Storage {
             {
                 self.messages.remove(message?)?;
             }
-            for reverse in self.conversation_contacts.scan_prefix(&key).keys() {
-                let reverse = reverse?;
-                let mut forward = reverse[key.len()..].to_vec();
-                forward.extend_from_slice(&key);
-                self.contacts.remove(forward)?;
-                self.conversation_contacts.remove(reverse)?;
+            for entry in self.conversation_contacts.scan_prefix(&key).keys() {
+                self.conversation_contacts.remove(entry?)?;
             }
             self.technical.remove(&key)?;
             self.restrictions.remove(&key)?;
@@ -799,8 +807,11 @@ mod tests {
                 .count(),
             0
         );
-        assert_eq!(storage.contacts.len(), 0);
-        assert_eq!(storage.conversation_contacts.len(), 0);
+        assert_eq!(
+            storage.conversation_contacts.len(),
+            0,
+            "its contact entries are gone"
+        );
         // Done twice is done once.
         assert_eq!(
             storage.carry_out(id, 30).expect("again").completed_at_ms,

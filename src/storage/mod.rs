@@ -17,7 +17,7 @@
 //!   conversation and per account. Destroying a key in the keyring makes
 //!   what it wrapped unreadable in old files and backups too.
 //! - [`contacts`]: the keyed-hash index of email addresses and phone
-//!   numbers shoppers typed.
+//!   numbers shoppers typed, each hash keyed by its conversation's key.
 //! - [`flusher`]: the storage thread: group commit, one flush answering
 //!   every waiting writer.
 //! - [`catalogs`]: store profiles and catalogs. A catalog is written as a
@@ -219,7 +219,6 @@ pub struct Storage {
     /// A conversation's technical data (page, referrer, device, address),
     /// under its own data key: dropped at the usage horizon on its own.
     technical: sled::Tree,
-    contacts: sled::Tree,
     conversation_contacts: sled::Tree,
     /// The erasure journal ([`erasure`]).
     erasures: sled::Tree,
@@ -299,7 +298,6 @@ impl Storage {
             api_tokens: db.open_tree("api_tokens")?,
             consents: db.open_tree("consents")?,
             technical: db.open_tree("technical")?,
-            contacts: db.open_tree("contacts")?,
             conversation_contacts: db.open_tree("conversation_contacts")?,
             erasures: db.open_tree("erasures")?,
             restrictions: db.open_tree("restrictions")?,
