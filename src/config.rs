@@ -207,7 +207,7 @@ pub struct StorageSettings {
     /// Empty: `<data_dir>.keyring`.
     pub keyring_file: PathBuf,
     /// Empty: read from `master_key_file`.
-    pub master_key: String,
+    pub master_key: Secret,
     /// Empty: `<data_dir>.key`.
     pub master_key_file: PathBuf,
 }
@@ -250,7 +250,7 @@ impl StorageSettings {
             master_key: if self.master_key.is_empty() {
                 MasterKeySource::File(self.beside_data(&self.master_key_file, "key"))
             } else {
-                MasterKeySource::Inline(self.master_key.clone())
+                MasterKeySource::Inline(self.master_key.expose().trim().to_owned())
             },
             cache_bytes: self.cache_bytes(),
             flush_queue: self.flush_queue,
@@ -561,7 +561,7 @@ impl Settings {
             }
         }
         if !self.storage.master_key.is_empty()
-            && crate::storage::keyring::key_from_text(&self.storage.master_key).is_none()
+            && crate::storage::keyring::key_from_text(self.storage.master_key.expose()).is_none()
         {
             return Err(invalid(
                 "storage.master_key",

@@ -45,12 +45,24 @@ fn the_effective_config_prints_without_secrets() {
     let output = mikabot()
         .arg("check-config")
         .env("MIKABOT__MODEL__API_KEY", "sk-very-secret")
+        .env(
+            "MIKABOT__STORAGE__MASTER_KEY",
+            "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleS0",
+        )
         .output()
         .expect("run mikabot");
-    assert!(output.status.success());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("[redacted]"));
     assert!(!stdout.contains("sk-very-secret"));
+    assert!(
+        !stdout.contains("a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleS0"),
+        "the master key"
+    );
 }
 
 /// Runs `mikabot ARGS` on `dir` with `stdin` as its standard input.

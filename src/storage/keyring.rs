@@ -32,8 +32,8 @@ use super::crypto::{self, SecretKey};
 /// data).
 const MAGIC: &[u8] = b"mikabot keyring v1\n";
 
-/// Where the master key comes from.
-#[derive(Clone, Debug)]
+/// Where the master key comes from. Its `Debug` never shows a key.
+#[derive(Clone)]
 pub enum MasterKeySource {
     /// Given whole (configuration or environment), base64url or hex.
     Inline(String),
@@ -96,6 +96,15 @@ pub fn key_from_text(text: &str) -> Option<SecretKey> {
         .decode(text.trim_end_matches('='))
         .ok()
         .and_then(|bytes| SecretKey::from_slice(&bytes))
+}
+
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("Inline([redacted])"),
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
 }
 
 impl MasterKeySource {
