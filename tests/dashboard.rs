@@ -1641,6 +1641,12 @@ async fn owners_read_conversations_erase_a_shoppers_by_their_address_and_export_
         .get(&format!("/dashboard/stores/{store}/conversations"))
         .await;
     assert_eq!(list.status, 200);
+    let refused = ada
+        .get(&format!(
+            "/dashboard/stores/{store}/conversations?before=nope"
+        ))
+        .await;
+    assert_eq!(refused.status, 400, "a page that names no conversation");
     for id in &ids {
         assert!(list.body.contains(id.as_str()), "{id} is listed");
     }

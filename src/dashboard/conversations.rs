@@ -55,7 +55,10 @@ pub async fn list(
 ) -> Result<HttpResponse, DashError> {
     let visitor = Visitor::of(&req, &state)?;
     let (_, profile, role) = member(&visitor, &state, &path, Role::Agent)?;
-    let before = query.before.as_deref().and_then(ConversationId::parse);
+    let before = match query.before.as_deref() {
+        Some(raw) => Some(ConversationId::parse(raw).ok_or(DashError::BadForm)?),
+        None => None,
+    };
     let id = profile.id.clone();
     let found = state
         .storage
@@ -207,13 +210,7 @@ pub async fn restrict(
     let id = profile.id.clone();
     let found = state
         .storage
-        .blocking(move |storage| {
-            if storage.conversation_meta(&id, conversation)?.is_none() {
-                return Ok(false);
-            }
-            storage.set_restricted(&id, conversation, restricted)?;
-            Ok(true)
-        })
+        .blocking(move |storage| storage.set_restricted(&id, conversation, restricted))
         .await
         .map_err(DashError::internal)?;
     if !found {

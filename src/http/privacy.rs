@@ -431,13 +431,7 @@ pub async fn restriction(
     let restricted = body.restricted;
     let changed = state
         .storage
-        .blocking(move |storage| {
-            if storage.conversation_meta(&store, conversation)?.is_none() {
-                return Ok(false);
-            }
-            storage.set_restricted(&store, conversation, restricted)?;
-            Ok(true)
-        })
+        .blocking(move |storage| storage.set_restricted(&store, conversation, restricted))
         .await
         .map_err(ApiError::internal)?;
     if !changed {

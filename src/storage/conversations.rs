@@ -101,20 +101,24 @@ impl Storage {
     }
 
     /// Restricts a conversation (kept, but out of every prompt and any
-    /// analytics) or lifts it.
+    /// analytics) or lifts it. False, and nothing written, when the
+    /// conversation does not exist or is erased.
     pub fn set_restricted(
         &self,
         store: &StoreId,
         conversation: ConversationId,
         restricted: bool,
-    ) -> Result<(), StorageError> {
+    ) -> Result<bool, StorageError> {
+        if self.conversation_key(store, conversation)?.is_none() {
+            return Ok(false);
+        }
         let key = keys::conversation(store, conversation);
         if restricted {
             self.restrictions.insert(key, &[][..])?;
         } else {
             self.restrictions.remove(key)?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Records a shopper session's objection to the processing of its

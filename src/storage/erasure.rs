@@ -14,11 +14,14 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `erasures` | `request(16)`, time-ordered | [`ErasureV1`]: pending, or done (the receipt) |
+//! | `erasures_pending` | `request(16)` | empty: the requests not done yet |
 //!
 //! A receipt holds the request id, the scope's kind, counts and times;
 //! no personal data (no address, no text, no session id).
 
 use std::collections::BTreeSet;
+
+use sled::Transactional;
 
 use mikabot_actors::ids::{ConversationId, SessionId, StoreId};
 use serde::{Deserialize, Serialize};
@@ -324,6 +327,15 @@ impl Storage {
     /// What `scope` would remove now, as counts: the dry run.
     pub fn erasure_preview(&self, scope: &ErasureScope) -> Result<ErasureCounts, StorageError> {
         let found = self.resolve(scope)?;
+        self.counts_of(scope, &found)
+    }
+
+    /// The counts of what `scope` names, `found` being what it resolved to.
+    fn counts_of(
+        &self,
+        scope: &ErasureScope,
+        found: &[(StoreId, ConversationId, SessionId)],
+    ) -> Result<ErasureCounts, StorageError> {
         let mut counts = ErasureCounts {
             conversations: found.len() as u64,
             messages: found
@@ -353,19 +365,13 @@ impl Storage {
         now_ms: u64,
     ) -> Result<Accepted, StorageError> {
         let storage = self.clone();
-        let (id, sessions, counts) = self
+        let (request, sessions) = self
             .blocking(move |storage| storage.journal(&scope, now_ms))
             .await?;
         // Durable before it is acted on: a crash from here on resumes.
         storage.flush().await?;
-        let request = storage
-            .blocking(move |storage| {
-                storage
-                    .erasure(id)?
-                    .ok_or_else(|| StorageError::Interrupted("a journaled erasure is gone".into()))
-            })
-            .await?;
-        let hidden = request.clone();
+        let (id, counts) = (request.id, request.counts);
+        let hidden = request;
         storage
             .blocking(move |storage| {
                 storage.hide(&hidden)?;
@@ -385,9 +391,9 @@ impl Storage {
         &self,
         scope: &ErasureScope,
         now_ms: u64,
-    ) -> Result<(Uuid, Vec<SessionId>, ErasureCounts), StorageError> {
+    ) -> Result<(ErasureRequest, Vec<SessionId>), StorageError> {
         let found = self.resolve(scope)?;
-        let counts = self.erasure_preview(scope)?;
+        let counts = self.counts_of(scope, &found)?;
         let mut work = Work::default();
         for (store, conversation, _) in &found {
             work.stores.insert(store.as_str().to_owned());
@@ -418,19 +424,48 @@ impl Storage {
                 work.destroy_store_keys.push((store, last));
             }
         }
-        let id = Uuid::now_v7();
-        let record = ErasureV1 {
-            kind: scope.kind().to_owned(),
+        let request = ErasureRequest {
+            id: Uuid::now_v7(),
+            kind: scope.kind(),
             store: scope.store().map(|s| s.as_str().to_owned()),
             requested_at_ms: now_ms,
             completed_at_ms: None,
             counts,
             work,
         };
-        self.erasures
-            .insert(id.as_bytes(), super::codec::plain(&record))?;
+        self.write_erasure(&request)?;
         let sessions = found.into_iter().map(|(_, _, session)| session).collect();
-        Ok((id, sessions, counts))
+        Ok((request, sessions))
+    }
+
+    /// Writes a request's journal entry, and keeps the pending index in
+    /// step: a sweep reads the pending requests only, never every receipt.
+    fn write_erasure(&self, request: &ErasureRequest) -> Result<(), StorageError> {
+        let record = ErasureV1 {
+            kind: request.kind.to_owned(),
+            store: request.store.clone(),
+            requested_at_ms: request.requested_at_ms,
+            completed_at_ms: request.completed_at_ms,
+            counts: request.counts,
+            work: request.work.clone(),
+        };
+        let id = request.id.as_bytes();
+        (&self.erasures, &self.erasures_pending)
+            .transaction(|(erasures, pending)| {
+                erasures.insert(&id[..], super::codec::plain(&record))?;
+                if request.completed_at_ms.is_some() {
+                    pending.remove(&id[..])?;
+                } else {
+                    pending.insert(&id[..], &[][..])?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => StorageError::from(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StorageError::Interrupted("a transaction aborted".into())
+                }
+            })
     }
 
     fn decode_erasure(id: &[u8], bytes: &[u8]) -> Result<ErasureRequest, StorageError> {
@@ -465,11 +500,10 @@ impl Storage {
     /// Requests accepted and not carried out yet, oldest first.
     pub fn pending_erasures(&self) -> Result<Vec<ErasureRequest>, StorageError> {
         let mut pending = Vec::new();
-        for entry in self.erasures.iter() {
-            let (id, value) = entry?;
-            let request = Self::decode_erasure(&id, &value)?;
-            if request.completed_at_ms.is_none() {
-                pending.push(request);
+        for id in self.erasures_pending.iter().keys() {
+            let id = id?;
+            if let Some(value) = self.erasures.get(&id)? {
+                pending.push(Self::decode_erasure(&id, &value)?);
             }
         }
         Ok(pending)
@@ -523,19 +557,9 @@ impl Storage {
                 self.delete_store(&store)?;
             }
         }
-        let mut work = request.work.clone();
-        work.remove_stores.clear();
-        let record = ErasureV1 {
-            kind: request.kind.to_owned(),
-            store: request.store.clone(),
-            requested_at_ms: request.requested_at_ms,
-            completed_at_ms: None,
-            counts: request.counts,
-            work,
-        };
-        self.erasures
-            .insert(request.id.as_bytes(), super::codec::plain(&record))?;
-        Ok(())
+        let mut noted = request.clone();
+        noted.work.remove_stores.clear();
+        self.write_erasure(&noted)
     }
 
     /// Hides what a request names: its data keys removed, its stores'
@@ -607,16 +631,11 @@ impl Storage {
             self.vault.rotate(&Scope::Accounts)?;
         }
         for request in &pending {
-            let record = ErasureV1 {
-                kind: request.kind.to_owned(),
-                store: request.store.clone(),
-                requested_at_ms: request.requested_at_ms,
+            self.write_erasure(&ErasureRequest {
                 completed_at_ms: Some(now_ms),
-                counts: request.counts,
                 work: Work::default(),
-            };
-            self.erasures
-                .insert(request.id.as_bytes(), super::codec::plain(&record))?;
+                ..(*request).clone()
+            })?;
         }
         self.db.flush()?;
         ids.iter()
@@ -719,6 +738,17 @@ mod tests {
     use super::*;
     use crate::storage::StorageOptions;
 
+    /// Journals `scope` (without hiding it), as a crash right after would
+    /// leave it: its id, the sessions it names, its counts.
+    fn journaled(
+        storage: &Storage,
+        scope: &ErasureScope,
+        now: u64,
+    ) -> (Uuid, Vec<SessionId>, ErasureCounts) {
+        let (request, sessions) = storage.journal(scope, now).expect("journaled");
+        (request.id, sessions, request.counts)
+    }
+
     fn conversation(storage: &Storage, store: &StoreId, text: &str) -> ConversationMeta {
         let meta = ConversationMeta {
             store: store.clone(),
@@ -763,13 +793,13 @@ mod tests {
                 store: Some(store.clone()),
                 contact: Contact::phone("+32 470 12 34 56").expect("a number"),
             };
-            let (id, sessions, counts) = storage.journal(&scope, 10).expect("journaled");
+            let (id, sessions, counts) = journaled(&storage, &scope, 10);
             assert_eq!(sessions, vec![erased.session]);
             assert_eq!((counts.conversations, counts.messages), (1, 1));
             storage.db.flush().expect("flush");
             (erased, kept, id)
         };
-        let storage = Storage::open(&options).expect("reopen");
+        let storage = crate::storage::tests::reopen(&options);
         let pending = storage.pending_erasures().expect("pending");
         assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
         let receipt = storage.carry_out(id, 20).expect("carried out");
@@ -828,14 +858,13 @@ mod tests {
         let other = StoreId::parse("other").expect("valid");
         let old = conversation(&storage, &store, "one");
         let elsewhere = conversation(&storage, &other, "two");
-        let (id, _, counts) = storage
-            .journal(
-                &ErasureScope::StoreConversations {
-                    store: store.clone(),
-                },
-                1,
-            )
-            .expect("journaled");
+        let (id, _, counts) = journaled(
+            &storage,
+            &ErasureScope::StoreConversations {
+                store: store.clone(),
+            },
+            1,
+        );
         assert_eq!(counts.conversations, 1);
         let request = storage.erasure(id).expect("read").expect("there");
         storage.hide(&request).expect("hidden");
@@ -879,8 +908,6 @@ mod tests {
 
     #[test]
     fn an_erased_account_goes_with_the_stores_only_it_owns() {
-        use mikabot_actors::catalog::{Branding, Currency, StoreProfile};
-
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
         let account = crate::accounts::Account {
@@ -901,18 +928,7 @@ mod tests {
             .expect("new");
         let store = StoreId::parse("shop").expect("valid");
         storage
-            .put_store(&StoreProfile {
-                id: store.clone(),
-                name: "Shop".into(),
-                url: "https://shop.example".into(),
-                instructions: String::new(),
-                default_language: Language::En,
-                currency: Currency::parse("EUR").expect("EUR"),
-                allowed_origins: Vec::new(),
-                synonyms: Vec::new(),
-                branding: Branding::default(),
-                retention_days: None,
-            })
+            .put_store(&crate::storage::tests::shop_profile(&store, None))
             .expect("store");
         storage
             .set_member(&store, account.id, crate::accounts::Role::Owner)
@@ -926,7 +942,7 @@ mod tests {
             (counts.accounts, counts.stores, counts.conversations),
             (1, 1, 1)
         );
-        let (id, _, _) = storage.journal(&scope, 1).expect("journaled");
+        let (id, _, _) = journaled(&storage, &scope, 1);
         let request = storage.erasure(id).expect("read").expect("there");
         storage.hide(&request).expect("hidden");
         assert_eq!(
@@ -965,16 +981,15 @@ mod tests {
         let ids: Vec<Uuid> = [a.conversation, b.conversation]
             .into_iter()
             .map(|conversation| {
-                storage
-                    .journal(
-                        &ErasureScope::Conversation {
-                            store: store.clone(),
-                            conversation,
-                        },
-                        1,
-                    )
-                    .expect("journaled")
-                    .0
+                journaled(
+                    &storage,
+                    &ErasureScope::Conversation {
+                        store: store.clone(),
+                        conversation,
+                    },
+                    1,
+                )
+                .0
             })
             .collect();
         let receipts = storage.carry_out_all(&ids, 2).expect("done");
@@ -1007,33 +1022,19 @@ mod tests {
 
     #[test]
     fn a_store_made_again_under_an_erased_stores_id_is_left_alone() {
-        use mikabot_actors::catalog::{Branding, Currency, StoreProfile};
-
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
         let store = StoreId::parse("shop").expect("valid");
-        let profile = StoreProfile {
-            id: store.clone(),
-            name: "Shop".into(),
-            url: "https://shop.example".into(),
-            instructions: String::new(),
-            default_language: Language::En,
-            currency: Currency::parse("EUR").expect("EUR"),
-            allowed_origins: Vec::new(),
-            synonyms: Vec::new(),
-            branding: Branding::default(),
-            retention_days: None,
-        };
+        let profile = crate::storage::tests::shop_profile(&store, None);
         storage.put_store(&profile).expect("store");
         let old = conversation(&storage, &store, "old");
-        let (id, _, _) = storage
-            .journal(
-                &ErasureScope::Store {
-                    store: store.clone(),
-                },
-                1,
-            )
-            .expect("journaled");
+        let (id, _, _) = journaled(
+            &storage,
+            &ErasureScope::Store {
+                store: store.clone(),
+            },
+            1,
+        );
         let request = storage.erasure(id).expect("read").expect("there");
         storage.hide(&request).expect("hidden");
         storage.remove_named_stores(&request).expect("removed");

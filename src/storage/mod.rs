@@ -222,6 +222,7 @@ pub struct Storage {
     conversation_contacts: sled::Tree,
     /// The erasure journal ([`erasure`]).
     erasures: sled::Tree,
+    erasures_pending: sled::Tree,
     /// Restricted conversations: `store \0 conversation(16)` → empty.
     restrictions: sled::Tree,
     /// Shoppers' objections: `store \0 session(16)` → time (ms).
@@ -300,6 +301,7 @@ impl Storage {
             technical: db.open_tree("technical")?,
             conversation_contacts: db.open_tree("conversation_contacts")?,
             erasures: db.open_tree("erasures")?,
+            erasures_pending: db.open_tree("erasures_pending")?,
             restrictions: db.open_tree("restrictions")?,
             objections: db.open_tree("objections")?,
             db,
@@ -459,8 +461,45 @@ impl Storage {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Opens a database just closed in this process: sled's own threads
+    /// may hold its lock a moment after the last handle went.
+    pub(crate) fn reopen(options: &StorageOptions) -> Storage {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Storage::open(options) {
+                Ok(storage) => return storage,
+                Err(e)
+                    if std::time::Instant::now() < deadline && e.to_string().contains("lock") =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        }
+    }
+
+    /// A store's profile for storage tests.
+    pub(crate) fn shop_profile(
+        id: &mikabot_actors::ids::StoreId,
+        retention_days: Option<u32>,
+    ) -> mikabot_actors::catalog::StoreProfile {
+        use mikabot_actors::catalog::{Branding, Currency, StoreProfile};
+        StoreProfile {
+            id: id.clone(),
+            name: "Shop".into(),
+            url: "https://shop.example".into(),
+            instructions: String::new(),
+            default_language: mikabot_actors::language::Language::En,
+            currency: Currency::parse("EUR").expect("EUR"),
+            allowed_origins: Vec::new(),
+            synonyms: Vec::new(),
+            branding: Branding::default(),
+            retention_days,
+        }
+    }
 
     #[test]
     fn a_newer_schema_is_refused() {

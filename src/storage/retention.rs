@@ -128,7 +128,6 @@ impl Storage {
 
 #[cfg(test)]
 mod tests {
-    use mikabot_actors::catalog::{Branding, Currency, StoreProfile};
     use mikabot_actors::ids::SessionId;
     use mikabot_actors::language::Language;
     use mikabot_actors::log::{ClientClass, ConversationMeta};
@@ -147,18 +146,7 @@ mod tests {
         let storage = Storage::open(&StorageOptions::in_dir(dir.path())).expect("open");
         let store = StoreId::parse("shop").expect("valid");
         storage
-            .put_store(&StoreProfile {
-                id: store.clone(),
-                name: "Shop".into(),
-                url: "https://shop.example".into(),
-                instructions: String::new(),
-                default_language: Language::En,
-                currency: Currency::parse("EUR").expect("EUR"),
-                allowed_origins: Vec::new(),
-                synonyms: Vec::new(),
-                branding: Branding::default(),
-                retention_days,
-            })
+            .put_store(&crate::storage::tests::shop_profile(&store, retention_days))
             .expect("store");
         (dir, storage, store)
     }
