@@ -36,6 +36,7 @@ fn conversation(storage: &Storage, store: &StoreId) -> ConversationId {
 /// One shopper message appended and made durable.
 async fn persist(storage: &Storage, store: &StoreId, conversation: ConversationId, n: usize) {
     let message = StoredMessage {
+        author: None,
         id: MessageId::new(),
         conversation,
         role: Role::Shopper,

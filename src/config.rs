@@ -63,7 +63,30 @@ pub struct Settings {
     pub dashboard: DashboardSettings,
     pub email: EmailSettings,
     pub privacy: PrivacySettings,
+    pub desk: DeskConfig,
     pub log: LogSettings,
+}
+
+/// The live desk: holds, the live list, watchers' queues.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeskConfig {
+    pub idle_return_secs: f64,
+    pub linger_secs: f64,
+    pub watcher_buffer: usize,
+    pub max_message_chars: usize,
+}
+
+impl DeskConfig {
+    /// The desk's settings, once validated.
+    pub fn settings(&self) -> mikabot_actors::desk::DeskSettings {
+        mikabot_actors::desk::DeskSettings {
+            watcher_buffer: self.watcher_buffer,
+            idle_return: std::time::Duration::from_secs_f64(self.idle_return_secs),
+            linger: std::time::Duration::from_secs_f64(self.linger_secs),
+            max_message_chars: self.max_message_chars,
+        }
+    }
 }
 
 /// The privacy supervisors' timing and the usage-data horizon.
@@ -542,6 +565,16 @@ impl Settings {
             ));
         }
         self.validate_dashboard()?;
+        positive("desk.idle_return_secs", self.desk.idle_return_secs)?;
+        positive("desk.linger_secs", self.desk.linger_secs)?;
+        for (key, value) in [
+            ("desk.watcher_buffer", self.desk.watcher_buffer as u64),
+            ("desk.max_message_chars", self.desk.max_message_chars as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "is 0: expected a positive number"));
+            }
+        }
         for (key, value) in [
             (
                 "privacy.retention_sweep_minutes",

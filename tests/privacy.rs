@@ -432,12 +432,7 @@ async fn a_panicking_erasure_sweep_is_caught_and_the_work_completes_on_the_next_
         0,
         "the fault fired"
     );
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", app.port))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("mikabot_privacy_sweeps_failed_total 1"),
         "{metrics}"

@@ -158,6 +158,11 @@ pub enum ClientEvent {
     },
     /// Answer the last message again after a failed reply.
     Retry,
+    /// The shopper is typing (the widget sends it at most every few
+    /// seconds while they type).
+    Typing,
+    /// The shopper asks for a person from the store.
+    RequestHuman,
     /// An application-level ping; answered with a pong carrying the nonce.
     Ping {
         nonce: Option<String>,
@@ -185,6 +190,8 @@ pub enum ClientEvent {
 pub struct HistoryEntry {
     pub message_id: MessageId,
     pub role: Role,
+    /// The name of the person from the store who wrote an agent message.
+    pub author: Option<String>,
     pub text: String,
     pub incomplete: bool,
     pub cards: Vec<ProductCard>,
@@ -225,7 +232,29 @@ pub enum ServerEvent {
         history: Vec<HistoryEntry>,
         /// A reply in flight; its tokens follow the ready frame.
         pending_reply: Option<MessageId>,
+        /// The person from the store who holds the conversation now.
+        agent: Option<String>,
     },
+    /// A person from the store joined: the assistant stops, they answer.
+    AgentJoined {
+        name: String,
+    },
+    /// A message from the person holding the conversation (stored).
+    AgentMessage {
+        message_id: MessageId,
+        name: String,
+        text: String,
+    },
+    /// The person holding the conversation is typing.
+    AgentTyping {
+        name: String,
+    },
+    /// The assistant answers again; `idle`: the person left.
+    HandedBack {
+        idle: bool,
+    },
+    /// The request for a person reached the store.
+    HumanRequested,
     Ack {
         client_id: String,
         message_id: MessageId,

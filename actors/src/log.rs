@@ -59,6 +59,9 @@ pub struct StoredMessage {
     pub client_id: Option<String>,
     /// Set on assistant messages.
     pub reply: Option<ReplyOutcome>,
+    /// The display name of the person from the store who wrote an agent
+    /// message.
+    pub author: Option<String>,
 }
 
 /// A storage failure, as the behaviour sees it.

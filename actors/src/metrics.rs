@@ -112,6 +112,16 @@ pub struct Metrics {
     pub message_to_ack: Histogram,
     pub live_sessions: Gauge,
     pub replies_in_flight: Gauge,
+    /// Owners and agents watching a desk now.
+    pub desk_watchers: Gauge,
+    /// Watchers dropped because they read too slowly.
+    pub desk_watchers_dropped: Counter,
+    /// Conversations taken over by a person from the store.
+    pub takeovers: Counter,
+    /// Conversations handed back to the assistant, by reason (`agent`, `idle`).
+    pub handbacks: Family<ReasonLabel, Counter>,
+    /// Conversations whose shopper asked for a person.
+    pub humans_requested: Counter,
     pub stores: Gauge,
     /// Replies the offline responder gave instead of the provider, by
     /// reason (`budget`, `breaker`).
@@ -146,6 +156,11 @@ impl Default for Metrics {
             message_to_ack: seconds_histogram(0.0002),
             live_sessions: Gauge::default(),
             replies_in_flight: Gauge::default(),
+            desk_watchers: Gauge::default(),
+            desk_watchers_dropped: Counter::default(),
+            takeovers: Counter::default(),
+            handbacks: Family::default(),
+            humans_requested: Counter::default(),
             stores: Gauge::default(),
             replies_degraded: Family::default(),
             model_breaker: Family::default(),
@@ -229,6 +244,31 @@ impl Metrics {
             "replies_in_flight",
             "Replies being generated now",
             self.replies_in_flight.clone(),
+        );
+        registry.register(
+            "desk_watchers",
+            "Owners and agents watching a live desk now",
+            self.desk_watchers.clone(),
+        );
+        registry.register(
+            "desk_watchers_dropped",
+            "Desk watchers dropped for reading too slowly",
+            self.desk_watchers_dropped.clone(),
+        );
+        registry.register(
+            "takeovers",
+            "Conversations taken over by a person from the store",
+            self.takeovers.clone(),
+        );
+        registry.register(
+            "handbacks",
+            "Conversations handed back to the assistant, by reason",
+            self.handbacks.clone(),
+        );
+        registry.register(
+            "humans_requested",
+            "Conversations whose shopper asked for a person",
+            self.humans_requested.clone(),
         );
         registry.register("stores", "Stores served by this node", self.stores.clone());
         registry.register(

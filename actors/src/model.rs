@@ -21,6 +21,9 @@ pub enum FinishReason {
     Length,
     /// The provider withheld content.
     ContentFilter,
+    /// A person from the store took the conversation over mid-reply; the
+    /// reply stopped where it was.
+    TakenOver,
 }
 
 impl FinishReason {
@@ -29,6 +32,7 @@ impl FinishReason {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
             FinishReason::ContentFilter => "content_filter",
+            FinishReason::TakenOver => "taken_over",
         }
     }
 }

@@ -14,6 +14,8 @@ use crate::language::Language;
 pub enum Role {
     Shopper,
     Assistant,
+    /// A person from the store who took the conversation over.
+    Agent,
 }
 
 /// One earlier message of the conversation.
@@ -76,6 +78,12 @@ impl Prompt {
              below and mention each recommended product by its exact name. Never invent \
              products, prices or links. If nothing fits, say so and ask a clarifying question.",
             self.language.english_name()
+        );
+        let _ = writeln!(
+            s,
+            "If the shopper asks for a person, tell them briefly that someone from the store \
+             has been asked to join the chat and will answer here. Messages marked \
+             [a person from the store wrote] were written by the store's staff."
         );
         if !self.instructions.trim().is_empty() {
             let _ = writeln!(

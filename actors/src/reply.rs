@@ -18,6 +18,7 @@ use tracing::Instrument;
 use actix::Addr;
 
 use crate::catalog::ProductCard;
+use crate::desk::{DeskEvent, Watcher};
 use crate::ids::{ConversationId, MessageId, StoreId};
 use crate::language::Language;
 use crate::log::{ConversationLog, ReplyOutcome, StoredMessage, now_ms};
@@ -109,6 +110,9 @@ pub struct ReplyJob {
     /// Cancelled when the message it answers could not be stored: the
     /// reply then ends at once and records nothing.
     pub withdrawn: CancellationToken,
+    /// Cancelled when a person from the store takes the conversation over:
+    /// the reply stops, and what it had is recorded as `taken_over`.
+    pub taken_over: CancellationToken,
 }
 
 impl ReplyJob {
@@ -163,6 +167,9 @@ pub struct ReplyFeed {
     /// The reply's withdrawal: cancelled, the reply stops and is not
     /// recorded.
     withdraw: CancellationToken,
+    /// Cancelled when a person from the store takes the conversation
+    /// over: the reply stops and what it had is recorded, `taken_over`.
+    taken_over: CancellationToken,
 }
 
 struct FeedState {
@@ -172,6 +179,9 @@ struct FeedState {
     /// The reply's last event, once it has ended.
     last: Option<ReplyEvent>,
     follower: Option<mpsc::Sender<ReplyEvent>>,
+    /// Watchers on the desk following the reply, each by its conversation;
+    /// they are offered every event without waiting.
+    taps: Vec<(ConversationId, Watcher)>,
     /// Dropped by the reply task when it ends however it ends.
     end_signal: Option<watch::Sender<()>>,
 }
@@ -192,6 +202,7 @@ impl ReplyFeed {
         reply_id: MessageId,
         answers: MessageId,
         withdraw: CancellationToken,
+        taken_over: CancellationToken,
     ) -> (Arc<Self>, mpsc::Receiver<ReplyEvent>) {
         let (tx, rx) = mpsc::channel(REPLY_EVENT_BUFFER);
         let (end_signal, ended) = watch::channel(());
@@ -200,10 +211,12 @@ impl ReplyFeed {
             answers,
             ended,
             withdraw,
+            taken_over,
             state: Mutex::new(FeedState {
                 text: String::new(),
                 ends: Vec::new(),
                 last: None,
+                taps: Vec::new(),
                 follower: Some(tx),
                 end_signal: Some(end_signal),
             }),
@@ -218,6 +231,42 @@ impl ReplyFeed {
     /// Stops the reply where it is; nothing of it is recorded.
     pub fn withdraw(&self) {
         self.withdraw.cancel();
+    }
+
+    /// Stops the reply where it is because a person took the conversation
+    /// over; what it had is recorded, marked incomplete.
+    pub fn take_over(&self) {
+        self.taken_over.cancel();
+    }
+
+    /// Adds a desk watcher: it is offered every token so far (folded into
+    /// one event) and the reply's end if it came, then every later event,
+    /// each exactly once. False when its queue had no room.
+    pub(crate) fn tap(&self, conversation: ConversationId, watcher: Watcher) -> bool {
+        let mut state = self.state();
+        state.taps.retain(|(_, w)| w.id() != watcher.id());
+        if let Some(last_seq) = state.ends.len().checked_sub(1) {
+            let catchup = DeskEvent::Tokens {
+                conversation,
+                reply_id: self.reply_id,
+                from_seq: 0,
+                seq: last_seq as u32,
+                text: state.text.clone(),
+            };
+            if !watcher.offer(catchup) {
+                return false;
+            }
+        }
+        if let Some(last) = &state.last {
+            return watcher.offer(desk_event(conversation, self.reply_id, last));
+        }
+        state.taps.push((conversation, watcher));
+        true
+    }
+
+    /// Removes a desk watcher.
+    pub(crate) fn untap(&self, watcher: u64) {
+        self.state().taps.retain(|(_, w)| w.id() != watcher);
     }
 
     pub fn answers(&self) -> MessageId {
@@ -278,6 +327,15 @@ impl ReplyFeed {
             }
             last => state.last = Some(last.clone()),
         }
+        // Offered under the lock, so a watcher tapping in now gets this
+        // event either in its catch-up or here, never both.
+        let reply_id = self.reply_id;
+        state.taps.retain(|(conversation, watcher)| {
+            watcher.offer(desk_event(*conversation, reply_id, event))
+        });
+        if !matches!(event, ReplyEvent::Token { .. }) {
+            state.taps.clear();
+        }
         state.follower.clone()
     }
 
@@ -300,6 +358,29 @@ impl ReplyFeed {
         {
             self.unfollow(&follower);
         }
+    }
+}
+
+/// A reply's event as a desk watcher sees it.
+fn desk_event(conversation: ConversationId, reply_id: MessageId, event: &ReplyEvent) -> DeskEvent {
+    match event {
+        ReplyEvent::Token { seq, text } => DeskEvent::Tokens {
+            conversation,
+            reply_id,
+            from_seq: *seq,
+            seq: *seq,
+            text: text.clone(),
+        },
+        ReplyEvent::Finished { cards, finish } => DeskEvent::ReplyDone {
+            conversation,
+            reply_id,
+            finish: *finish,
+            cards: cards.clone(),
+        },
+        ReplyEvent::Failed { .. } => DeskEvent::ReplyFailed {
+            conversation,
+            reply_id,
+        },
     }
 }
 
@@ -359,6 +440,7 @@ impl Recorder {
     fn message(&mut self, outcome: ReplyOutcome) -> StoredMessage {
         self.recorded = true;
         StoredMessage {
+            author: None,
             id: self.reply_id,
             conversation: self.conversation,
             role: Role::Assistant,
@@ -442,6 +524,11 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
             in_flight.finish = "withdrawn";
             return;
         }
+        () = job.taken_over.cancelled() => {
+            in_flight.finish = "taken_over";
+            feed.emit(ReplyEvent::Finished { cards: Vec::new(), finish: FinishReason::TakenOver }).await;
+            return;
+        }
     };
     let prompt = match prompt {
         Ok(prompt) => Arc::new(prompt),
@@ -498,6 +585,9 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
             }
             return;
         }
+        // Dropping the generation drops the model's stream: the provider
+        // sees the request cancelled.
+        () = job.taken_over.cancelled() => Ok(FinishReason::TakenOver),
     };
     if chosen.degraded.is_none() {
         job.models
@@ -505,6 +595,27 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
             .spend(&job.store, spent_tokens(&prompt, &recorder));
     }
     match outcome {
+        Ok(FinishReason::TakenOver) => {
+            in_flight.finish = "taken_over";
+            if !recorder.text.is_empty() {
+                let stored = recorder
+                    .record_durably(ReplyOutcome {
+                        finish: Some(FinishReason::TakenOver),
+                        incomplete: true,
+                        cards: Vec::new(),
+                    })
+                    .await;
+                if let Err(error) = stored {
+                    tracing::error!(%error, "taken-over reply not stored");
+                }
+            }
+            let finish = FinishReason::TakenOver;
+            feed.emit(ReplyEvent::Finished {
+                cards: Vec::new(),
+                finish,
+            })
+            .await;
+        }
         Ok(finish) => {
             in_flight.finish = finish.as_str();
             let cards = recommended_cards(&prompt, &recorder.text);
@@ -706,8 +817,12 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_follower_catches_up_from_its_seq_and_the_old_one_hears_nothing_more() {
-        let (feed, mut first) =
-            ReplyFeed::new(MessageId::new(), MessageId::new(), CancellationToken::new());
+        let (feed, mut first) = ReplyFeed::new(
+            MessageId::new(),
+            MessageId::new(),
+            CancellationToken::new(),
+            CancellationToken::new(),
+        );
         for seq in 0..5 {
             feed.emit(token(seq)).await;
         }
@@ -736,8 +851,12 @@ mod tests {
         const TOKENS: u32 = 2000;
         for round in 0..20_u32 {
             // The first follower has gone, as a dropped socket's session has.
-            let (feed, _) =
-                ReplyFeed::new(MessageId::new(), MessageId::new(), CancellationToken::new());
+            let (feed, _) = ReplyFeed::new(
+                MessageId::new(),
+                MessageId::new(),
+                CancellationToken::new(),
+                CancellationToken::new(),
+            );
             let producer = Arc::clone(&feed);
             let writer = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()

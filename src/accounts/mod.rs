@@ -202,9 +202,66 @@ pub fn format_time(secs: u64) -> String {
     )
 }
 
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (1970 to 9999), or `None`
+/// for anything else.
+pub fn days_from_date(raw: &str) -> Option<u64> {
+    let mut parts = raw.splitn(3, '-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (year, month, day): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) {
+        return None;
+    }
+    if day < 1 || day > month_days[(month - 1) as usize] {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm), the inverse of the above.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_read_as_days_and_nonsense_is_refused() {
+        assert_eq!(days_from_date("1970-01-01"), Some(0));
+        assert_eq!(days_from_date("2000-02-29"), Some(951_782_400 / 86_400));
+        assert_eq!(days_from_date("2026-12-02"), Some(1_796_220_300 / 86_400));
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "26-12-02",
+            "2026-1-2",
+            "x",
+            "1969-12-31",
+        ] {
+            assert_eq!(days_from_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn times_read_as_utc_dates() {

@@ -17,6 +17,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("static/dashboard.js"),
     ),
     (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_str!("static/live.js"),
+    ),
+    (
         "preview.css",
         "text/css; charset=utf-8",
         include_str!("static/preview.css"),

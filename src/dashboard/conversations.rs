@@ -13,8 +13,8 @@ use mikabot_actors::prompt::Role as Speaker;
 use serde::Deserialize;
 
 use super::pages::{
-    Chrome, ConversationPage, ConversationRow, Conversations, Errors, Found, MessageRow,
-    PrivacyPage, ReceiptRow, render,
+    Chrome, ConversationPage, ConversationRow, Conversations, Errors, Found, ListFilters,
+    MessageRow, PrivacyPage, ReceiptRow, render,
 };
 use super::stores::{head, member};
 use super::visitor::{CsrfOnly, Visitor, form};
@@ -40,10 +40,154 @@ fn page_path(url: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(default)]
 pub struct ListQuery {
     before: Option<String>,
+    /// First and last day shown (`YYYY-MM-DD`, UTC), inclusive.
+    from: String,
+    to: String,
+    /// A language code, or "" for all.
+    language: String,
+    /// `yes`, `no` or "" (either): a person from the store took part (wrote
+    /// in it, or stopped a reply by taking it over).
+    taken_over: String,
+    /// `yes`, `no` or "": the assistant showed products.
+    products: String,
+    /// Words the conversation's messages contain (any case).
+    q: String,
+}
+
+/// Conversations a list request looks at at most (newest first) before it
+/// answers with what it found and a link to go on.
+const MAX_EXAMINED: usize = 2000;
+
+/// A list filter, checked.
+struct Filter {
+    from_ms: Option<u64>,
+    to_ms: Option<u64>,
+    language: Option<mikabot_actors::language::Language>,
+    taken_over: Option<bool>,
+    products: Option<bool>,
+    words: Vec<String>,
+}
+
+impl Filter {
+    fn of(query: &ListQuery) -> Result<Self, DashError> {
+        let day = |raw: &str, end: bool| -> Result<Option<u64>, DashError> {
+            if raw.trim().is_empty() {
+                return Ok(None);
+            }
+            let days = crate::accounts::days_from_date(raw.trim()).ok_or(DashError::BadForm)?;
+            let start = days * 86_400_000;
+            Ok(Some(if end { start + 86_400_000 - 1 } else { start }))
+        };
+        let yes_no = |raw: &str| match raw {
+            "" => Ok(None),
+            "yes" => Ok(Some(true)),
+            "no" => Ok(Some(false)),
+            _ => Err(DashError::BadForm),
+        };
+        Ok(Self {
+            from_ms: day(&query.from, false)?,
+            to_ms: day(&query.to, true)?,
+            language: match query.language.as_str() {
+                "" => None,
+                code => Some(
+                    mikabot_actors::language::Language::ALL
+                        .into_iter()
+                        .find(|l| l.code() == code)
+                        .ok_or(DashError::BadForm)?,
+                ),
+            },
+            taken_over: yes_no(&query.taken_over)?,
+            products: yes_no(&query.products)?,
+            words: query
+                .q
+                .split_whitespace()
+                .take(8)
+                .map(str::to_lowercase)
+                .collect(),
+        })
+    }
+
+    /// Whether only the conversation's record is needed to decide.
+    fn needs_messages(&self) -> bool {
+        self.taken_over.is_some() || self.products.is_some() || !self.words.is_empty()
+    }
+
+    fn admits_meta(&self, meta: &mikabot_actors::log::ConversationMeta) -> bool {
+        self.from_ms.is_none_or(|from| meta.started_at_ms >= from)
+            && self.to_ms.is_none_or(|to| meta.started_at_ms <= to)
+            && self.language.is_none_or(|l| meta.language == l)
+    }
+
+    fn admits_messages(&self, messages: &[mikabot_actors::log::StoredMessage]) -> bool {
+        let taken = messages.iter().any(|m| {
+            m.role == Speaker::Agent
+                || m.reply.as_ref().is_some_and(|r| {
+                    r.finish == Some(mikabot_actors::model::FinishReason::TakenOver)
+                })
+        });
+        let products = messages
+            .iter()
+            .any(|m| m.reply.as_ref().is_some_and(|r| !r.cards.is_empty()));
+        let text: Vec<String> = messages.iter().map(|m| m.text.to_lowercase()).collect();
+        self.taken_over.is_none_or(|want| want == taken)
+            && self.products.is_none_or(|want| want == products)
+            && self
+                .words
+                .iter()
+                .all(|word| text.iter().any(|t| t.contains(word.as_str())))
+    }
+}
+
+/// One page of a store's conversations that pass `filter`, newest first,
+/// older than `before`; and where to go on from, if more may match.
+fn filtered(
+    storage: &crate::storage::Storage,
+    store: &mikabot_actors::ids::StoreId,
+    mut before: Option<ConversationId>,
+    filter: &Filter,
+) -> Result<
+    (
+        Vec<mikabot_actors::log::ConversationMeta>,
+        Option<ConversationId>,
+    ),
+    StorageError,
+> {
+    let mut found = Vec::new();
+    let mut examined = 0;
+    loop {
+        let batch = storage.conversations_of_store(store, before, PAGE)?;
+        let exhausted = batch.len() < PAGE;
+        for meta in batch {
+            examined += 1;
+            before = Some(meta.conversation);
+            if !filter.admits_meta(&meta) {
+                continue;
+            }
+            if filter.needs_messages() {
+                // The text is sealed: each conversation is opened to look.
+                let messages =
+                    ConversationLog::history(storage, store, meta.conversation, usize::MAX)
+                        .map_err(|e| StorageError::Interrupted(e.to_string()))?;
+                if !filter.admits_messages(&messages) {
+                    continue;
+                }
+            }
+            found.push(meta);
+            if found.len() == PAGE {
+                return Ok((found, before));
+            }
+        }
+        if exhausted {
+            return Ok((found, None));
+        }
+        if examined >= MAX_EXAMINED {
+            return Ok((found, before));
+        }
+    }
 }
 
 /// `GET /dashboard/stores/{store}/conversations`
@@ -59,15 +203,26 @@ pub async fn list(
         Some(raw) => Some(ConversationId::parse(raw).ok_or(DashError::BadForm)?),
         None => None,
     };
+    let filter = Filter::of(&query)?;
     let id = profile.id.clone();
-    let found = state
+    let (found, next) = state
         .storage
-        .blocking(move |storage| storage.conversations_of_store(&id, before, PAGE))
+        .blocking(move |storage| filtered(storage, &id, before, &filter))
         .await
         .map_err(DashError::internal)?;
-    let next = (found.len() == PAGE)
-        .then(|| found.last().map(|m| m.conversation.to_string()))
-        .flatten();
+    let query = query.into_inner();
+    let next = next.map(|after| {
+        let pairs = [
+            ("before", after.to_string()),
+            ("from", query.from.clone()),
+            ("to", query.to.clone()),
+            ("language", query.language.clone()),
+            ("taken_over", query.taken_over.clone()),
+            ("products", query.products.clone()),
+            ("q", query.q.clone()),
+        ];
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    });
     let rows = found
         .iter()
         .map(|meta| ConversationRow {
@@ -85,6 +240,14 @@ pub async fn list(
         rows,
         next,
         paged: before.is_some(),
+        filters: ListFilters {
+            from: query.from,
+            to: query.to,
+            language: query.language,
+            taken_over: query.taken_over,
+            products: query.products,
+            q: query.q,
+        },
     })?;
     Ok(ok(visitor, html))
 }
@@ -121,10 +284,12 @@ pub async fn show(
             role: match m.role {
                 Speaker::Shopper => "shopper",
                 Speaker::Assistant => "assistant",
+                Speaker::Agent => "agent",
             },
             who: match m.role {
-                Speaker::Shopper => "Shopper",
-                Speaker::Assistant => "Assistant",
+                Speaker::Shopper => "Shopper".to_owned(),
+                Speaker::Assistant => "Assistant".to_owned(),
+                Speaker::Agent => m.author.clone().unwrap_or_else(|| "Store".to_owned()),
             },
             at: time_of(m.at_ms),
             incomplete: m.reply.as_ref().is_some_and(|r| r.incomplete),
@@ -160,24 +325,82 @@ pub async fn delete(
     let body: CsrfOnly = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
     let conversation = ConversationId::parse(&raw_id).ok_or(DashError::NotFound)?;
-    let id = profile.id.clone();
-    let exists = state
+    erase_listed(&state, &profile.id, vec![conversation]).await?;
+    Ok(visitor.redirect(&format!("/dashboard/stores/{}/conversations", profile.id)))
+}
+
+/// Erases conversations of `store` through the erasure worker, if every
+/// one of them is there: one that is not this store's (or no longer
+/// exists) refuses them all, so a stale or forged list deletes nothing.
+async fn erase_listed(
+    state: &AppState,
+    store: &mikabot_actors::ids::StoreId,
+    conversations: Vec<ConversationId>,
+) -> Result<(), DashError> {
+    let (id, wanted) = (store.clone(), conversations.clone());
+    let all_here = state
         .storage
-        .blocking(move |storage| storage.conversation_meta(&id, conversation))
-        .await
-        .map_err(DashError::internal)?
-        .is_some();
-    if !exists {
-        return Err(DashError::NotFound);
-    }
-    state
-        .privacy
-        .erase(ErasureScope::Conversation {
-            store: profile.id.clone(),
-            conversation,
+        .blocking(move |storage| {
+            for conversation in wanted {
+                if storage.conversation_meta(&id, conversation)?.is_none() {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         })
         .await
         .map_err(DashError::internal)?;
+    if !all_here {
+        return Err(DashError::NotFound);
+    }
+    let scope = match conversations.as_slice() {
+        [conversation] => ErasureScope::Conversation {
+            store: store.clone(),
+            conversation: *conversation,
+        },
+        _ => ErasureScope::Selection {
+            store: store.clone(),
+            conversations,
+        },
+    };
+    state
+        .privacy
+        .erase(scope)
+        .await
+        .map_err(DashError::internal)?;
+    Ok(())
+}
+
+/// Conversations one selection may delete.
+const MAX_SELECTION: usize = 500;
+
+/// `POST /dashboard/stores/{store}/conversations/delete`: the checked
+/// conversations of the list (`id` repeated), through the erasure worker.
+pub async fn delete_selection(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, DashError> {
+    let visitor = Visitor::of(&req, &state)?;
+    let (_, profile, _) = member(&visitor, &state, &path, Role::Owner)?;
+    let pairs: Vec<(String, String)> = form(&body)?;
+    let csrf = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map_or("", |(_, v)| v.as_str());
+    visitor.check_csrf(&req, &state, csrf)?;
+    let mut conversations = Vec::new();
+    for (_, raw) in pairs.iter().filter(|(k, _)| k == "id") {
+        let id = ConversationId::parse(raw).ok_or(DashError::BadForm)?;
+        if !conversations.contains(&id) {
+            conversations.push(id);
+        }
+    }
+    if conversations.is_empty() || conversations.len() > MAX_SELECTION {
+        return Err(DashError::BadForm);
+    }
+    erase_listed(&state, &profile.id, conversations).await?;
     Ok(visitor.redirect(&format!("/dashboard/stores/{}/conversations", profile.id)))
 }
 

@@ -291,17 +291,28 @@ pub struct ConversationRow {
     pub device: String,
 }
 
+/// The list's filters, as the form shows them.
+pub struct ListFilters {
+    pub from: String,
+    pub to: String,
+    pub language: String,
+    pub taken_over: String,
+    pub products: String,
+    pub q: String,
+}
+
 page!(Conversations, "conversations.html" {
     store: StoreHead,
     role_is_owner: bool,
     rows: Vec<ConversationRow>,
     next: Option<String>,
     paged: bool,
+    filters: ListFilters,
 });
 
 pub struct MessageRow {
     pub role: &'static str,
-    pub who: &'static str,
+    pub who: String,
     pub at: String,
     pub text: String,
     pub incomplete: bool,
@@ -341,4 +352,13 @@ page!(PrivacyPage, "privacy.html" {
     preview: Option<Found>,
     errors: Errors,
     receipts: Vec<ReceiptRow>,
+});
+
+// `may_act`: agents and owners may take over, viewers only watch; `you`:
+// the signed-in person's name, as shoppers see it.
+page!(LivePage, "live.html" {
+    store: StoreHead,
+    role_is_owner: bool,
+    may_act: bool,
+    you: String,
 });

@@ -58,6 +58,7 @@ api_codes! {
     MalformedFeed => "malformed_feed", BAD_REQUEST;
     UploadFailed => "upload_failed", BAD_REQUEST;
     Unauthorized => "unauthorized", UNAUTHORIZED;
+    SignInRequired => "sign_in_required", UNAUTHORIZED;
     CatalogApiDisabled => "catalog_api_disabled", FORBIDDEN;
     OriginNotAllowed => "origin_not_allowed", FORBIDDEN;
     NotFound => "not_found", NOT_FOUND;

@@ -45,6 +45,8 @@ pub struct AppState {
     /// Per-client rates of conversations and messages.
     pub rates: Arc<ClientRates>,
     pub live: LiveSessions,
+    /// Every store's live desk.
+    pub desks: mikabot_actors::desk::Desks,
     /// The node's background tasks (reply tasks run there).
     pub tasks: Tasks,
     pub metrics: Arc<Metrics>,

@@ -148,6 +148,7 @@ pub async fn socket(
         ),
         limit_key,
     };
+    let desk = state.desks.of(&store);
     let deps = SessionDeps {
         store,
         catalog,
@@ -155,6 +156,7 @@ pub async fn socket(
         models: state.models.clone(),
         rates: state.rates.clone(),
         live: state.live.clone(),
+        desk,
         tasks: state.tasks.clone(),
         metrics: state.metrics.clone(),
         settings: state.session_settings.clone(),

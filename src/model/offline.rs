@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream;
 use mikabot_actors::catalog::{Money, Product};
+use mikabot_actors::desk::asks_for_human;
 use mikabot_actors::language::Language;
 use mikabot_actors::model::{ChatModel, ChunkStream, FinishReason, ModelChunk, ModelError};
 use mikabot_actors::prompt::Prompt;
@@ -31,6 +32,8 @@ struct Phrases {
     nothing: &'static str,
     more: &'static str,
     out_of_stock: &'static str,
+    /// The answer to a shopper who asks for a person.
+    person: &'static str,
 }
 
 fn phrases(language: Language) -> Phrases {
@@ -40,36 +43,42 @@ fn phrases(language: Language) -> Phrases {
             nothing: "I could not find a product that matches. Could you tell me more, for example the kind of product, a brand or your budget?",
             more: "Would you like to know more about one of them?",
             out_of_stock: "out of stock",
+            person: "I have asked someone from the store to join this chat; they will answer here as soon as they can. Until then I am happy to help.",
         },
         Language::Nl => Phrases {
             found: "Dit heb ik voor je gevonden:",
             nothing: "Ik kon geen passend product vinden. Kun je me meer vertellen, bijvoorbeeld het soort product, een merk of je budget?",
             more: "Wil je meer weten over een van deze producten?",
             out_of_stock: "niet op voorraad",
+            person: "Ik heb iemand van de winkel gevraagd om aan dit gesprek deel te nemen; die antwoordt hier zo snel mogelijk. Tot dan help ik je graag.",
         },
         Language::Fr => Phrases {
             found: "Voici ce que j'ai trouvé pour vous :",
             nothing: "Je n'ai pas trouvé de produit correspondant. Pouvez-vous m'en dire plus, par exemple le type de produit, une marque ou votre budget ?",
             more: "Voulez-vous en savoir plus sur l'un d'eux ?",
             out_of_stock: "en rupture de stock",
+            person: "J'ai demandé à quelqu'un du magasin de rejoindre cette conversation ; il vous répondra ici dès que possible. En attendant, je reste à votre disposition.",
         },
         Language::De => Phrases {
             found: "Das habe ich für Sie gefunden:",
             nothing: "Ich habe kein passendes Produkt gefunden. Können Sie mir mehr sagen, zum Beispiel die Art des Produkts, eine Marke oder Ihr Budget?",
             more: "Möchten Sie mehr über eines davon erfahren?",
             out_of_stock: "nicht vorrätig",
+            person: "Ich habe jemanden aus dem Geschäft gebeten, diesem Chat beizutreten; er antwortet hier so bald wie möglich. Bis dahin helfe ich Ihnen gern.",
         },
         Language::Es => Phrases {
             found: "Esto es lo que he encontrado para ti:",
             nothing: "No he encontrado ningún producto que coincida. ¿Puedes contarme más, por ejemplo el tipo de producto, una marca o tu presupuesto?",
             more: "¿Quieres saber más sobre alguno de ellos?",
             out_of_stock: "agotado",
+            person: "He pedido a alguien de la tienda que se una a este chat; te responderá aquí lo antes posible. Mientras tanto, te ayudo con gusto.",
         },
         Language::It => Phrases {
             found: "Ecco cosa ho trovato per te:",
             nothing: "Non ho trovato un prodotto corrispondente. Puoi dirmi di più, ad esempio il tipo di prodotto, una marca o il tuo budget?",
             more: "Vuoi saperne di più su uno di questi?",
             out_of_stock: "esaurito",
+            person: "Ho chiesto a qualcuno del negozio di unirsi a questa chat; ti risponderà qui il prima possibile. Nel frattempo ti aiuto volentieri.",
         },
     }
 }
@@ -94,6 +103,9 @@ fn price(money: &Money, language: Language) -> String {
 /// The whole answer text for a prompt.
 pub fn answer(prompt: &Prompt) -> String {
     let words = phrases(prompt.language);
+    if asks_for_human(&prompt.message) {
+        return words.person.to_owned();
+    }
     let mut products: Vec<&Arc<Product>> = prompt.products.iter().collect();
     // In-stock products first, keeping the retrieval order otherwise.
     products.sort_by_key(|p| !p.in_stock);

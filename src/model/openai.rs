@@ -197,6 +197,13 @@ impl OpenAiModel {
                 Role::Assistant => {
                     ChatCompletionRequestAssistantMessage::from(turn.text.as_str()).into()
                 }
+                // What a person from the store said stays in the history
+                // after they hand back, marked as theirs.
+                Role::Agent => ChatCompletionRequestAssistantMessage::from(format!(
+                    "[a person from the store wrote] {}",
+                    turn.text
+                ))
+                .into(),
             });
         }
         messages.push(ChatCompletionRequestUserMessage::from(prompt.message.as_str()).into());

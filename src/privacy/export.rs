@@ -77,7 +77,9 @@ pub fn message_json(message: &StoredMessage) -> Value {
         "role": match message.role {
             Role::Shopper => "shopper",
             Role::Assistant => "assistant",
+            Role::Agent => "agent",
         },
+        "author": message.author,
         "text": message.text,
         "at_ms": message.at_ms,
         "incomplete": message.reply.as_ref().map(|r| r.incomplete),

@@ -16,6 +16,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use governor::{Quota, RateLimiter};
+use mikabot_actors::desk::Desks;
 use mikabot_actors::ids::StoreId;
 use mikabot_actors::limits::{ClientRates, ClientSlots};
 use mikabot_actors::live::LiveSessions;
@@ -51,6 +52,8 @@ pub struct Application {
     storage: Storage,
     store_threads: Arc<StoreThreads>,
     privacy: PrivacyThread,
+    /// Where the stores' desks run.
+    desk_thread: actix::Arbiter,
 }
 
 fn seconds(value: f64) -> Duration {
@@ -193,6 +196,13 @@ impl Application {
             storage.flush_histogram(),
         );
         let privacy = PrivacyThread::start(&settings, &storage, &live, clock, &mut registry);
+        let desk_thread = actix::Arbiter::new();
+        let desks = Desks::new(
+            desk_thread.handle(),
+            Arc::new(storage.clone()),
+            settings.desk.settings(),
+            Arc::clone(&metrics),
+        );
         let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
         let public_origin = crate::accounts::validate::origin_of(&public_url).unwrap_or_default();
         let dashboard = settings.dashboard.clone();
@@ -214,6 +224,7 @@ impl Application {
             ),
             rates: Arc::clone(&rates),
             live: live.clone(),
+            desks,
             tasks: tasks.clone(),
             metrics,
             registry,
@@ -307,6 +318,7 @@ impl Application {
             storage,
             store_threads,
             privacy,
+            desk_thread,
         })
     }
 
@@ -352,6 +364,11 @@ impl Application {
         tokio::task::spawn_blocking(move || store_threads.stop()).await?;
         let privacy = self.privacy;
         tokio::task::spawn_blocking(move || privacy.stop()).await?;
+        let desk_thread = self.desk_thread;
+        desk_thread.stop();
+        tokio::task::spawn_blocking(move || desk_thread.join())
+            .await?
+            .ok();
         self.storage.flush().await?;
         let closed = self.storage.closed();
         drop(self.storage);

@@ -357,6 +357,7 @@ mod tests {
 
     fn message(meta: &ConversationMeta, text: &str) -> StoredMessage {
         StoredMessage {
+            author: None,
             id: MessageId::new(),
             conversation: meta.conversation,
             role: Role::Shopper,

@@ -766,6 +766,7 @@ mod tests {
             .append(
                 store,
                 &StoredMessage {
+                    author: None,
                     id: MessageId::new(),
                     conversation: meta.conversation,
                     role: Role::Shopper,

@@ -386,6 +386,7 @@ impl TryFrom<ConversationV1> for ConversationMeta {
 pub enum RoleV1 {
     Shopper,
     Assistant,
+    Agent,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,6 +395,7 @@ pub enum FinishV1 {
     Stop,
     Length,
     ContentFilter,
+    TakenOver,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -424,6 +426,10 @@ pub struct MessageV1 {
     pub at_ms: u64,
     pub client_id: Option<String>,
     pub reply: Option<ReplyV1>,
+    /// An agent message's author; absent from every other message, so
+    /// their bytes are those of schema 2 before agents existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 impl From<&ProductCard> for CardV1 {
@@ -462,15 +468,18 @@ impl From<&StoredMessage> for MessageV1 {
             role: match message.role {
                 Role::Shopper => RoleV1::Shopper,
                 Role::Assistant => RoleV1::Assistant,
+                Role::Agent => RoleV1::Agent,
             },
             text: message.text.clone(),
             at_ms: message.at_ms,
             client_id: message.client_id.clone(),
+            author: message.author.clone(),
             reply: message.reply.as_ref().map(|reply| ReplyV1 {
                 finish: reply.finish.map(|finish| match finish {
                     FinishReason::Stop => FinishV1::Stop,
                     FinishReason::Length => FinishV1::Length,
                     FinishReason::ContentFilter => FinishV1::ContentFilter,
+                    FinishReason::TakenOver => FinishV1::TakenOver,
                 }),
                 incomplete: reply.incomplete,
                 cards: reply.cards.iter().map(CardV1::from).collect(),
@@ -490,6 +499,7 @@ impl TryFrom<MessageV1> for StoredMessage {
                     FinishV1::Stop => FinishReason::Stop,
                     FinishV1::Length => FinishReason::Length,
                     FinishV1::ContentFilter => FinishReason::ContentFilter,
+                    FinishV1::TakenOver => FinishReason::TakenOver,
                 }),
                 incomplete: reply.incomplete,
                 cards: reply
@@ -505,11 +515,13 @@ impl TryFrom<MessageV1> for StoredMessage {
             role: match record.role {
                 RoleV1::Shopper => Role::Shopper,
                 RoleV1::Assistant => Role::Assistant,
+                RoleV1::Agent => Role::Agent,
             },
             text: record.text,
             at_ms: record.at_ms,
             client_id: record.client_id,
             reply,
+            author: record.author,
         })
     }
 }
@@ -629,6 +641,7 @@ mod tests {
         let conversation =
             ConversationId::parse("0190a5b2-0000-7000-8000-000000000001").expect("a UUID");
         let shopper = StoredMessage {
+            author: None,
             id: MessageId::parse("0190a5b2-0000-7000-8000-000000000003").expect("a UUID"),
             conversation,
             role: Role::Shopper,
@@ -642,6 +655,7 @@ mod tests {
             r#"{"id":"0190a5b2-0000-7000-8000-000000000003","conversation":"0190a5b2-0000-7000-8000-000000000001","role":"shopper","text":"a \"warm\" jacket","at_ms":1700000000001,"client_id":"c1","reply":null}"#,
         );
         let assistant = StoredMessage {
+            author: None,
             id: MessageId::parse("0190a5b2-0000-7000-8000-000000000004").expect("a UUID"),
             conversation,
             role: Role::Assistant,
@@ -670,6 +684,7 @@ mod tests {
     #[test]
     fn a_record_that_names_no_valid_value_is_refused() {
         let mut record = MessageV1::from(&StoredMessage {
+            author: None,
             id: MessageId::new(),
             conversation: ConversationId::new(),
             role: Role::Shopper,

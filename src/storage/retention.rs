@@ -223,6 +223,7 @@ mod tests {
             .append(
                 &store,
                 &mikabot_actors::log::StoredMessage {
+                    author: None,
                     id: mikabot_actors::ids::MessageId::new(),
                     conversation: returned,
                     role: mikabot_actors::prompt::Role::Shopper,

@@ -9,6 +9,7 @@ use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use super::state::{Conversation, Resumed};
 use super::{Phase, WidgetSession};
 use crate::catalog::StoreProfile;
+use crate::desk::ConversationFacts;
 use crate::events::{ErrorCode, ErrorEvent, Hello, PROTOCOL_VERSION, ServerEvent};
 use crate::ids::{ConversationId, SessionId};
 use crate::language::Language;
@@ -101,7 +102,21 @@ impl WidgetSession {
             .as_mut()
             .and_then(|registration| live.attach(registration, conversation.meta.session, me))
             .filter(|feed| !entries.iter().any(|h| h.message_id == feed.reply_id()));
+        let facts = ConversationFacts {
+            conversation: conversation.meta.conversation,
+            language: conversation.meta.language,
+            page_path: conversation.meta.page_url.as_deref().map(page_path),
+            device: conversation.meta.client.device.clone(),
+            started_at_ms: conversation.meta.started_at_ms,
+        };
+        self.presence = Some(self.deps.desk.present(facts, ctx.address().recipient()));
+        let agent = self
+            .deps
+            .desk
+            .holder(&conversation.meta.conversation)
+            .map(|name| name.to_string());
         let ready = ServerEvent::Ready {
+            agent,
             session_id: conversation.meta.session,
             conversation_id: conversation.meta.conversation,
             resumed: conversation.opened,
@@ -172,5 +187,15 @@ impl WidgetSession {
             }
         };
         Conversation::resume(meta, stored)
+    }
+}
+
+/// The path of a stored page URL (`https://shop.example/tents/2p` →
+/// `/tents/2p`), for the desk's list.
+fn page_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match after_scheme.find('/') {
+        Some(at) => after_scheme[at..].to_owned(),
+        None => "/".to_owned(),
     }
 }

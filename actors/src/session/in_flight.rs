@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::WidgetSession;
+use crate::desk::ReplyStarted;
 use crate::events::{ErrorCode, ErrorEvent, ServerEvent};
 use crate::ids::MessageId;
 use crate::live::{LiveSessions, Registration};
@@ -46,7 +47,8 @@ impl WidgetSession {
     pub(super) fn launch(&mut self, job: ReplyJob, answers: MessageId, ctx: &mut Context<Self>) {
         let reply_id = job.reply_id;
         let withdraw = job.withdrawn.clone();
-        let (feed, events) = ReplyFeed::new(reply_id, answers, withdraw.clone());
+        let (feed, events) =
+            ReplyFeed::new(reply_id, answers, withdraw.clone(), job.taken_over.clone());
         let published = self
             .registration
             .as_ref()
@@ -58,7 +60,12 @@ impl WidgetSession {
             }
             return;
         }
+        let conversation = job.conversation;
         reply::spawn(job, Arc::clone(&feed), &self.deps.tasks);
+        self.deps.desk.addr.do_send(ReplyStarted {
+            conversation,
+            feed: Arc::clone(&feed),
+        });
         let flushing = self.conversation().is_some_and(|c| c.flushing());
         if flushing {
             self.held = Some(HeldReply {

@@ -14,8 +14,12 @@
 //!   start of a reply.
 //! - [`in_flight`]: a reply's events on their way to the socket, held back
 //!   while its message is flushed.
+//! - [`handover`]: the store's desk: a person taking the conversation over
+//!   and handing it back, their messages and typing, the shopper's typing
+//!   and requests for a person.
 
 mod greeting;
+mod handover;
 mod in_flight;
 mod state;
 mod turn;
@@ -30,6 +34,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use self::in_flight::HeldReply;
 use self::state::Conversation;
+use crate::desk::{DeskHandle, Presence};
 use crate::events::{ClientEvent, ErrorCode, ErrorEvent, ServerEvent};
 use crate::ids::{MessageId, StoreId};
 use crate::limits::{ClientId, ClientRates, Slot};
@@ -82,6 +87,8 @@ pub struct SessionDeps {
     /// Per-client rates across sockets.
     pub rates: Arc<ClientRates>,
     pub live: LiveSessions,
+    /// The store's desk: who watches, who holds which conversation.
+    pub desk: DeskHandle,
     /// Where reply tasks run.
     pub tasks: Tasks,
     pub metrics: Arc<Metrics>,
@@ -135,6 +142,10 @@ pub struct WidgetSession {
     held: Option<HeldReply>,
     /// The socket is closing or gone: nothing more is sent.
     closing: bool,
+    /// The conversation on the store's desk while the session holds it.
+    presence: Option<Presence>,
+    /// When the shopper's typing was last passed to the desk.
+    typing_told: Option<Instant>,
     /// Why the session ends, for the metrics: an error code, or
     /// `client_closed`, `socket_gone`, `slow_client`.
     ended: &'static str,
@@ -173,6 +184,8 @@ impl WidgetSession {
             registration: None,
             held: None,
             closing: false,
+            presence: None,
+            typing_told: None,
         }
     }
 
@@ -339,6 +352,8 @@ impl StreamHandler<ClientEvent> for WidgetSession {
             ClientEvent::Hello(hello) => self.on_hello(hello, ctx),
             ClientEvent::Message { client_id, text } => self.on_message(client_id, text, ctx),
             ClientEvent::Retry => self.on_retry(ctx),
+            ClientEvent::Typing => self.on_typing(ctx),
+            ClientEvent::RequestHuman => self.on_request_human(ctx),
             ClientEvent::Ping { nonce } => self.send(ctx, ServerEvent::Pong { nonce }),
             ClientEvent::TransportPing(payload) => {
                 self.send(ctx, ServerEvent::TransportPong(payload));
@@ -396,6 +411,9 @@ impl Handler<Replaced> for WidgetSession {
         }
         self.held = None;
         if replaced.erased {
+            if let Some(presence) = self.presence.as_mut() {
+                presence.erased();
+            }
             self.close(
                 ctx,
                 ErrorCode::ConversationErased,

@@ -148,6 +148,7 @@ impl Conversation {
             entries.push(HistoryEntry {
                 message_id: message.id,
                 role: message.role,
+                author: message.author,
                 text: message.text,
                 incomplete,
                 cards,
@@ -210,6 +211,23 @@ impl Conversation {
             role: Role::Shopper,
             text: message.text.clone(),
         });
+    }
+
+    /// A message from the person holding the conversation (stored): it is
+    /// in the model's history once the conversation is handed back.
+    pub fn add_agent_message(&mut self, message: &StoredMessage) {
+        if self.history.iter().any(|said| said.id == message.id) {
+            return;
+        }
+        let at = self.history.partition_point(|said| said.id < message.id);
+        self.history.insert(
+            at,
+            Said {
+                id: message.id,
+                role: Role::Agent,
+                text: message.text.clone(),
+            },
+        );
     }
 
     /// The message is on disk: it is acknowledged (the client id to
@@ -415,6 +433,7 @@ mod tests {
 
     fn shopper(conversation: &Conversation, text: &str) -> StoredMessage {
         StoredMessage {
+            author: None,
             id: MessageId::new(),
             conversation: conversation.meta.conversation,
             role: Role::Shopper,
@@ -571,6 +590,7 @@ mod tests {
         let mut message = shopper(&Conversation::start(m.clone()), "hello");
         message.client_id = Some("c9".into());
         let reply = StoredMessage {
+            author: None,
             id: MessageId::new(),
             role: Role::Assistant,
             text: "Hi".into(),

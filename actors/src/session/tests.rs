@@ -145,6 +145,7 @@ impl ChatModel for NotingModel {
 struct Rig {
     log: Arc<MemoryLog>,
     model: Arc<NotingModel>,
+    desk: crate::desk::DeskHandle,
     inbound: UnboundedSender<ClientEvent>,
     outbound: mpsc::Receiver<ServerEvent>,
 }
@@ -185,7 +186,15 @@ fn start_session() -> Rig {
     };
     let log = Arc::new(MemoryLog::default());
     let model = Arc::new(NotingModel::default());
+    let desk = crate::desk::Desks::new(
+        actix::Arbiter::current(),
+        log.clone(),
+        crate::desk::DeskSettings::default(),
+        Arc::default(),
+    )
+    .of(&store);
     let deps = SessionDeps {
+        desk: desk.clone(),
         store,
         catalog: StoreCatalog::new(profile, Vec::new()).start(),
         log: log.clone(),
@@ -212,6 +221,7 @@ fn start_session() -> Rig {
     Rig {
         log,
         model,
+        desk,
         inbound,
         outbound,
     }
@@ -229,12 +239,17 @@ impl Rig {
             .expect("the session is running")
     }
 
-    async fn hello(&mut self) {
+    async fn hello(&mut self) -> ConversationId {
         self.send(ClientEvent::Hello(Hello {
             version: PROTOCOL_VERSION,
             ..Hello::default()
         }));
-        assert!(matches!(self.next().await, ServerEvent::Ready { .. }));
+        match self.next().await {
+            ServerEvent::Ready {
+                conversation_id, ..
+            } => conversation_id,
+            other => panic!("expected ready, got {other:?}"),
+        }
     }
 
     fn message(&self, client_id: &str, text: &str) {
@@ -450,4 +465,145 @@ async fn a_busy_storage_refuses_the_message_and_the_same_message_goes_through_ag
         .filter(|m| m.role == Role::Shopper)
         .count();
     assert_eq!(shopper_messages, 1);
+}
+
+#[actix_rt::test]
+async fn a_takeover_stops_the_reply_and_the_agent_answers_until_hand_back() {
+    use crate::desk::{Agent, AgentSays, HandBack, Join, TakeOver, Watch, Watcher};
+    let mut rig = start_session();
+    *rig.model.pause.lock().expect("lock") = Duration::from_millis(2000);
+    let conversation = rig.hello().await;
+    rig.message("c1", "a tent please");
+    assert!(matches!(rig.next().await, ServerEvent::Ack { .. }));
+    assert!(matches!(rig.next().await, ServerEvent::Token { .. }));
+
+    let (watcher, _inbox) = Watcher::channel(64);
+    let id = watcher.id();
+    let agent = Agent {
+        id: "ada".into(),
+        name: "Ada".into(),
+    };
+    let (_joined, list) = rig
+        .desk
+        .addr
+        .send(Join {
+            watcher,
+            agent,
+            may_act: true,
+        })
+        .await
+        .expect("the desk runs");
+    assert_eq!(list.len(), 1);
+    let watch = Watch {
+        watcher: id,
+        conversation: Some(conversation),
+    };
+    rig.desk
+        .addr
+        .send(watch)
+        .await
+        .expect("runs")
+        .expect("live");
+    let take = TakeOver {
+        watcher: id,
+        conversation,
+    };
+    rig.desk
+        .addr
+        .send(take)
+        .await
+        .expect("runs")
+        .expect("taken");
+
+    // The reply stops at once (its second token was 2 s away) and is
+    // stored as it stood, marked taken over.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match rig.next().await {
+            event @ (ServerEvent::Done { .. } | ServerEvent::AgentJoined { .. }) => {
+                seen.push(event)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        ServerEvent::Done {
+            finish: FinishReason::TakenOver,
+            ..
+        }
+    )));
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, ServerEvent::AgentJoined { name } if name == "Ada"))
+    );
+    let partial = rig
+        .log
+        .appended
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|m| m.role == Role::Assistant)
+        .cloned()
+        .expect("the partial reply is stored");
+    assert_eq!(partial.text, "Here ");
+    let outcome = partial.reply.expect("a reply");
+    assert!(outcome.incomplete);
+    assert_eq!(outcome.finish, Some(FinishReason::TakenOver));
+
+    // The next message goes to the person, not the model.
+    rig.message("c2", "are you a person?");
+    assert!(matches!(rig.next().await, ServerEvent::Ack { .. }));
+    let says = AgentSays {
+        watcher: id,
+        conversation,
+        client_id: "a1".into(),
+        text: "Yes, I am Ada from the shop.".into(),
+    };
+    rig.desk
+        .addr
+        .send(says)
+        .await
+        .expect("runs")
+        .expect("stored");
+    match rig.next().await {
+        ServerEvent::AgentMessage { name, text, .. } => {
+            assert_eq!(name, "Ada");
+            assert_eq!(text, "Yes, I am Ada from the shop.");
+        }
+        other => panic!("expected the agent's message, got {other:?}"),
+    }
+    assert_eq!(rig.model.asked.lock().expect("lock").len(), 1);
+
+    let back = HandBack {
+        watcher: id,
+        conversation,
+    };
+    rig.desk
+        .addr
+        .send(back)
+        .await
+        .expect("runs")
+        .expect("handed back");
+    assert!(matches!(
+        rig.next().await,
+        ServerEvent::HandedBack { idle: false }
+    ));
+    *rig.model.pause.lock().expect("lock") = Duration::ZERO;
+    rig.message("c3", "thanks, and a lamp?");
+    assert!(matches!(rig.next().await, ServerEvent::Ack { .. }));
+    loop {
+        if let ServerEvent::Done { .. } = rig.next().await {
+            break;
+        }
+    }
+    let asked = rig.model.asked.lock().expect("lock");
+    assert_eq!(asked.len(), 2, "the assistant answers again");
+    let history = &asked[1].1.history;
+    assert!(
+        history
+            .iter()
+            .any(|turn| turn.role == Role::Agent && turn.text.contains("Ada from the shop")),
+        "the person's words are in the model's history: {history:?}"
+    );
 }

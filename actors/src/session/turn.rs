@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::state::{NoRetry, NoTurn};
 use super::{MAX_CLIENT_ID_BYTES, Phase, WidgetSession};
+use crate::desk::{ShopperSaid, asks_for_human};
 use crate::events::{ErrorCode, ErrorEvent, ServerEvent};
 use crate::ids::MessageId;
 use crate::language::detect;
@@ -96,6 +97,7 @@ impl WidgetSession {
         };
         conversation.meta.language = detect(text, conversation.meta.language);
         let message = StoredMessage {
+            author: None,
             id: MessageId::new(),
             conversation: conversation.meta.conversation,
             role: Role::Shopper,
@@ -124,10 +126,13 @@ impl WidgetSession {
         let forgotten = conversation.trim(settings.history_tokens);
         self.deps.metrics.history_trimmed.inc_by(forgotten as u64);
         let stored = self.deps.log.append_durable(&self.deps.store, &message);
-        let (id, arrived) = (message.id, Instant::now());
+        let arrived = Instant::now();
+        if asks_for_human(text) {
+            self.request_human(message.conversation);
+        }
         ctx.spawn(stored.into_actor(self).map(move |flushed, act, ctx| {
             let _span = act.span.clone().entered();
-            act.message_stored(id, arrived, flushed, ctx);
+            act.message_stored(message, arrived, flushed, ctx);
         }));
         self.start_reply(ctx);
     }
@@ -136,17 +141,19 @@ impl WidgetSession {
     /// refused and taken back.
     fn message_stored(
         &mut self,
-        id: MessageId,
+        message: StoredMessage,
         arrived: Instant,
         flushed: Result<(), LogError>,
         ctx: &mut Context<Self>,
     ) {
+        let id = message.id;
         let Some(conversation) = self.conversation() else {
             return;
         };
         match flushed {
             Ok(()) => {
                 if let Some(client_id) = conversation.message_flushed(id) {
+                    self.deps.desk.addr.do_send(ShopperSaid { message });
                     let metrics = &self.deps.metrics;
                     metrics.messages_acknowledged.inc();
                     metrics
@@ -222,6 +229,15 @@ impl WidgetSession {
         let Phase::Ready(conversation) = &mut self.phase else {
             return;
         };
+        // A person from the store holds the conversation: they answer.
+        if self
+            .deps
+            .desk
+            .holder(&conversation.meta.conversation)
+            .is_some()
+        {
+            return;
+        }
         let plan = match conversation.begin_reply() {
             Ok(plan) => plan,
             Err(NoTurn::Busy | NoTurn::NothingToAnswer) => return,
@@ -243,6 +259,7 @@ impl WidgetSession {
             began: Instant::now(),
             span: self.span.clone(),
             withdrawn: CancellationToken::new(),
+            taken_over: CancellationToken::new(),
         };
         self.launch(job, plan.answers, ctx);
     }

@@ -28,6 +28,16 @@ impl TestApp {
         format!("ws://127.0.0.1:{}/v1/widget/ws?store={store}", self.port)
     }
 
+    /// The node's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .await
+            .expect("the node answers")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     pub fn live_sessions(&self) -> usize {
         self.stopper.live_sessions()
     }

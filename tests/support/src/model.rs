@@ -112,6 +112,8 @@ struct Shared {
     script: Mutex<Script>,
     record_requests: bool,
     requests: AtomicU64,
+    /// Streamed answers whose client went away before their end.
+    cancelled: AtomicU64,
     timelines: DashMap<u64, Timeline>,
 }
 
@@ -349,7 +351,11 @@ async fn completions(
             let body = content_chunks(tokens, delay)
                 .chain(finish)
                 .map(Ok::<Bytes, Infallible>);
-            sse().streaming(body)
+            sse().streaming(Watched {
+                inner: Box::pin(body),
+                shared: Arc::clone(&shared),
+                ended: false,
+            })
         }
         Behavior::Shaped(shape) => {
             let shaped = Shaped {
@@ -409,6 +415,37 @@ async fn completions(
     }
 }
 
+/// A streamed answer that counts itself cancelled when the client drops
+/// it before its end (the server drops the body of a closed connection).
+struct Watched<S> {
+    inner: std::pin::Pin<Box<S>>,
+    shared: Arc<Shared>,
+    ended: bool,
+}
+
+impl<S: Stream> Stream for Watched<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.ended = true;
+        }
+        polled
+    }
+}
+
+impl<S> Drop for Watched<S> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.shared.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Turns Nagle's algorithm off, so each chunk leaves when it is written.
 fn send_without_delay(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
     if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
@@ -439,6 +476,7 @@ impl FakeOpenAi {
             }),
             record_requests: options.record_requests,
             requests: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
             timelines: DashMap::new(),
         });
         let listener = TcpListener::bind(("127.0.0.1", options.port))?;
@@ -483,6 +521,12 @@ impl FakeOpenAi {
     }
 
     /// How many requests arrived so far.
+    /// Streamed answers the client stopped reading and closed before
+    /// their end.
+    pub fn cancelled_streams(&self) -> u64 {
+        self.shared.cancelled.load(Ordering::Relaxed)
+    }
+
     pub fn request_count(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
     }
