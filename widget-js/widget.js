@@ -19,12 +19,12 @@
   var OPEN_KEY = 'mikabot.' + store + '.open';
 
   var STRINGS = {
-    en: { open: 'Open chat', close: 'Close chat', greeting: 'Hi! What are you looking for today?', placeholder: 'Ask about our products…', send: 'Send', typing: 'The assistant is typing', offline: 'You are offline. Reconnecting…', reconnecting: 'Connection lost. Reconnecting…', rate: 'Too many messages. Sending again in {s} s.', unavailable: 'Sorry, the assistant could not answer just now.', interrupted: 'Sorry, this answer was interrupted.', retry: 'Try again', replaced: 'This chat continued in another window.', here: 'Continue here', blocked: 'The assistant is not available on this site.', sending: 'Sending…', failed: 'Not sent', you: 'You', bot: 'Assistant', log: 'Conversation', from: 'from {p}', message: 'Message', menu: 'Conversation options', download: 'Download conversation', erase: 'Delete conversation', eraseConfirm: 'Delete this conversation for good?', eraseYes: 'Delete', cancel: 'Cancel', erased: 'This conversation was deleted.', actionFailed: 'That did not work. Please try again.' },
-    nl: { open: 'Chat openen', close: 'Chat sluiten', greeting: 'Hoi! Waar ben je vandaag naar op zoek?', placeholder: 'Vraag iets over onze producten…', send: 'Versturen', typing: 'De assistent typt', offline: 'Je bent offline. Opnieuw verbinden…', reconnecting: 'Opnieuw verbinden…', rate: 'Te veel berichten. Opnieuw versturen over {s} s.', unavailable: 'Sorry, de assistent kon nu niet antwoorden.', interrupted: 'Sorry, dit antwoord werd onderbroken.', retry: 'Opnieuw proberen', replaced: 'Deze chat gaat verder in een ander venster.', here: 'Hier verdergaan', blocked: 'De assistent is niet beschikbaar op deze site.', sending: 'Versturen…', failed: 'Niet verstuurd', you: 'Jij', bot: 'Assistent', log: 'Gesprek', from: 'vanaf {p}', message: 'Bericht', menu: 'Gespreksopties', download: 'Gesprek downloaden', erase: 'Gesprek verwijderen', eraseConfirm: 'Dit gesprek definitief verwijderen?', eraseYes: 'Verwijderen', cancel: 'Annuleren', erased: 'Dit gesprek is verwijderd.', actionFailed: 'Dat lukte niet. Probeer het opnieuw.' },
-    fr: { open: 'Ouvrir le chat', close: 'Fermer le chat', greeting: 'Bonjour ! Que cherchez-vous aujourd’hui ?', placeholder: 'Posez une question sur nos produits…', send: 'Envoyer', typing: 'L’assistant écrit', offline: 'Vous êtes hors ligne. Reconnexion…', reconnecting: 'Reconnexion…', rate: 'Trop de messages. Nouvel envoi dans {s} s.', unavailable: 'Désolé, l’assistant n’a pas pu répondre pour le moment.', interrupted: 'Désolé, cette réponse a été interrompue.', retry: 'Réessayer', replaced: 'Ce chat continue dans une autre fenêtre.', here: 'Continuer ici', blocked: 'L’assistant n’est pas disponible sur ce site.', sending: 'Envoi…', failed: 'Non envoyé', you: 'Vous', bot: 'Assistant', log: 'Conversation', from: 'à partir de {p}', message: 'Message', menu: 'Options de la conversation', download: 'Télécharger la conversation', erase: 'Supprimer la conversation', eraseConfirm: 'Supprimer définitivement cette conversation ?', eraseYes: 'Supprimer', cancel: 'Annuler', erased: 'Cette conversation a été supprimée.', actionFailed: 'Cela n’a pas fonctionné. Réessayez.' },
-    de: { open: 'Chat öffnen', close: 'Chat schließen', greeting: 'Hallo! Wonach suchen Sie heute?', placeholder: 'Fragen Sie nach unseren Produkten…', send: 'Senden', typing: 'Der Assistent schreibt', offline: 'Sie sind offline. Verbindung wird hergestellt…', reconnecting: 'Verbindung wird hergestellt…', rate: 'Zu viele Nachrichten. Erneuter Versand in {s} s.', unavailable: 'Entschuldigung, der Assistent konnte gerade nicht antworten.', interrupted: 'Entschuldigung, diese Antwort wurde unterbrochen.', retry: 'Erneut versuchen', replaced: 'Dieser Chat geht in einem anderen Fenster weiter.', here: 'Hier fortsetzen', blocked: 'Der Assistent ist auf dieser Website nicht verfügbar.', sending: 'Wird gesendet…', failed: 'Nicht gesendet', you: 'Sie', bot: 'Assistent', log: 'Unterhaltung', from: 'ab {p}', message: 'Nachricht', menu: 'Optionen der Unterhaltung', download: 'Unterhaltung herunterladen', erase: 'Unterhaltung löschen', eraseConfirm: 'Diese Unterhaltung endgültig löschen?', eraseYes: 'Löschen', cancel: 'Abbrechen', erased: 'Diese Unterhaltung wurde gelöscht.', actionFailed: 'Das hat nicht geklappt. Bitte erneut versuchen.' },
-    es: { open: 'Abrir chat', close: 'Cerrar chat', greeting: '¡Hola! ¿Qué buscas hoy?', placeholder: 'Pregunta por nuestros productos…', send: 'Enviar', typing: 'El asistente está escribiendo', offline: 'Sin conexión. Reconectando…', reconnecting: 'Reconectando…', rate: 'Demasiados mensajes. Reenvío en {s} s.', unavailable: 'Lo sentimos, el asistente no pudo responder ahora.', interrupted: 'Lo sentimos, esta respuesta se interrumpió.', retry: 'Reintentar', replaced: 'Este chat continúa en otra ventana.', here: 'Continuar aquí', blocked: 'El asistente no está disponible en este sitio.', sending: 'Enviando…', failed: 'No enviado', you: 'Tú', bot: 'Asistente', log: 'Conversación', from: 'desde {p}', message: 'Mensaje', menu: 'Opciones de la conversación', download: 'Descargar la conversación', erase: 'Eliminar la conversación', eraseConfirm: '¿Eliminar esta conversación para siempre?', eraseYes: 'Eliminar', cancel: 'Cancelar', erased: 'Esta conversación se ha eliminado.', actionFailed: 'No ha funcionado. Inténtalo de nuevo.' },
-    it: { open: 'Apri la chat', close: 'Chiudi la chat', greeting: 'Ciao! Cosa stai cercando oggi?', placeholder: 'Chiedi dei nostri prodotti…', send: 'Invia', typing: 'L’assistente sta scrivendo', offline: 'Sei offline. Riconnessione…', reconnecting: 'Riconnessione…', rate: 'Troppi messaggi. Nuovo invio tra {s} s.', unavailable: 'Spiacenti, l’assistente non ha potuto rispondere ora.', interrupted: 'Spiacenti, questa risposta è stata interrotta.', retry: 'Riprova', replaced: 'Questa chat continua in un’altra finestra.', here: 'Continua qui', blocked: 'L’assistente non è disponibile su questo sito.', sending: 'Invio…', failed: 'Non inviato', you: 'Tu', bot: 'Assistente', log: 'Conversazione', from: 'da {p}', message: 'Messaggio', menu: 'Opzioni della conversazione', download: 'Scarica la conversazione', erase: 'Elimina la conversazione', eraseConfirm: 'Eliminare definitivamente questa conversazione?', eraseYes: 'Elimina', cancel: 'Annulla', erased: 'Questa conversazione è stata eliminata.', actionFailed: 'Non ha funzionato. Riprova.' }
+    en: { open: 'Open chat', close: 'Close chat', greeting: 'Hi! What are you looking for today?', placeholder: 'Ask about our products…', send: 'Send', typing: 'The assistant is typing', offline: 'You are offline. Reconnecting…', reconnecting: 'Connection lost. Reconnecting…', rate: 'Too many messages. Sending again in {s} s.', unavailable: 'Sorry, the assistant could not answer just now.', interrupted: 'Sorry, this answer was interrupted.', retry: 'Try again', replaced: 'This chat continued in another window.', here: 'Continue here', blocked: 'The assistant is not available on this site.', sending: 'Sending…', failed: 'Not sent', you: 'You', bot: 'Assistant', log: 'Conversation', from: 'from {p}', message: 'Message', menu: 'Conversation options', download: 'Download conversation', erase: 'Delete conversation', eraseConfirm: 'Delete this conversation for good?', eraseYes: 'Delete', cancel: 'Cancel', erased: 'This conversation was deleted.', actionFailed: 'That did not work. Please try again.', human: 'Talk to a person', staff: 'Store team', joined: '{n} from the store joined the chat', answering: 'You are chatting with {n} from the store', agentTyping: '{n} is typing…', back: 'The assistant is back', backIdle: '{n} left; the assistant is back', asked: 'We have asked someone from the store to join', cut: 'Interrupted' },
+    nl: { open: 'Chat openen', close: 'Chat sluiten', greeting: 'Hoi! Waar ben je vandaag naar op zoek?', placeholder: 'Vraag iets over onze producten…', send: 'Versturen', typing: 'De assistent typt', offline: 'Je bent offline. Opnieuw verbinden…', reconnecting: 'Opnieuw verbinden…', rate: 'Te veel berichten. Opnieuw versturen over {s} s.', unavailable: 'Sorry, de assistent kon nu niet antwoorden.', interrupted: 'Sorry, dit antwoord werd onderbroken.', retry: 'Opnieuw proberen', replaced: 'Deze chat gaat verder in een ander venster.', here: 'Hier verdergaan', blocked: 'De assistent is niet beschikbaar op deze site.', sending: 'Versturen…', failed: 'Niet verstuurd', you: 'Jij', bot: 'Assistent', log: 'Gesprek', from: 'vanaf {p}', message: 'Bericht', menu: 'Gespreksopties', download: 'Gesprek downloaden', erase: 'Gesprek verwijderen', eraseConfirm: 'Dit gesprek definitief verwijderen?', eraseYes: 'Verwijderen', cancel: 'Annuleren', erased: 'Dit gesprek is verwijderd.', actionFailed: 'Dat lukte niet. Probeer het opnieuw.', human: 'Met een medewerker praten', staff: 'Winkelteam', joined: '{n} van de winkel is bij het gesprek gekomen', answering: 'Je chat met {n} van de winkel', agentTyping: '{n} typt…', back: 'De assistent is terug', backIdle: '{n} is weg; de assistent is terug', asked: 'We hebben iemand van de winkel gevraagd erbij te komen', cut: 'Onderbroken' },
+    fr: { open: 'Ouvrir le chat', close: 'Fermer le chat', greeting: 'Bonjour ! Que cherchez-vous aujourd’hui ?', placeholder: 'Posez une question sur nos produits…', send: 'Envoyer', typing: 'L’assistant écrit', offline: 'Vous êtes hors ligne. Reconnexion…', reconnecting: 'Reconnexion…', rate: 'Trop de messages. Nouvel envoi dans {s} s.', unavailable: 'Désolé, l’assistant n’a pas pu répondre pour le moment.', interrupted: 'Désolé, cette réponse a été interrompue.', retry: 'Réessayer', replaced: 'Ce chat continue dans une autre fenêtre.', here: 'Continuer ici', blocked: 'L’assistant n’est pas disponible sur ce site.', sending: 'Envoi…', failed: 'Non envoyé', you: 'Vous', bot: 'Assistant', log: 'Conversation', from: 'à partir de {p}', message: 'Message', menu: 'Options de la conversation', download: 'Télécharger la conversation', erase: 'Supprimer la conversation', eraseConfirm: 'Supprimer définitivement cette conversation ?', eraseYes: 'Supprimer', cancel: 'Annuler', erased: 'Cette conversation a été supprimée.', actionFailed: 'Cela n’a pas fonctionné. Réessayez.', human: 'Parler à une personne', staff: 'Équipe du magasin', joined: '{n} du magasin a rejoint la conversation', answering: 'Vous discutez avec {n} du magasin', agentTyping: '{n} écrit…', back: 'L’assistant est de retour', backIdle: '{n} a quitté la conversation ; l’assistant est de retour', asked: 'Nous avons demandé à quelqu’un du magasin de vous rejoindre', cut: 'Interrompue' },
+    de: { open: 'Chat öffnen', close: 'Chat schließen', greeting: 'Hallo! Wonach suchen Sie heute?', placeholder: 'Fragen Sie nach unseren Produkten…', send: 'Senden', typing: 'Der Assistent schreibt', offline: 'Sie sind offline. Verbindung wird hergestellt…', reconnecting: 'Verbindung wird hergestellt…', rate: 'Zu viele Nachrichten. Erneuter Versand in {s} s.', unavailable: 'Entschuldigung, der Assistent konnte gerade nicht antworten.', interrupted: 'Entschuldigung, diese Antwort wurde unterbrochen.', retry: 'Erneut versuchen', replaced: 'Dieser Chat geht in einem anderen Fenster weiter.', here: 'Hier fortsetzen', blocked: 'Der Assistent ist auf dieser Website nicht verfügbar.', sending: 'Wird gesendet…', failed: 'Nicht gesendet', you: 'Sie', bot: 'Assistent', log: 'Unterhaltung', from: 'ab {p}', message: 'Nachricht', menu: 'Optionen der Unterhaltung', download: 'Unterhaltung herunterladen', erase: 'Unterhaltung löschen', eraseConfirm: 'Diese Unterhaltung endgültig löschen?', eraseYes: 'Löschen', cancel: 'Abbrechen', erased: 'Diese Unterhaltung wurde gelöscht.', actionFailed: 'Das hat nicht geklappt. Bitte erneut versuchen.', human: 'Mit einer Person sprechen', staff: 'Shop-Team', joined: '{n} vom Shop ist dem Chat beigetreten', answering: 'Sie chatten mit {n} vom Shop', agentTyping: '{n} schreibt…', back: 'Der Assistent ist zurück', backIdle: '{n} ist gegangen; der Assistent ist zurück', asked: 'Wir haben jemanden vom Shop gebeten, dazuzukommen', cut: 'Unterbrochen' },
+    es: { open: 'Abrir chat', close: 'Cerrar chat', greeting: '¡Hola! ¿Qué buscas hoy?', placeholder: 'Pregunta por nuestros productos…', send: 'Enviar', typing: 'El asistente está escribiendo', offline: 'Sin conexión. Reconectando…', reconnecting: 'Reconectando…', rate: 'Demasiados mensajes. Reenvío en {s} s.', unavailable: 'Lo sentimos, el asistente no pudo responder ahora.', interrupted: 'Lo sentimos, esta respuesta se interrumpió.', retry: 'Reintentar', replaced: 'Este chat continúa en otra ventana.', here: 'Continuar aquí', blocked: 'El asistente no está disponible en este sitio.', sending: 'Enviando…', failed: 'No enviado', you: 'Tú', bot: 'Asistente', log: 'Conversación', from: 'desde {p}', message: 'Mensaje', menu: 'Opciones de la conversación', download: 'Descargar la conversación', erase: 'Eliminar la conversación', eraseConfirm: '¿Eliminar esta conversación para siempre?', eraseYes: 'Eliminar', cancel: 'Cancelar', erased: 'Esta conversación se ha eliminado.', actionFailed: 'No ha funcionado. Inténtalo de nuevo.', human: 'Hablar con una persona', staff: 'Equipo de la tienda', joined: '{n}, de la tienda, se ha unido al chat', answering: 'Estás hablando con {n}, de la tienda', agentTyping: '{n} está escribiendo…', back: 'El asistente ha vuelto', backIdle: '{n} se ha ido; el asistente ha vuelto', asked: 'Hemos pedido a alguien de la tienda que se una', cut: 'Interrumpida' },
+    it: { open: 'Apri la chat', close: 'Chiudi la chat', greeting: 'Ciao! Cosa stai cercando oggi?', placeholder: 'Chiedi dei nostri prodotti…', send: 'Invia', typing: 'L’assistente sta scrivendo', offline: 'Sei offline. Riconnessione…', reconnecting: 'Riconnessione…', rate: 'Troppi messaggi. Nuovo invio tra {s} s.', unavailable: 'Spiacenti, l’assistente non ha potuto rispondere ora.', interrupted: 'Spiacenti, questa risposta è stata interrotta.', retry: 'Riprova', replaced: 'Questa chat continua in un’altra finestra.', here: 'Continua qui', blocked: 'L’assistente non è disponibile su questo sito.', sending: 'Invio…', failed: 'Non inviato', you: 'Tu', bot: 'Assistente', log: 'Conversazione', from: 'da {p}', message: 'Messaggio', menu: 'Opzioni della conversazione', download: 'Scarica la conversazione', erase: 'Elimina la conversazione', eraseConfirm: 'Eliminare definitivamente questa conversazione?', eraseYes: 'Elimina', cancel: 'Annulla', erased: 'Questa conversazione è stata eliminata.', actionFailed: 'Non ha funzionato. Riprova.', human: 'Parla con una persona', staff: 'Staff del negozio', joined: '{n} del negozio partecipa ora alla chat', answering: 'Stai chattando con {n} del negozio', agentTyping: '{n} sta scrivendo…', back: 'L’assistente è tornato', backIdle: '{n} ha lasciato la chat; l’assistente è tornato', asked: 'Abbiamo chiesto a qualcuno del negozio di unirsi', cut: 'Interrotta' }
   };
 
   var locale = navigator.language || 'en';
@@ -154,6 +154,7 @@
     'header{display:flex;align-items:center;gap:10px;padding:12px 14px;background:var(--accent);color:var(--on)}' +
     'header img{width:32px;height:32px;border-radius:50%;object-fit:cover}' +
     'h2{font-size:16px;margin:0;flex:1;font-weight:600}' +
+    '.title{flex:1;min-width:0}.who{display:block;font-size:12px}.who:empty{display:none}' +
     '.x,.more{background:transparent;border:0;color:inherit;font-size:26px;line-height:1;cursor:pointer;padding:2px 8px;border-radius:6px}' +
     '.more{font-size:20px;letter-spacing:1px}' +
     '.tools{display:flex;gap:8px;flex-wrap:wrap;padding:8px 14px;border-bottom:1px solid #e3e3e8;background:#f6f6f8}' +
@@ -165,11 +166,17 @@
     '.msg.shopper{align-self:flex-end;align-items:flex-end}' +
     '.bubble{padding:9px 12px;border-radius:14px;background:#f0f1f4;overflow-wrap:anywhere}' +
     '.shopper .bubble{background:var(--accent);color:var(--on)}' +
+    '.agent .bubble{background:#e6f2ea;border:1px solid #9cc7ab;white-space:pre-wrap}' +
+    '.from{display:flex;gap:6px;align-items:center;font-size:12px;color:#595959}.agent-name{font-weight:600;color:#1d1d1f}' +
+    '.badge{font-size:11px;font-weight:600;background:#1e6b3a;color:#fff;border-radius:4px;padding:0 5px}' +
+    '.msg.system{align-self:center;max-width:100%;font-size:13px;color:#595959;text-align:center}' +
+    '.agent-typing{padding:0 14px 6px;font-size:13px;color:#595959;font-style:italic}.agent-typing:empty{display:none}' +
     '.bubble p{margin:0 0 6px}.bubble p:last-child{margin:0}.bubble ul,.bubble ol{margin:4px 0;padding-left:20px}' +
     '.bubble a{color:#0b4fa8;text-decoration:underline}' +
     '.meta{font-size:12px;color:#595959}' +
     '.note{font-size:14px;color:#8a1f11;display:flex;gap:8px;align-items:center;flex-wrap:wrap}' +
     '.btn{font:inherit;font-size:14px;border:1px solid #6b6b6b;background:#fff;color:#1d1d1f;border-radius:8px;padding:4px 10px;cursor:pointer}' +
+    '.btn:disabled{opacity:.6;cursor:default}' +
     '.typing{display:flex;gap:4px;padding:12px}' +
     '.typing i{width:7px;height:7px;border-radius:50%;background:#767676;animation:dot 1s infinite alternate}' +
     '.typing i:nth-child(2){animation-delay:.2s}.typing i:nth-child(3){animation-delay:.4s}' +
@@ -202,6 +209,19 @@
   var historyEntries = [];
   var drawQueued = {};
   var rateTimer = 0;
+  // A person from the store: who holds the conversation now (null: the
+  // assistant), whether one was asked for, and the system lines drawn, each
+  // after the message it followed, so a redraw from history keeps them.
+  var agent = null;
+  var asked = false;
+  var wantHuman = false;
+  var conversation = null;
+  var notes = []; // {li, after: message id or null}
+  var lastId = null; // the newest message drawn
+  var shown = {}; // agent message ids drawn
+  var takenOver = {}; // reply ids a person took over mid-reply
+  var agentTimer = 0;
+  var lastTyping = 0;
 
   function build() {
     var host = document.createElement('mikabot-widget');
@@ -230,7 +250,10 @@
       img.alt = '';
       header.append(img);
     }
-    header.append(el('h2', '', cfg.title));
+    var title = el('div', 'title');
+    var who = el('span', 'who');
+    title.append(el('h2', '', cfg.title), who);
+    header.append(title);
     var more = el('button', 'more', '⋯');
     more.type = 'button';
     more.setAttribute('aria-label', t.menu);
@@ -244,12 +267,16 @@
     var tools = el('div', 'tools');
     tools.id = 'mikabot-tools';
     tools.hidden = true;
-    tools.append(button(t.download, download), button(t.erase, confirmErase));
+    var human = button(t.human, requestHuman);
+    human.classList.add('human');
+    tools.append(human, button(t.download, download), button(t.erase, confirmErase));
     var status = el('div', 'status');
     status.setAttribute('role', 'status');
     var log = el('ol', 'log');
     log.setAttribute('aria-label', t.log);
     log.tabIndex = 0;
+    var agentTyping = el('div', 'agent-typing');
+    agentTyping.setAttribute('role', 'status');
     var form = el('form');
     var label = el('label', 'sr', t.message);
     label.htmlFor = 'mikabot-input';
@@ -263,7 +290,8 @@
     form.append(label, input, send);
     var announce = el('div', 'sr');
     announce.setAttribute('aria-live', 'polite');
-    panel.append(header, tools, status, log, form, announce);
+    panel.dataset.mode = 'assistant';
+    panel.append(header, tools, status, log, agentTyping, form, announce);
     wrap.append(launcher, panel);
     root.append(style, wrap);
     document.body.append(host);
@@ -278,8 +306,15 @@
     input.addEventListener('keydown', function (e) {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
     });
+    // A person from the store watching sees that the shopper types (at most
+    // every 2 s; the node throttles too).
+    input.addEventListener('input', function () {
+      if (!ws || !ready || !input.value.trim() || Date.now() - lastTyping < 2000) return;
+      lastTyping = Date.now();
+      sendFrame({ type: 'typing' });
+    });
     form.addEventListener('submit', function (e) { e.preventDefault(); submit(); });
-    ui = { host: host, wrap: wrap, launcher: launcher, panel: panel, tools: tools, more: more, status: status, log: log, input: input, announce: announce };
+    ui = { host: host, wrap: wrap, launcher: launcher, panel: panel, tools: tools, more: more, status: status, log: log, input: input, announce: announce, who: who, human: human, agentTyping: agentTyping };
   }
 
   function open(focus) {
@@ -372,6 +407,12 @@
     replies = {};
     streaming = null;
     typing = null;
+    conversation = lastId = null;
+    notes = [];
+    shown = {};
+    takenOver = {};
+    asked = wantHuman = false;
+    setAgent(null);
     ui.log.textContent = '';
     greet();
     if (ws) { var old = ws; ws = null; old.onclose = null; old.close(); ready = false; clearInterval(pingTimer); }
@@ -480,6 +521,11 @@
       case 'products': return onProducts(f);
       case 'done': return onDone(f);
       case 'error': return onError(f);
+      case 'agent_joined': return onAgentJoined(f);
+      case 'agent_message': return onAgentMessage(f);
+      case 'agent_typing': return onAgentTyping(f);
+      case 'handed_back': return onHandedBack(f);
+      case 'human_requested': return onHumanRequested();
     }
   }
 
@@ -497,18 +543,35 @@
     ui.log.textContent = '';
     replies = {};
     typing = null;
+    shown = {};
     historyEntries = f.history || [];
+    if (f.conversation_id !== conversation) {
+      notes = [];
+      takenOver = {};
+      asked = false;
+      agent = null;
+    }
+    conversation = f.conversation_id;
+    var newest = historyEntries.length ? historyEntries[historyEntries.length - 1].message_id : lastId;
+    // A person joined or left while this page was not listening.
+    if (f.agent && f.agent !== agent) {
+      // The line goes before their first message since the assistant last spoke.
+      var before = newest, seen = false;
+      historyEntries.forEach(function (entry, i) {
+        if (entry.role === 'assistant') { seen = false; before = newest; }
+        else if (entry.role === 'agent' && !seen) { seen = true; before = i ? historyEntries[i - 1].message_id : null; }
+      });
+      note('agent_joined', fill(t.joined, f.agent), before);
+    } else if (!f.agent && agent) note('handed_back', t.back, newest);
+    setAgent(f.agent);
     if (!historyEntries.length) greet();
+    place(null);
     historyEntries.forEach(function (entry, i) {
-      if (entry.role === 'shopper') return shopperBubble(entry.text);
-      var r = reply(entry.message_id);
-      r.text = entry.text;
-      r.done = true;
-      r.li.dataset.state = 'done';
-      draw(r);
-      cards(r, entry.cards || []);
-      if (entry.incomplete && i === historyEntries.length - 1) failed(r, t.interrupted);
+      drawEntry(entry, i === historyEntries.length - 1);
+      place(entry.message_id);
     });
+    notes.forEach(function (n) { if (!n.li.parentNode) ui.log.append(n.li); });
+    lastId = newest;
     if (f.pending_reply) {
       streaming = live || { id: f.pending_reply, text: '', seq: -1, done: false };
       replies[streaming.id] = streaming;
@@ -518,8 +581,36 @@
     } else streaming = null;
     outbox.forEach(function (m) { ui.log.append(m.li); });
     flushOutbox();
-    if (!f.pending_reply && historyEntries.length && historyEntries[historyEntries.length - 1].role === 'shopper') showTyping();
+    if (!f.pending_reply && !agent && historyEntries.length && historyEntries[historyEntries.length - 1].role === 'shopper') showTyping();
+    if (wantHuman && !agent && !asked) {
+      ui.human.disabled = true;
+      sendFrame({ type: 'request_human' });
+    }
+    wantHuman = false;
     scrollDown();
+  }
+
+  function drawEntry(entry, last) {
+    if (entry.role === 'shopper') return shopperBubble(entry.text);
+    if (entry.role === 'agent') return agentBubble(entry);
+    var cut = takenOver[entry.message_id] || (entry.incomplete && agent);
+    if (cut) takenOver[entry.message_id] = true;
+    var retry = entry.incomplete && last && !cut;
+    // A reply stopped before its first word (taken over) has nothing to show.
+    if (entry.incomplete && !entry.text && !retry) return;
+    var r = reply(entry.message_id);
+    r.text = entry.text;
+    r.done = true;
+    r.li.dataset.state = 'done';
+    draw(r);
+    cards(r, entry.cards || []);
+    if (retry) failed(r, t.interrupted);
+    else if (entry.incomplete && cut) interrupted(r);
+  }
+
+  // The system lines that followed the message `id` (null: the start).
+  function place(id) {
+    notes.forEach(function (n) { if (n.after === id && !n.li.parentNode) ui.log.append(n.li); });
   }
 
   function shopperBubble(text, pending) {
@@ -597,7 +688,8 @@
     var m = outbox.splice(i, 1)[0];
     var meta = m.li.querySelector('.meta');
     if (meta) meta.remove();
-    if (!streaming) showTyping();
+    if (f.message_id) lastId = f.message_id;
+    if (!streaming && !agent) showTyping();
   }
 
   function onToken(f) {
@@ -605,6 +697,7 @@
     if (f.seq <= r.seq || r.done) return; // already shown
     if (typing === r) typing = null;
     streaming = r;
+    lastId = r.id;
     r.li.dataset.state = 'streaming';
     r.seq = f.seq;
     r.text += f.text;
@@ -650,14 +743,126 @@
     r.li.dataset.state = 'done';
     if (streaming === r) streaming = null;
     delete drawQueued[r.id];
+    // A person took the conversation over mid-reply: what came stays, as is.
+    if (f.finish_reason === 'taken_over') {
+      takenOver[r.id] = true;
+      if (!r.text) return r.li.remove();
+      interrupted(r);
+    }
+    if (r.text) lastId = r.id;
     draw(r);
     announce(r.text);
     scrollDown();
   }
 
-  function announce(text) {
+  function interrupted(r) {
+    r.li.dataset.finish = 'taken_over';
+    if (!r.li.querySelector('.cut')) r.li.append(el('span', 'meta cut', t.cut));
+  }
+
+  // Read out politely, once: `who` names the speaker ('' for none).
+  function announce(text, who) {
+    if (who === undefined) who = t.bot;
     ui.announce.textContent = '';
-    setTimeout(function () { ui.announce.textContent = t.bot + ': ' + text; }, 50);
+    setTimeout(function () { ui.announce.textContent = who ? who + ': ' + text : text; }, 50);
+  }
+
+  // ---- a person from the store ----
+
+  // `{n}` in a string becomes the name (as is: no replacement patterns).
+  function fill(text, name) { return text.replace('{n}', function () { return name || t.staff; }); }
+
+  function setAgent(name) {
+    agent = name || null;
+    ui.panel.dataset.mode = agent ? 'agent' : 'assistant';
+    ui.who.textContent = agent ? fill(t.answering, agent) : '';
+    ui.human.hidden = !!agent;
+    ui.human.disabled = asked;
+  }
+
+  // A system line: drawn now when `live`, else by the next redraw.
+  function note(kind, text, after, live) {
+    var li = el('li', 'msg system', text);
+    li.dataset.event = kind;
+    notes.push({ li: li, after: after });
+    if (!live) return;
+    ui.log.append(li);
+    announce(text, '');
+    scrollDown();
+  }
+
+  function agentBubble(m) {
+    if (m.message_id) {
+      if (shown[m.message_id]) return false;
+      shown[m.message_id] = true;
+    }
+    var li = el('li', 'msg agent');
+    if (m.message_id) li.dataset.id = m.message_id;
+    var from = el('div', 'from');
+    if (m.name) from.append(el('span', 'agent-name', m.name));
+    from.append(el('span', 'badge', t.staff));
+    li.append(from, el('div', 'bubble', m.text || ''));
+    ui.log.append(li);
+    return true;
+  }
+
+  // The assistant stops: no more "typing" for it (a reply cut short ends
+  // with done `taken_over`).
+  function quiet() {
+    if (typing && !typing.text) typing.li.remove();
+    typing = null;
+  }
+
+  function onAgentJoined(f) {
+    quiet();
+    asked = false;
+    hideAgentTyping();
+    setAgent(f.name || t.staff);
+    note('agent_joined', fill(t.joined, agent), lastId, true);
+  }
+
+  function onAgentMessage(f) {
+    if (!agent) { quiet(); setAgent(f.name || t.staff); }
+    hideAgentTyping();
+    if (!agentBubble(f)) return;
+    if (f.message_id) lastId = f.message_id;
+    announce(f.text || '', f.name || t.staff);
+    scrollDown();
+  }
+
+  function onAgentTyping(f) {
+    var text = fill(t.agentTyping, f.name || agent);
+    if (ui.agentTyping.textContent !== text) ui.agentTyping.textContent = text;
+    clearTimeout(agentTimer);
+    agentTimer = setTimeout(hideAgentTyping, 4000);
+  }
+
+  function hideAgentTyping() {
+    clearTimeout(agentTimer);
+    ui.agentTyping.textContent = '';
+  }
+
+  function onHandedBack(f) {
+    var name = agent;
+    hideAgentTyping();
+    setAgent(null);
+    note('handed_back', f.reason === 'idle' && name ? fill(t.backIdle, name) : t.back, lastId, true);
+  }
+
+  function onHumanRequested() {
+    if (asked) return;
+    asked = true;
+    setAgent(agent);
+    note('human_requested', t.asked, lastId, true);
+  }
+
+  function requestHuman() {
+    hideTools();
+    if (agent || asked) return;
+    ui.human.disabled = true;
+    if (ws && ready) sendFrame({ type: 'request_human' });
+    else { wantHuman = true; connect(); }
+    ui.input.focus();
   }
 
   function failed(r, text) {

@@ -65,6 +65,7 @@ export async function startNode(env = {}) {
   return {
     port,
     url,
+    dir,
     log: () => log,
     async stop() {
       child.kill('SIGTERM');
