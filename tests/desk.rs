@@ -353,23 +353,14 @@ async fn strangers_signed_out_sockets_other_sites_and_viewers_are_refused() {
     );
     assert_eq!(
         handshake_status(&t.app, &t.store, origin, Some(cookie_of(&t.viewer))).await,
-        101,
-        "a viewer watches"
+        403,
+        "a viewer may not read what shoppers write"
     );
 
     let (mut shopper, ready) = shopper_of(&t.app, &t.store).await;
     let conversation = conversation_of(&ready);
     shopper.ask("c1", "hello").await;
-    let (mut viewer, _) = desk(&t.app, &t.store, &t.viewer, false).await;
-    for frame in [
-        json!({"type": "take_over", "conversation_id": conversation}),
-        json!({"type": "message", "conversation_id": conversation, "client_id": "v1", "text": "hi"}),
-        json!({"type": "hand_back", "conversation_id": conversation}),
-    ] {
-        viewer.send(frame).await;
-        let error = next_of(&mut viewer, "error").await;
-        assert_eq!(error["code"], "role_too_low", "{error}");
-    }
+    let (mut socket, _) = desk(&t.app, &t.store, &t.agent, false).await;
     // Frames that are not understood get a code and the socket stays.
     for (raw, code) in [
         ("not json", "invalid_json"),
@@ -380,18 +371,45 @@ async fn strangers_signed_out_sockets_other_sites_and_viewers_are_refused() {
             "invalid_frame",
         ),
     ] {
-        viewer
+        socket
             .send_raw(tokio_tungstenite::tungstenite::Message::text(raw))
             .await;
-        let error = next_of(&mut viewer, "error").await;
+        let error = next_of(&mut socket, "error").await;
         assert_eq!(error["code"], code, "{raw}: {error}");
     }
-    viewer
+    socket
         .send(json!({"type": "watch", "conversation_id": ConversationId::new().to_string()}))
         .await;
-    assert_eq!(next_of(&mut viewer, "error").await["code"], "not_live");
-    viewer.send(json!({"type": "ping", "nonce": "n1"})).await;
-    assert_eq!(next_of(&mut viewer, "pong").await["nonce"], "n1");
+    assert_eq!(next_of(&mut socket, "error").await["code"], "not_live");
+    socket.send(json!({"type": "ping", "nonce": "n1"})).await;
+    assert_eq!(next_of(&mut socket, "pong").await["nonce"], "n1");
+
+    // Demoted to viewer while connected: the next takeover closes the socket.
+    let id = StoreId::parse(&t.store).expect("an id");
+    let ada = t
+        .app
+        .storage()
+        .account_by_email("ada@example.com")
+        .expect("read")
+        .expect("an account")
+        .id;
+    t.app
+        .storage()
+        .set_member(&id, ada, Role::Viewer)
+        .expect("member");
+    socket
+        .send(json!({"type": "take_over", "conversation_id": conversation}))
+        .await;
+    let (frames, code, _) = socket.until_closed().await;
+    assert_eq!(code, 4403);
+    assert!(
+        frames.iter().any(|f| f["code"] == "access_revoked"),
+        "{frames:?}"
+    );
+    assert!(
+        !frames.iter().any(|f| f["type"] == "done"),
+        "nothing was taken over"
+    );
     fake.stop().await;
 }
 
@@ -639,9 +657,21 @@ async fn a_shopper_asking_for_a_person_waits_for_a_human_on_the_desk() {
 async fn the_history_filters_by_takeover_and_words_and_deletes_a_selection() {
     let fake = FakeOpenAi::start().await;
     let mut t = team(&fake, |_| {}).await;
+    t.owner
+        .get(&format!("/dashboard/stores/{}/settings", t.store))
+        .await;
+    let feed = format!(
+        "id,title,price,currency,link,image_link\n\
+         l-1,Storm Lantern,24.00,EUR,{SHOP_URL}/l-1,{SHOP_URL}/l-1.jpg\n"
+    );
+    let upload = format!("/dashboard/stores/{}/catalog", t.store);
+    let page = t.owner.put(&upload, feed.into_bytes()).await;
+    assert_eq!(page.status, 200, "{}", page.body);
     let (mut plain, ready) = shopper_of(&t.app, &t.store).await;
     let lantern = conversation_of(&ready);
-    plain.ask("c1", "a lantern for camping").await;
+    fake.script([Behavior::reply(&["Try", " the", " Storm Lantern."])]);
+    let reply = plain.ask("c1", "a lantern for camping").await;
+    assert_eq!(reply.card_ids(), vec!["l-1".to_owned()]);
     let (mut helped, ready) = shopper_of(&t.app, &t.store).await;
     let taken = conversation_of(&ready);
     helped.ask("c1", "hello").await;
@@ -665,6 +695,18 @@ async fn the_history_filters_by_takeover_and_words_and_deletes_a_selection() {
         .get(&format!("{list}?taken_over=no&q=LANTERN"))
         .await;
     assert!(page.body.contains(&lantern) && !page.body.contains(&taken));
+    let page = t.owner.get(&format!("{list}?products=yes")).await;
+    assert!(page.body.contains(&lantern) && !page.body.contains(&taken));
+    // The conversation view shows the reply's cards and who took part.
+    let view = t.owner.get(&format!("{list}/{lantern}")).await;
+    assert!(
+        view.body.contains(&format!("href=\"{SHOP_URL}/l-1\"")),
+        "{}",
+        view.body
+    );
+    assert!(view.body.contains("24.00 EUR"));
+    let view = t.owner.get(&format!("{list}/{taken}")).await;
+    assert!(view.body.contains("Ada") && view.body.contains("Hello from the shop"));
     let page = t.owner.get(&format!("{list}?from=2099-01-01")).await;
     assert!(!page.body.contains(&lantern) && !page.body.contains(&taken));
     for bad in ["language=xx", "from=2026-02-30", "taken_over=maybe"] {

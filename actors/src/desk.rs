@@ -1060,16 +1060,24 @@ impl Handler<AgentSays> for Desk {
             reply: None,
             author: Some(agent.name.to_string()),
         };
+        // Remembered before the write: a resend while it is flushed gets
+        // the same id and is not stored again.
+        live.agent_messages
+            .push_back((says.client_id.clone(), message.id));
+        while live.agent_messages.len() > REMEMBERED_AGENT_MESSAGES {
+            live.agent_messages.pop_front();
+        }
         let stored = self.log.append_durable(&self.store, &message);
         Box::pin(stored.into_actor(self).map(move |stored, desk, _| {
-            stored.map_err(DeskRefusal::Storage)?;
             let conversation = message.conversation;
             let id = message.id;
-            if let Some(live) = desk.conversations.get_mut(&conversation) {
-                live.agent_messages.push_back((says.client_id, id));
-                while live.agent_messages.len() > REMEMBERED_AGENT_MESSAGES {
-                    live.agent_messages.pop_front();
+            if let Err(error) = stored {
+                if let Some(live) = desk.conversations.get_mut(&conversation) {
+                    live.agent_messages.retain(|(_, m)| *m != id);
                 }
+                return Err(DeskRefusal::Storage(error));
+            }
+            if let Some(live) = desk.conversations.get_mut(&conversation) {
                 live.tell_shopper(ToShopper::AgentMessage {
                     message: message.clone(),
                 });

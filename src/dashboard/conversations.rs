@@ -13,7 +13,7 @@ use mikabot_actors::prompt::Role as Speaker;
 use serde::Deserialize;
 
 use super::pages::{
-    Chrome, ConversationPage, ConversationRow, Conversations, Errors, Found, ListFilters,
+    CardRow, Chrome, ConversationPage, ConversationRow, Conversations, Errors, Found, ListFilters,
     MessageRow, PrivacyPage, ReceiptRow, render,
 };
 use super::stores::{head, member};
@@ -293,6 +293,32 @@ pub async fn show(
             },
             at: time_of(m.at_ms),
             incomplete: m.reply.as_ref().is_some_and(|r| r.incomplete),
+            finish: m
+                .reply
+                .as_ref()
+                .and_then(|r| r.finish)
+                .filter(|f| *f != mikabot_actors::model::FinishReason::Stop)
+                .map(|f| f.as_str()),
+            cards: m
+                .reply
+                .as_ref()
+                .map(|r| {
+                    r.cards
+                        .iter()
+                        .map(|card| CardRow {
+                            name: card.name.clone(),
+                            price: format!(
+                                "{} {}",
+                                card.price.decimal(),
+                                card.price.currency.code()
+                            ),
+                            url: (card.url.starts_with("https://")
+                                || card.url.starts_with("http://"))
+                            .then(|| card.url.clone()),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             text: m.text,
         })
         .collect();

@@ -63,7 +63,7 @@ pub async fn page(
     path: web::Path<String>,
 ) -> Result<HttpResponse, DashError> {
     let visitor = Visitor::of(&req, &state)?;
-    let (me, profile, role) = member(&visitor, &state, &path, Role::Viewer)?;
+    let (me, profile, role) = member(&visitor, &state, &path, Role::Agent)?;
     let html = render(&LivePage {
         chrome: Chrome::of(&visitor, format!("{}: live", profile.name)),
         store: head(&profile),
@@ -98,12 +98,20 @@ pub async fn socket(
         ));
     }
     let visitor = Visitor::of(&req, &state)?;
-    let (me, profile, role) = match member(&visitor, &state, &path, Role::Viewer) {
+    // Watching shows what shoppers write: agents and owners only, as the
+    // conversation pages.
+    let (me, profile, role) = match member(&visitor, &state, &path, Role::Agent) {
         Ok(found) => found,
         Err(DashError::SignIn(_) | DashError::Deleted) => {
             return Err(refuse(
                 ApiCode::SignInRequired,
                 "sign in to the dashboard first",
+            ));
+        }
+        Err(DashError::Forbidden) => {
+            return Err(refuse(
+                ApiCode::RoleTooLow,
+                "watching conversations needs the agent or owner role",
             ));
         }
         Err(error) => return Err(error.into()),
@@ -205,11 +213,7 @@ impl Seat {
         recheck.reset();
         let mut last_seen = Instant::now();
         let stopping = self.state.tasks.clone();
-        let mut step = if session.text(ready.text()).await.is_ok() {
-            Step::Go
-        } else {
-            Step::Close(1000, "gone")
-        };
+        let mut step = send(&mut session, &ready).await;
         while let Step::Go = step {
             step = tokio::select! {
                 () = inbox.too_slow.cancelled() => {
@@ -222,19 +226,20 @@ impl Seat {
                 },
                 frame = stream.next() => {
                     last_seen = Instant::now();
+                    // Every frame counts, pings and binary ones too.
+                    let limited = matches!(frame, Some(Ok(_))) && limiter.check().is_err();
                     match frame {
+                        Some(Ok(_)) if limited => {
+                            send_error(&mut session, "rate_limited", &format!("at most {FRAMES_PER_SECOND} frames a second"), None).await
+                        }
                         Some(Ok(AggregatedMessage::Text(text))) => {
-                            if limiter.check().is_err() {
-                                send_error(&mut session, "rate_limited", &format!("at most {FRAMES_PER_SECOND} frames a second"), None).await
-                            } else {
-                                self.on_frame(&mut session, &mut open, watcher_id, &text).await
-                            }
+                            self.on_frame(&mut session, &mut open, watcher_id, &text).await
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             send_error(&mut session, "invalid_frame", "frames are JSON text", None).await
                         }
                         Some(Ok(AggregatedMessage::Ping(payload))) => {
-                            if session.pong(&payload).await.is_ok() { Step::Go } else { Step::Close(1000, "gone") }
+                            timed(session.pong(&payload)).await
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => Step::Go,
                         Some(Ok(AggregatedMessage::Close(_))) | None => Step::Close(1000, "closed"),
@@ -245,10 +250,8 @@ impl Seat {
                     if last_seen.elapsed() > CLIENT_TIMEOUT {
                         let _ = error(&mut session, "heartbeat_timeout", "no answer to the node's pings", None, None).await;
                         Step::Close(close::HEARTBEAT_TIMEOUT, "heartbeat_timeout")
-                    } else if session.ping(b"").await.is_ok() {
-                        Step::Go
                     } else {
-                        Step::Close(1000, "gone")
+                        timed(session.ping(b"")).await
                     }
                 }
                 _ = recheck.tick() => self.still_allowed(&mut session).await,
@@ -271,8 +274,8 @@ impl Seat {
         }
     }
 
-    /// Whether the account may still watch this store: its session and
-    /// its membership are re-read.
+    /// Whether the account may still watch this store: its session, its
+    /// account and its role (agent or owner) are re-read.
     async fn still_allowed(&self, session: &mut actix_ws::Session) -> Step {
         let (store, account, digest) = (self.store.clone(), self.account, self.digest);
         let allowed = self
@@ -285,8 +288,10 @@ impl Seat {
                 let active = storage
                     .account(account)?
                     .is_some_and(|a| a.deleted_at.is_none() && !a.suspended);
-                let member = storage.member_role(&store, account)?.is_some();
-                Ok(signed_in && active && member)
+                let acting = storage
+                    .member_role(&store, account)?
+                    .is_some_and(|role| role >= Role::Agent);
+                Ok(signed_in && active && acting)
             })
             .await;
         match allowed {
@@ -398,6 +403,9 @@ impl Seat {
                 let Some(conversation) = conversation_of(&conversation_id) else {
                     return bad_id(session).await;
                 };
+                if let Step::Close(code, reason) = self.still_allowed(session).await {
+                    return Step::Close(code, reason);
+                }
                 let back = self
                     .desk
                     .addr
@@ -439,6 +447,9 @@ impl Seat {
                     let message =
                         format!("client_id must be 1 to {} bytes", wire::MAX_CLIENT_ID_BYTES);
                     return send_error(session, "invalid_frame", &message, None).await;
+                }
+                if let Step::Close(code, reason) = self.still_allowed(session).await {
+                    return Step::Close(code, reason);
                 }
                 let says = AgentSays {
                     watcher,
@@ -553,8 +564,13 @@ impl Seat {
 }
 
 async fn send(session: &mut actix_ws::Session, frame: &ServerFrame<'_>) -> Step {
-    // A client that stopped reading altogether must not hold this task.
-    match tokio::time::timeout(WRITE_TIMEOUT, session.text(frame.text())).await {
+    timed(session.text(frame.text())).await
+}
+
+/// A write to the socket; a client that stopped reading altogether must
+/// not hold this task past [`WRITE_TIMEOUT`].
+async fn timed(write: impl std::future::Future<Output = Result<(), actix_ws::Closed>>) -> Step {
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
         Ok(Ok(())) => Step::Go,
         Ok(Err(_)) => Step::Close(1000, "gone"),
         Err(_) => Step::Close(close::TOO_SLOW, "too_slow"),

@@ -98,8 +98,8 @@ dashboard_routes! {
     POST "/dashboard/stores/new" => stores::create, Account;
     GET "/dashboard/stores/{store}" => stores::overview, Store(Role::Viewer);
     GET "/dashboard/stores/{store}/preview" => stores::preview, Store(Role::Viewer);
-    GET "/dashboard/stores/{store}/live" => desk::page, Store(Role::Viewer);
-    GET "/dashboard/stores/{store}/desk/socket" => desk::socket, Store(Role::Viewer);
+    GET "/dashboard/stores/{store}/live" => desk::page, Store(Role::Agent);
+    GET "/dashboard/stores/{store}/desk/socket" => desk::socket, Store(Role::Agent);
     GET "/dashboard/stores/{store}/conversations" => conversations::list, Store(Role::Agent);
     POST "/dashboard/stores/{store}/conversations/delete" => conversations::delete_selection, Store(Role::Owner);
     GET "/dashboard/stores/{store}/conversations/{conversation}" => conversations::show, Store(Role::Agent);

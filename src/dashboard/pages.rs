@@ -310,9 +310,20 @@ page!(Conversations, "conversations.html" {
     filters: ListFilters,
 });
 
+/// A product card shown with a reply.
+pub struct CardRow {
+    pub name: String,
+    pub price: String,
+    /// The product page, only when it is an http(s) address.
+    pub url: Option<String>,
+}
+
 pub struct MessageRow {
     pub role: &'static str,
     pub who: String,
+    pub cards: Vec<CardRow>,
+    /// How a reply ended, when it did not end naturally (`taken_over`, ...).
+    pub finish: Option<&'static str>,
     pub at: String,
     pub text: String,
     pub incomplete: bool,

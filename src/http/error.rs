@@ -61,6 +61,7 @@ api_codes! {
     SignInRequired => "sign_in_required", UNAUTHORIZED;
     CatalogApiDisabled => "catalog_api_disabled", FORBIDDEN;
     OriginNotAllowed => "origin_not_allowed", FORBIDDEN;
+    RoleTooLow => "role_too_low", FORBIDDEN;
     NotFound => "not_found", NOT_FOUND;
     UnknownStore => "unknown_store", NOT_FOUND;
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
