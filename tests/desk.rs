@@ -709,7 +709,13 @@ async fn the_history_filters_by_takeover_and_words_and_deletes_a_selection() {
     assert!(view.body.contains("Ada") && view.body.contains("Hello from the shop"));
     let page = t.owner.get(&format!("{list}?from=2099-01-01")).await;
     assert!(!page.body.contains(&lantern) && !page.body.contains(&taken));
-    for bad in ["language=xx", "from=2026-02-30", "taken_over=maybe"] {
+    let long = format!("q={}", "a".repeat(201));
+    for bad in [
+        "language=xx",
+        "from=2026-02-30",
+        "taken_over=maybe",
+        long.as_str(),
+    ] {
         assert_eq!(
             t.owner.get(&format!("{list}?{bad}")).await.status,
             400,

@@ -1137,20 +1137,22 @@ const ASKING_FOR_A_HUMAN: &[&str] = &[
 
 /// Whether a shopper's message asks for a person from the store.
 pub fn asks_for_human(text: &str) -> bool {
-    let lower = format!(" {} ", text.to_lowercase());
-    let spaced: String = lower
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == ' ' {
-                c
-            } else {
-                ' '
-            }
-        })
+    // Words separated by single spaces, lower case: phrases match on whole
+    // words by their boundaries.
+    let words: Vec<String> = text
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
         .collect();
-    ASKING_FOR_A_HUMAN
-        .iter()
-        .any(|phrase| spaced.contains(&format!(" {phrase} ")))
+    let spaced = words.join(" ");
+    ASKING_FOR_A_HUMAN.iter().any(|phrase| {
+        spaced.match_indices(phrase).any(|(at, _)| {
+            let end = at + phrase.len();
+            (at == 0 || spaced.as_bytes()[at - 1] == b' ')
+                && (end == spaced.len() || spaced.as_bytes()[end] == b' ')
+        })
+    })
 }
 
 #[cfg(test)]

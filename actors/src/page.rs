@@ -25,6 +25,16 @@ pub fn page_without_query(url: &str) -> Option<String> {
     Some(format!("{origin}{path}"))
 }
 
+/// The path of a kept page URL (`https://shop.example/tents/2p` →
+/// `/tents/2p`), as the desk and the dashboard list show it.
+pub fn path_of(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match after_scheme.find('/') {
+        Some(at) => after_scheme[at..].to_owned(),
+        None => "/".to_owned(),
+    }
+}
+
 /// The origin of an http(s) referrer (`https://search.example`).
 pub fn referrer_origin(url: &str) -> Option<String> {
     let page = page_without_query(url)?;
@@ -36,6 +46,12 @@ pub fn referrer_origin(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_shows_as_its_path() {
+        assert_eq!(path_of("https://shop.example/tents/2p"), "/tents/2p");
+        assert_eq!(path_of("https://shop.example"), "/");
+    }
 
     #[test]
     fn a_page_keeps_its_path_and_loses_query_fragment_and_credentials() {

@@ -35,9 +35,7 @@ fn time_of(ms: u64) -> String {
 
 /// The path of a page URL, or "".
 fn page_path(url: Option<&str>) -> String {
-    url.and_then(|u| u.split_once("://").map(|(_, rest)| rest))
-        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_owned()))
-        .unwrap_or_default()
+    url.map(mikabot_actors::page::path_of).unwrap_or_default()
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -61,6 +59,9 @@ pub struct ListQuery {
 /// Conversations a list request looks at at most (newest first) before it
 /// answers with what it found and a link to go on.
 const MAX_EXAMINED: usize = 2000;
+
+/// Longest free-text filter, in characters (the form's `maxlength`).
+const MAX_QUERY_CHARS: usize = 200;
 
 /// A list filter, checked.
 struct Filter {
@@ -88,6 +89,9 @@ impl Filter {
             "no" => Ok(Some(false)),
             _ => Err(DashError::BadForm),
         };
+        if query.q.chars().count() > MAX_QUERY_CHARS {
+            return Err(DashError::BadForm);
+        }
         Ok(Self {
             from_ms: day(&query.from, false)?,
             to_ms: day(&query.to, true)?,

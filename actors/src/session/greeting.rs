@@ -14,7 +14,7 @@ use crate::events::{ErrorCode, ErrorEvent, Hello, PROTOCOL_VERSION, ServerEvent}
 use crate::ids::{ConversationId, SessionId};
 use crate::language::Language;
 use crate::log::{ConversationMeta, now_ms};
-use crate::page::{page_without_query, referrer_origin};
+use crate::page::{page_without_query, path_of, referrer_origin};
 use crate::reply::short_id;
 use crate::store::GetProfile;
 
@@ -105,7 +105,7 @@ impl WidgetSession {
         let facts = ConversationFacts {
             conversation: conversation.meta.conversation,
             language: conversation.meta.language,
-            page_path: conversation.meta.page_url.as_deref().map(page_path),
+            page_path: conversation.meta.page_url.as_deref().map(path_of),
             device: conversation.meta.client.device.clone(),
             started_at_ms: conversation.meta.started_at_ms,
         };
@@ -187,15 +187,5 @@ impl WidgetSession {
             }
         };
         Conversation::resume(meta, stored)
-    }
-}
-
-/// The path of a stored page URL (`https://shop.example/tents/2p` →
-/// `/tents/2p`), for the desk's list.
-fn page_path(url: &str) -> String {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    match after_scheme.find('/') {
-        Some(at) => after_scheme[at..].to_owned(),
-        None => "/".to_owned(),
     }
 }
