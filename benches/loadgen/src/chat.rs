@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use mikabot_test_support::model::{FakeOpenAi, Shape, Timeline};
 use serde::Serialize;
 
+use crate::desk::{self, WatchersReport};
 use crate::report::{Counts, Summary, add, counts_text, secs, table};
 use crate::{
     Common, FRAME_LIMIT, Head, MANY_SESSIONS, QUESTIONS, RunInfo, Target, node, open_session, rig,
@@ -22,12 +23,18 @@ pub struct ChatOptions {
     /// How long shoppers keep asking; replies under way then finish.
     pub duration: Duration,
     pub shape: Shape,
+    /// Stores the shoppers are spread over (the demo store, then stores the
+    /// run creates with the demo catalog).
+    pub stores: usize,
+    /// Owners watching the live desk, spread over the stores.
+    pub watchers: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ChatReport {
     pub run: RunInfo,
     pub shoppers: usize,
+    pub stores: usize,
     pub connected: usize,
     pub model: Shape,
     pub duration_secs: f64,
@@ -52,6 +59,8 @@ pub struct ChatReport {
     /// one core: with both on one machine, they compete for its cores.
     pub load_generator_cpu_percent_of_one_core: Option<f64>,
     pub model_requests: u64,
+    /// What the owners watching saw (a run with watchers).
+    pub watchers: Option<WatchersReport>,
 }
 
 #[derive(Default)]
@@ -94,14 +103,28 @@ fn added(
     }
 }
 
+/// How a shopper runs.
+#[derive(Clone)]
+struct Asking {
+    model: Arc<FakeOpenAi>,
+    begin: tokio::time::Instant,
+    end: Instant,
+    /// Leave each reply's timeline for the watchers to read too.
+    share_timelines: bool,
+}
+
 async fn chat_shopper(
     index: usize,
     target: Target,
     source: IpAddr,
-    model: Arc<FakeOpenAi>,
-    begin: tokio::time::Instant,
-    end: Instant,
+    asking: Asking,
 ) -> ShopperResult {
+    let Asking {
+        model,
+        begin,
+        end,
+        share_timelines,
+    } = asking;
     let mut result = ShopperResult::default();
     let mut shopper = match open_session(&target, source).await {
         Ok(shopper) => shopper,
@@ -156,7 +179,12 @@ async fn chat_shopper(
         }
         result.replies += 1;
         result.tokens += received.len() as u64;
-        match model.take_timeline(tag) {
+        let timeline = if share_timelines {
+            model.timeline(tag)
+        } else {
+            model.take_timeline(tag)
+        };
+        match timeline {
             Some(timeline) => added(sent, &received, &timeline, &mut result),
             None => add(&mut result.errors, "untimed_reply".into()),
         }
@@ -166,7 +194,15 @@ async fn chat_shopper(
 }
 
 pub async fn chat(common: &Common, options: &ChatOptions) -> anyhow::Result<ChatReport> {
-    let mut rig = rig("chat", common, options.shape, MANY_SESSIONS).await?;
+    let mut env = MANY_SESSIONS.to_vec();
+    if options.watchers > 0 {
+        env.push(("MIKABOT__SERVER__PUBLIC_URL", desk::DASHBOARD_ORIGIN));
+    }
+    let mut rig = rig("chat", common, options.shape, &env).await?;
+    let stores = desk::store_ids(options.stores);
+    desk::create_stores(&rig.node, &stores).await?;
+    let cookies = desk::watcher_sessions(&rig.node, options.watchers).await?;
+    let targets = desk::targets(&rig.target, &rig.node, &stores);
     // Connect everyone first, then start asking together (each shopper at a
     // random point of the first reply's length, so tokens do not march in
     // step).
@@ -178,25 +214,33 @@ pub async fn chat(common: &Common, options: &ChatOptions) -> anyhow::Result<Chat
     let end = Instant::now() + connect_time + options.duration;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..options.shoppers {
-        let begin = start + stagger.mul_f64(fastrand::f64());
-        tasks.spawn(chat_shopper(
-            i,
-            rig.target.clone(),
-            source(common, i),
-            rig.model.clone(),
-            begin,
+        let asking = Asking {
+            model: rig.model.clone(),
+            begin: start + stagger.mul_f64(fastrand::f64()),
             end,
-        ));
+            share_timelines: options.watchers > 0,
+        };
+        let target = targets[i % targets.len()].clone();
+        tasks.spawn(chat_shopper(i, target, source(common, i), asking));
+    }
+    let mut watching = tokio::task::JoinSet::new();
+    for (i, cookie) in cookies.into_iter().enumerate() {
+        let store = stores[i % stores.len()].clone();
+        watching.spawn(desk::watcher(rig.node.addr, store, cookie, start, end));
     }
     tokio::time::sleep_until(start).await;
     let cpu_start = rig.node.cpu();
     let own_cpu_start = node::cpu_time(std::process::id());
     let measured_from = Instant::now();
     let mut results = Vec::with_capacity(options.shoppers);
+    let mut watched = Vec::with_capacity(options.watchers);
     let last_reply_limit = options.duration + Duration::from_secs(120);
     let all = async {
         while let Some(result) = tasks.join_next().await {
             results.push(result.context("a shopper task failed")?);
+        }
+        while let Some(result) = watching.join_next().await {
+            watched.push(result.context("a watcher task failed")?);
         }
         anyhow::Ok(())
     };
@@ -215,6 +259,8 @@ pub async fn chat(common: &Common, options: &ChatOptions) -> anyhow::Result<Chat
     let share = |cpu: Duration| (cpu.as_secs_f64() / elapsed.as_secs_f64() * 1000.0).round() / 10.0;
     rig.node.stop().await?;
     rig.model.stop().await;
+    let watchers =
+        (options.watchers > 0).then(|| desk::summarize(options.watchers, watched, &rig.model));
 
     let mut errors = Counts::new();
     let (mut per_token, mut first_token, mut acks) = (Vec::new(), Vec::new(), Vec::new());
@@ -234,6 +280,7 @@ pub async fn chat(common: &Common, options: &ChatOptions) -> anyhow::Result<Chat
     Ok(ChatReport {
         run: rig.info,
         shoppers: options.shoppers,
+        stores: stores.len(),
         connected,
         model: options.shape,
         duration_secs: secs(elapsed),
@@ -252,6 +299,7 @@ pub async fn chat(common: &Common, options: &ChatOptions) -> anyhow::Result<Chat
             .filter(|_| rig.node.measured_alone())
             .map(share),
         model_requests: rig.model.request_count(),
+        watchers,
     })
 }
 
@@ -263,42 +311,63 @@ impl ChatReport {
                 s.p50_us, s.p90_us, s.p99_us, s.max_us, s.count
             )
         };
+        let cpu = |share: Option<f64>| {
+            share.map_or("not measured".into(), |p| format!("{p:.1} % of one core"))
+        };
+        let mut rows = vec![
+            ("stores", self.stores.to_string()),
+            ("connected", self.connected.to_string()),
+            ("run", format!("{:.1} s", self.duration_secs)),
+            ("replies completed", self.replies_completed.to_string()),
+            ("tokens received", self.tokens_received.to_string()),
+            ("tokens per second", format!("{:.0}", self.tokens_per_sec)),
+            (
+                "mean concurrent streams",
+                format!("{:.1}", self.mean_concurrent_streams),
+            ),
+            ("added latency per token", us(&self.added_latency_per_token)),
+            (
+                "added time to first token",
+                us(&self.added_time_to_first_token),
+            ),
+            ("message to ack (stored)", us(&self.time_to_ack)),
+            ("errors", counts_text(&self.errors)),
+            ("node CPU", cpu(self.node_cpu_percent_of_one_core)),
+            (
+                "load generator CPU",
+                cpu(self.load_generator_cpu_percent_of_one_core),
+            ),
+        ];
+        if let Some(w) = &self.watchers {
+            rows.extend([
+                (
+                    "watchers connected",
+                    format!("{} of {}", w.connected, w.watchers),
+                ),
+                ("replies watched", w.replies_watched.to_string()),
+                ("watches begun mid-reply", w.joins_mid_reply.to_string()),
+                ("tokens to watchers", w.tokens_received.to_string()),
+                (
+                    "added latency per token, watchers",
+                    us(&w.added_latency_per_token),
+                ),
+                (
+                    "watchers dropped as too slow",
+                    w.dropped_as_too_slow.to_string(),
+                ),
+                ("watcher errors", counts_text(&w.errors)),
+            ]);
+        }
         table(
             &format!(
-                "chat: {} shoppers, model {} tok/s, {} tokens, first token after {} ms",
+                "chat: {} shoppers, {} watchers, model {} tok/s, {} tokens, first token after {} ms",
                 self.shoppers,
+                self.watchers.as_ref().map_or(0, |w| w.watchers),
                 self.model.tokens_per_sec,
                 self.model.reply_tokens,
                 self.model.ttft.as_millis()
             ),
-            &[
-                ("connected", self.connected.to_string()),
-                ("run", format!("{:.1} s", self.duration_secs)),
-                ("replies completed", self.replies_completed.to_string()),
-                ("tokens received", self.tokens_received.to_string()),
-                ("tokens per second", format!("{:.0}", self.tokens_per_sec)),
-                (
-                    "mean concurrent streams",
-                    format!("{:.1}", self.mean_concurrent_streams),
-                ),
-                ("added latency per token", us(&self.added_latency_per_token)),
-                (
-                    "added time to first token",
-                    us(&self.added_time_to_first_token),
-                ),
-                ("message to ack (stored)", us(&self.time_to_ack)),
-                ("errors", counts_text(&self.errors)),
-                (
-                    "node CPU",
-                    self.node_cpu_percent_of_one_core
-                        .map_or("not measured".into(), |p| format!("{p:.1} % of one core")),
-                ),
-                (
-                    "load generator CPU",
-                    self.load_generator_cpu_percent_of_one_core
-                        .map_or("not measured".into(), |p| format!("{p:.1} % of one core")),
-                ),
-            ],
+            &rows,
         )
     }
 }

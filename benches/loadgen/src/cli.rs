@@ -48,6 +48,14 @@ pub enum Scenario {
         shoppers: u64,
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
         duration_secs: u64,
+        /// Stores to spread the shoppers over: the demo store, then stores
+        /// the run creates with the demo catalog.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        stores: u64,
+        /// Owners watching the live desk (spread over the stores; each
+        /// follows one streaming reply after another).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+        watchers: u64,
     },
     /// SHOPPERS shoppers connect and send at once; report refusals by code
     /// and any acknowledged message that was lost.
@@ -241,12 +249,16 @@ pub fn main() -> anyhow::Result<()> {
                 shape,
                 shoppers,
                 duration_secs,
+                stores,
+                watchers,
                 ..
             } => {
                 let options = ChatOptions {
                     shoppers: shoppers as usize,
                     duration: Duration::from_secs(duration_secs),
                     shape: shape.shape(),
+                    stores: stores as usize,
+                    watchers: watchers as usize,
                 };
                 let report = crate::chat(&common, &options).await?;
                 ("chat", serde_json::to_value(&report)?, report.markdown())

@@ -15,6 +15,7 @@ pub mod burst;
 pub mod chat;
 pub mod cli;
 pub mod crash;
+pub mod desk;
 pub mod idle;
 pub mod node;
 pub mod relevance;

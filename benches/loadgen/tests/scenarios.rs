@@ -51,6 +51,8 @@ async fn chat_measures_every_token_against_the_models_own_timing() {
         shoppers: 8,
         duration: Duration::from_secs(1),
         shape: quick_model(),
+        stores: 1,
+        watchers: 0,
     };
     let report = loadgen::chat(&common(NodeChoice::InProcess), &options)
         .await
@@ -73,6 +75,49 @@ async fn chat_measures_every_token_against_the_models_own_timing() {
     assert!(latency.p50_us > 0.0 && latency.p50_us <= latency.p99_us);
     assert!(latency.p99_us <= latency.max_us);
     assert!(report.model_requests >= report.replies_completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_on_several_stores_get_every_live_token_measured() {
+    let options = ChatOptions {
+        shoppers: 6,
+        duration: Duration::from_secs(2),
+        shape: ModelShape {
+            // Replies long enough that a watcher moving on finds another
+            // one streaming.
+            reply_tokens: 40,
+            tokens_per_sec: 80.0,
+            ..quick_model()
+        },
+        stores: 2,
+        watchers: 2,
+    };
+    let report = loadgen::chat(&common(NodeChoice::InProcess), &options)
+        .await
+        .expect("the chat run completes");
+    assert_eq!(report.stores, 2);
+    assert_eq!(report.connected, 6);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        report.added_latency_per_token.count as u64,
+        report.tokens_received
+    );
+    let watchers = report.watchers.as_ref().expect("the watchers' figures");
+    assert_eq!(watchers.connected, 2);
+    assert!(watchers.errors.is_empty(), "{:?}", watchers.errors);
+    assert_eq!(watchers.dropped_as_too_slow, 0);
+    assert!(watchers.replies_watched >= 2, "{watchers:?}");
+    assert!(watchers.tokens_received > 0, "{watchers:?}");
+    // Each live token a watcher read was matched to the model's write.
+    assert_eq!(
+        watchers.added_latency_per_token.count as u64,
+        watchers.tokens_received
+    );
+    assert!(
+        report
+            .markdown()
+            .contains("| watchers connected | 2 of 2 |")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,6 +219,8 @@ async fn a_running_node_is_measured_through_its_address_and_the_model_port() {
         shoppers: 3,
         duration: Duration::from_millis(500),
         shape: quick_model(),
+        stores: 1,
+        watchers: 0,
     };
     let report = loadgen::chat(&common, &options)
         .await
@@ -208,6 +255,8 @@ async fn a_rate_limited_shopper_waits_as_told_instead_of_asking_again_at_once() 
         shoppers: 1,
         duration: Duration::from_secs(2),
         shape: quick_model(),
+        stores: 1,
+        watchers: 0,
     };
     let report = loadgen::chat(&common, &options)
         .await

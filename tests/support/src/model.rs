@@ -537,6 +537,12 @@ impl FakeOpenAi {
         self.shared.timelines.remove(&tag).map(|(_, t)| t)
     }
 
+    /// A copy of the timeline of the reply tagged `tag`, kept for other
+    /// readers (a shopper and the owners watching it measure one reply).
+    pub fn timeline(&self, tag: u64) -> Option<Timeline> {
+        self.shared.timelines.get(&tag).map(|t| t.clone())
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(false).await;
     }

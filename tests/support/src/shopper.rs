@@ -285,6 +285,11 @@ impl Shopper {
         }
     }
 
+    /// Sends one JSON frame.
+    pub async fn try_send_json(&mut self, frame: &Value) -> Result<(), Failure> {
+        self.try_send(Message::text(frame.to_string())).await
+    }
+
     /// Sends a shopper message.
     pub async fn try_message(&mut self, client_id: &str, text: &str) -> Result<(), Failure> {
         let frame = json!({"type": "message", "client_id": client_id, "text": text});
