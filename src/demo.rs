@@ -210,4 +210,26 @@ mod tests {
                 .all(|p| !p.brand.is_empty() && !p.description.is_empty())
         );
     }
+
+    #[test]
+    fn a_word_shared_with_another_category_does_not_outrank_the_product_asked_for() {
+        let id = StoreId::parse("demo").expect("valid");
+        let (profile, products) = demo_store(id, "http://127.0.0.1:8080").expect("loads");
+        let index = mikabot_actors::store::build_index(&profile, products);
+        for query in [
+            "I need a waterproof rain jacket under 100 euro",
+            "waterproof rain jacket",
+            "a waterproof jacket for hiking",
+            "waterproof jacket under 100 euro",
+            "rain jacket under 100",
+        ] {
+            let hits = index.find(query, mikabot_actors::language::Language::En, 5);
+            let categories: Vec<&str> = hits.iter().map(|h| h.product.category.as_str()).collect();
+            let names: Vec<&str> = hits.iter().map(|h| h.product.name.as_str()).collect();
+            assert!(
+                categories.len() == 5 && categories.iter().all(|c| *c == "Jackets & Coats"),
+                "{query:?}: {names:?} {categories:?}"
+            );
+        }
+    }
 }

@@ -162,6 +162,7 @@ async fn one_bad_row_changes_nothing_by_default() {
     assert_eq!(status, 422, "{report}");
     assert_eq!(report["error"]["code"], "rows_rejected");
     assert_eq!(report["imported"], 0);
+    assert_eq!(report["catalog_size"], 210, "the catalog as it stands");
     let rejected: Vec<(u64, String)> = report["rejected"]
         .as_array()
         .expect("rejections")
@@ -226,6 +227,7 @@ async fn a_partial_import_with_no_valid_row_leaves_the_catalog_as_it_was() {
         assert_eq!(report["error"]["code"], "no_valid_rows");
         assert_eq!(report["rejected_count"], 2);
         assert_eq!(report["imported"], 0);
+        assert_eq!(report["catalog_size"], 210, "the catalog as it stands");
     }
     let store = mikabot_actors::ids::StoreId::parse("demo").expect("valid");
     assert_eq!(app.storage().catalog(&store).expect("catalog").len(), 210);
@@ -554,4 +556,41 @@ fn a_short_operator_token_is_refused_at_start_up_and_a_token_file_is_read() {
         .expect("runs");
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("operator.api_token_file"));
+}
+
+#[actix_web::test]
+async fn prices_with_thousands_separators_import_and_ambiguous_ones_are_refused_with_the_reason() {
+    let app = node().await;
+    let expensive = "id,title,price,link\n\
+        e1,Espresso Machine Pro,\"1,249.00 EUR\",https://shop.example/e1\n\
+        e2,Espresso Machine Duo,\"1.249,00 €\",https://shop.example/e2\n\
+        e3,Roaster,\"2 499,50 EUR\",https://shop.example/e3\n"
+        .as_bytes()
+        .to_vec();
+    let (status, report) = send(&app, "POST", "", Some(TOKEN), expensive).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["imported"], 3);
+    let store = mikabot_actors::ids::StoreId::parse("demo").expect("valid");
+    let catalog = app.storage().catalog(&store).expect("catalog");
+    let price = |id: &str| {
+        catalog
+            .iter()
+            .find(|p| p.id.0 == id)
+            .map(|p| p.price.minor)
+            .expect("imported")
+    };
+    assert_eq!(
+        (price("e1"), price("e2"), price("e3")),
+        (124_900, 124_900, 249_950)
+    );
+
+    let ambiguous = "id,title,price,link\ne4,Grinder,\"1,249\",https://shop.example/e4\n"
+        .as_bytes()
+        .to_vec();
+    let (status, report) = send(&app, "POST", "", Some(TOKEN), ambiguous).await;
+    assert_eq!(status, 422, "{report}");
+    assert_eq!(report["rejected"][0]["field"], "price");
+    let reason = report["rejected"][0]["reason"].as_str().expect("a reason");
+    assert!(reason.contains("ambiguous"), "{reason}");
+    assert_eq!(report["catalog_size"], 213, "the catalog as it stands");
 }

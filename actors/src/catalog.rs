@@ -104,39 +104,145 @@ impl Money {
 
 /// Why a price text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("price {0:?} is not a non-negative decimal amount such as 49.95")]
-pub struct InvalidPrice(pub String);
+#[error("price {text:?} {problem}")]
+pub struct InvalidPrice {
+    pub text: String,
+    pub problem: PriceProblem,
+}
+
+/// What is wrong with a price text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PriceProblem {
+    #[error("is not a non-negative decimal amount such as 49.95, 1,249.00 or 1.249,00")]
+    NotAnAmount,
+    /// One `.` or `,` followed by exactly three digits: a thousands
+    /// separator (1,249 = 1249) or a decimal point (1,249 = 1.249).
+    #[error(
+        "is ambiguous: its one separator may mark thousands or decimals; write the decimals too (1,249.00 or 1.249,00) or no separator (1249)"
+    )]
+    Ambiguous,
+    #[error("has more decimals than its currency has")]
+    TooManyDecimals,
+    #[error("is too large")]
+    TooLarge,
+}
+
+/// Characters that only ever group thousands: spaces (plain, no-break,
+/// narrow no-break) and the apostrophe of Swiss prices.
+const GROUPING_ONLY: [char; 4] = [' ', '\u{a0}', '\u{202f}', '\''];
 
 impl Money {
-    /// Parses "49.95", "49,95" or "49" into minor units, exactly (no floats).
+    /// Parses a price into minor units, exactly (no floats): `49.95`,
+    /// `49,95`, `49`, and with thousands grouped as `1,249.00`,
+    /// `1.249,00`, `1 249,00`, `1'249.00` or `1,249,000`. Where both `.`
+    /// and `,` appear, the last is the decimal separator; one separator
+    /// repeated groups thousands. A single `.` or `,` followed by exactly
+    /// three digits (`1,249`) is refused as ambiguous, except in a currency
+    /// without minor units (it groups thousands) or with three (it marks
+    /// the decimals, as those currencies write them).
     pub fn parse(text: &str, currency: Currency) -> Result<Self, InvalidPrice> {
-        let bad = || InvalidPrice(text.to_owned());
+        let refuse = |problem| InvalidPrice {
+            text: text.to_owned(),
+            problem,
+        };
         let digits = currency.minor_digits() as usize;
         let trimmed = text.trim();
-        let (whole, fraction) = match trimmed.split_once(['.', ',']) {
-            Some((w, f)) => (w, f),
+        let is_mark = |c: char| c == '.' || c == ',';
+        if trimmed.is_empty()
+            || !trimmed
+                .chars()
+                .all(|c| c.is_ascii_digit() || is_mark(c) || GROUPING_ONLY.contains(&c))
+        {
+            return Err(refuse(PriceProblem::NotAnAmount));
+        }
+        let dots = trimmed.matches('.').count();
+        let commas = trimmed.matches(',').count();
+        // The decimal separator, if any, and where it is.
+        let decimal_at = match (dots, commas) {
+            (0, 0) => None,
+            (_, 0) | (0, _) => {
+                let (mark, count) = if dots > 0 { ('.', dots) } else { (',', commas) };
+                let at = trimmed.rfind(mark).unwrap_or(0);
+                let after = trimmed.len() - at - 1;
+                let grouped = trimmed.contains(GROUPING_ONLY);
+                if count > 1 || grouped && after == 3 {
+                    None
+                } else if after == 3 && digits != 3 {
+                    if digits == 0 {
+                        None
+                    } else {
+                        return Err(refuse(PriceProblem::Ambiguous));
+                    }
+                } else {
+                    Some(at)
+                }
+            }
+            _ => {
+                let last_dot = trimmed.rfind('.').unwrap_or(0);
+                let last_comma = trimmed.rfind(',').unwrap_or(0);
+                let (at, count) = if last_dot > last_comma {
+                    (last_dot, dots)
+                } else {
+                    (last_comma, commas)
+                };
+                if count > 1 {
+                    return Err(refuse(PriceProblem::NotAnAmount));
+                }
+                Some(at)
+            }
+        };
+        let (whole, fraction) = match decimal_at {
+            Some(at) => (&trimmed[..at], &trimmed[at + 1..]),
             None => (trimmed, ""),
         };
-        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty()
-            || !all_digits(whole)
-            || !all_digits(fraction)
-            || fraction.len() > digits
-        {
-            return Err(bad());
+        if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(refuse(PriceProblem::NotAnAmount));
         }
-        let whole: i64 = whole.parse().map_err(|_| bad())?;
+        if fraction.len() > digits {
+            return Err(refuse(PriceProblem::TooManyDecimals));
+        }
+        let whole = ungrouped(whole).ok_or_else(|| refuse(PriceProblem::NotAnAmount))?;
+        let too_large = || refuse(PriceProblem::TooLarge);
+        let whole: i64 = whole.parse().map_err(|_| too_large())?;
         let fraction: i64 = if fraction.is_empty() {
             0
         } else {
-            format!("{fraction:0<digits$}").parse().map_err(|_| bad())?
+            format!("{fraction:0<digits$}")
+                .parse()
+                .map_err(|_| refuse(PriceProblem::NotAnAmount))?
         };
         let minor = whole
             .checked_mul(10_i64.pow(digits as u32))
             .and_then(|m| m.checked_add(fraction))
-            .ok_or_else(bad)?;
+            .ok_or_else(too_large)?;
         Ok(Money { minor, currency })
     }
+}
+
+/// The digits of a whole part, its thousands grouped by one kind of
+/// separator (first group of one to three digits, then groups of three),
+/// or not grouped at all.
+fn ungrouped(whole: &str) -> Option<String> {
+    let mut separators = whole.chars().filter(|c| !c.is_ascii_digit());
+    let Some(separator) = separators.next() else {
+        return (!whole.is_empty()).then(|| whole.to_owned());
+    };
+    if separators.any(|c| c != separator) {
+        return None;
+    }
+    let mut groups = whole.split(separator);
+    let first = groups.next()?;
+    if first.is_empty() || first.len() > 3 {
+        return None;
+    }
+    let mut digits = first.to_owned();
+    for group in groups {
+        if group.len() != 3 {
+            return None;
+        }
+        digits.push_str(group);
+    }
+    Some(digits)
 }
 
 impl fmt::Display for Money {
@@ -366,9 +472,58 @@ mod tests {
         assert_eq!(Money::parse("49.95", eur).map(|m| m.minor), Ok(4995));
         assert_eq!(Money::parse("49,9", eur).map(|m| m.minor), Ok(4990));
         assert_eq!(Money::parse("12", eur).map(|m| m.minor), Ok(1200));
-        for bad in ["", "-1", "1.234", "1e3", "abc", "99999999999999999999"] {
+        for bad in ["", "-1", "1e3", "abc", "99999999999999999999"] {
             assert!(Money::parse(bad, eur).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn thousands_separators_are_read_where_they_are_unambiguous() {
+        let eur = Currency::parse("EUR").expect("EUR is known");
+        let jpy = Currency::parse("JPY").expect("JPY is known");
+        let minor = |text: &str, currency| Money::parse(text, currency).map(|m| m.minor);
+        for (text, expected) in [
+            ("1,249.00", 124_900),
+            ("1.249,00", 124_900),
+            ("1 249,00", 124_900),
+            ("1\u{202f}249,00", 124_900),
+            ("1'249.50", 124_950),
+            ("12,345,678.9", 1_234_567_890),
+            ("1.249.000", 124_900_000),
+            ("1,249,000", 124_900_000),
+            ("1 249", 124_900),
+            ("49,95", 4995),
+            ("1249", 124_900),
+        ] {
+            assert_eq!(minor(text, eur), Ok(expected), "{text:?}");
+        }
+        assert_eq!(
+            minor("1,249", jpy),
+            Ok(1249),
+            "no minor units: only thousands"
+        );
+        let problem = |text: &str| Money::parse(text, eur).map_err(|e| e.problem);
+        assert_eq!(problem("1,249"), Err(PriceProblem::Ambiguous));
+        assert_eq!(problem("1.234"), Err(PriceProblem::Ambiguous));
+        assert_eq!(problem("1.2345"), Err(PriceProblem::TooManyDecimals));
+        for malformed in [
+            "1,24.00",
+            "12,49,000",
+            "1.249.00,0,0",
+            "1 249.000,00",
+            ",50",
+            "1,,249",
+        ] {
+            assert_eq!(
+                problem(malformed),
+                Err(PriceProblem::NotAnAmount),
+                "{malformed:?}"
+            );
+        }
+        let message = Money::parse("1,249", eur)
+            .expect_err("ambiguous")
+            .to_string();
+        assert!(message.contains("\"1,249\" is ambiguous"), "{message}");
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub struct ImportReport {
     pub imported: usize,
     pub rejected_count: usize,
     pub rejected: Vec<Rejection>,
-    /// Products in the store's catalog afterwards.
+    /// Products in the store's catalog afterwards (after a refused import:
+    /// the catalog as it stands, unchanged).
     pub catalog_size: usize,
 }
 
@@ -88,11 +89,19 @@ pub async fn apply(
         rejected: parsed.rejected,
         catalog_size: 0,
     };
-    if mode == Mode::AllOrNothing && report.rejected_count > 0 {
-        return Err(ApplyError::Rejected(Box::new(report)));
-    }
-    if parsed.products.is_empty() {
-        return Err(ApplyError::NothingValid(Box::new(report)));
+    let refused = if mode == Mode::AllOrNothing && report.rejected_count > 0 {
+        Some(ApplyError::Rejected as fn(Box<ImportReport>) -> ApplyError)
+    } else if parsed.products.is_empty() {
+        Some(ApplyError::NothingValid as fn(Box<ImportReport>) -> ApplyError)
+    } else {
+        None
+    };
+    if let Some(refusal) = refused {
+        let store = profile.id.clone();
+        report.catalog_size = storage
+            .blocking(move |storage| storage.catalog_len(&store))
+            .await?;
+        return Err(refusal(Box::new(report)));
     }
     report.imported = parsed.products.len();
     let store = profile.id.clone();

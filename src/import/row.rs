@@ -98,13 +98,23 @@ fn split_price(text: &str) -> (String, Option<String>) {
             return (rest.trim().to_owned(), Some(code.to_owned()));
         }
     }
-    let numeric = |s: &str| s.starts_with(|c: char| c.is_ascii_digit());
-    let mut parts = text.split_whitespace();
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(a), Some(b), None) if numeric(a) => (a.to_owned(), Some(b.to_owned())),
-        (Some(a), Some(b), None) if numeric(b) => (b.to_owned(), Some(a.to_owned())),
-        _ => (text.to_owned(), None),
+    // A currency code before or after the amount ("1 249,00 EUR", "USD 12");
+    // the amount itself may hold spaces between its thousands.
+    let is_code = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphabetic());
+    let numeric = |s: &str| s.trim().starts_with(|c: char| c.is_ascii_digit());
+    if let Some((amount, code)) = text.rsplit_once(char::is_whitespace)
+        && is_code(code)
+        && numeric(amount)
+    {
+        return (amount.trim().to_owned(), Some(code.to_owned()));
     }
+    if let Some((code, amount)) = text.split_once(char::is_whitespace)
+        && is_code(code)
+        && numeric(amount)
+    {
+        return (amount.trim().to_owned(), Some(code.to_owned()));
+    }
+    (text.to_owned(), None)
 }
 
 fn in_stock(availability: &str) -> bool {
@@ -305,6 +315,13 @@ mod tests {
         assert_eq!(minor("7 XYZ").map_err(|e| e.0), Err("currency"));
         assert_eq!(minor("seven").map_err(|e| e.0), Err("price"));
         assert_eq!(minor("ten euro").map_err(|e| e.0), Err("price"));
+        assert_eq!(minor("1,249.00 EUR"), Ok((124_900, "EUR".into())));
+        assert_eq!(minor("1.249,00 €"), Ok((124_900, "EUR".into())));
+        assert_eq!(minor("1 249,00 EUR"), Ok((124_900, "EUR".into())));
+        assert_eq!(minor("USD 1,249.00"), Ok((124_900, "USD".into())));
+        let ambiguous = minor("1,249 EUR").expect_err("ambiguous");
+        assert_eq!(ambiguous.0, "price");
+        assert!(ambiguous.1.contains("ambiguous"), "{}", ambiguous.1);
     }
 
     #[test]

@@ -80,6 +80,22 @@ impl Storage {
         Ok(())
     }
 
+    /// How many products a store's catalog holds (keys counted, nothing
+    /// decoded).
+    pub fn catalog_len(&self, store: &StoreId) -> Result<usize, StorageError> {
+        let generation = self.generation(store)?;
+        let mut count = 0;
+        for key in self
+            .products
+            .scan_prefix(keys::generation(store, generation))
+            .keys()
+        {
+            key?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// A store's catalog, in product-id order.
     pub fn catalog(&self, store: &StoreId) -> Result<Vec<Product>, StorageError> {
         let generation = self.generation(store)?;

@@ -9,7 +9,7 @@
 //! completion of the last word being typed, or a spelling one edit away.
 //! Filters understood from the words (price, stock, category) apply exactly.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::catalog::Product;
@@ -32,6 +32,13 @@ const COMPOUND_FACTOR: f32 = 0.8;
 const PREFIX_FACTOR: f32 = 0.8;
 const TYPO_FACTOR: f32 = 0.6;
 const INFLECTION_FACTOR: f32 = 0.8;
+/// How much a product counts when the shopper named a kind of product
+/// (a word of some category) and this product is of none of the kinds
+/// named, in its category or its name: "waterproof rain jacket" must not
+/// list a waterproof speaker among the jackets because both are
+/// waterproof, while "sleeping bag" still finds the sleeping bags of the
+/// camping category although "bag" names the bags.
+const OFF_INTENT_FACTOR: f32 = 0.3;
 /// Longest ending an unmatched word may carry beyond an indexed term.
 const MAX_INFLECTION_LEN: usize = 3;
 /// Shortest word corrected for a typo, and shortest compound tail.
@@ -85,7 +92,19 @@ pub struct SearchIndex {
     synonyms: HashMap<String, Vec<String>>,
     /// Distinct categories with their stemmed words.
     categories: Vec<(String, Vec<String>)>,
+    /// Product (document) to its index in `categories` (`u32::MAX`: none).
+    category_of: Vec<u32>,
+    /// Product to the term ids of its name's words, sorted.
+    name_terms: Vec<Box<[u32]>>,
     minor_digits: u32,
+}
+
+/// The kinds of product a query names (see [`SearchIndex::intent`]).
+struct Intent {
+    /// Per category: named.
+    categories: Vec<bool>,
+    /// The term ids of the naming words.
+    terms: Vec<u32>,
 }
 
 /// A spelling bucket: the first (or last) two letters and the length.
@@ -214,6 +233,7 @@ impl SearchIndex {
         let mut variants_of: HashMap<Box<str>, Vec<u32>> = HashMap::new();
         let mut doc_len = Vec::with_capacity(products.len());
         let mut tf: Vec<(u32, f32)> = Vec::new();
+        let mut name_terms: Vec<Box<[u32]>> = Vec::with_capacity(products.len());
         for (doc, product) in products.iter().enumerate() {
             tf.clear();
             let mut len = 0.0;
@@ -247,6 +267,14 @@ impl SearchIndex {
                     }
                 }
             }
+            let mut in_name: Vec<u32> = tf
+                .iter()
+                .filter(|(_, weight)| *weight == NAME_WEIGHT)
+                .map(|(id, _)| *id)
+                .collect();
+            in_name.sort_unstable();
+            in_name.dedup();
+            name_terms.push(in_name.into_boxed_slice());
             tf.sort_unstable_by_key(|(id, _)| *id);
             // Doc numbers fit u32: catalogs are bounded far below 4 billion.
             let doc = doc as u32;
@@ -324,17 +352,23 @@ impl SearchIndex {
             }
         }
 
-        let mut seen = HashSet::new();
-        let categories = products
+        let mut category_ids: HashMap<&str, u32> = HashMap::new();
+        let mut categories: Vec<(String, Vec<String>)> = Vec::new();
+        let category_of = products
             .iter()
-            .filter(|p| !p.category.is_empty() && seen.insert(p.category.clone()))
             .map(|p| {
-                let folded = fold(&p.category);
-                let words = tokens(&folded)
-                    .filter(|t| !is_stopword(t))
-                    .map(|t| stemmers.stem(language, t))
-                    .collect();
-                (p.category.clone(), words)
+                if p.category.is_empty() {
+                    return u32::MAX;
+                }
+                *category_ids.entry(p.category.as_str()).or_insert_with(|| {
+                    let folded = fold(&p.category);
+                    let words = tokens(&folded)
+                        .filter(|t| !is_stopword(t))
+                        .map(|t| stemmers.stem(language, t))
+                        .collect();
+                    categories.push((p.category.clone(), words));
+                    categories.len() as u32 - 1
+                })
             })
             .collect();
         let minor_digits = products
@@ -355,6 +389,8 @@ impl SearchIndex {
             spelling,
             synonyms,
             categories,
+            category_of,
+            name_terms,
             minor_digits,
         }
     }
@@ -469,20 +505,73 @@ impl SearchIndex {
             })
             .filter(|w| w.upper > 0.0)
             .collect();
-        self.max_score(&mut cursors, filters, limit)
+        let intent = self.intent(&words, query_language);
+        self.max_score(&mut cursors, filters, intent.as_ref(), limit)
             .into_iter()
             .map(|(doc, score)| self.hit(doc, score))
             .collect()
+    }
+
+    /// The kinds of product the shopper named: the categories they used a
+    /// word of (`jacket` names "Jackets & Coats") and those words' terms.
+    /// `None` when they named none, or every category (a word all
+    /// categories share says nothing).
+    fn intent(&self, words: &[&str], query_language: Language) -> Option<Intent> {
+        if self.categories.len() < 2 {
+            return None;
+        }
+        let mut categories = vec![false; self.categories.len()];
+        let mut terms = Vec::new();
+        for word in words {
+            let stems = [
+                self.stemmers.stem(self.language, word),
+                self.stemmers.stem(query_language, word),
+            ];
+            let mut names_a_kind = false;
+            for (named, (_, needed)) in categories.iter_mut().zip(&self.categories) {
+                if needed.iter().any(|w| stems.contains(w)) {
+                    *named = true;
+                    names_a_kind = true;
+                }
+            }
+            if names_a_kind {
+                terms.extend(stems.iter().filter_map(|s| self.term_ids.get(s.as_str())));
+            }
+        }
+        let count = categories.iter().filter(|n| **n).count();
+        (count > 0 && count < categories.len()).then_some(Intent { categories, terms })
+    }
+
+    /// How much a document counts given the kinds of product named.
+    fn intent_factor(&self, intent: Option<&Intent>, doc: u32) -> f32 {
+        let Some(intent) = intent else { return 1.0 };
+        let category = self.category_of[doc as usize];
+        let in_named_category = intent
+            .categories
+            .get(category as usize)
+            .copied()
+            .unwrap_or(false);
+        let named_in_name = || {
+            let name = &self.name_terms[doc as usize];
+            intent.terms.iter().any(|t| name.binary_search(t).is_ok())
+        };
+        if in_named_category || named_in_name() {
+            1.0
+        } else {
+            OFF_INTENT_FACTOR
+        }
     }
 
     /// Exact top-`limit` by MaxScore, document at a time: once the
     /// `limit`-th best score exceeds what the words with the smallest upper
     /// bounds could add together, those words no longer propose candidates
     /// and are only probed (by skipping) for documents the others found.
+    /// The intent factor only lowers a score, so the bounds stay bounds.
     fn max_score(
         &self,
         words: &mut [WordCursor<'_>],
         filters: &Filters,
+        intent: Option<&Intent>,
         limit: usize,
     ) -> Vec<(u32, f32)> {
         if limit == 0 || words.is_empty() {
@@ -511,6 +600,7 @@ impl SearchIndex {
                 }
                 score += words[i].score_at(doc);
             }
+            score *= self.intent_factor(intent, doc);
             let full = top.len() == limit;
             if (!full || score > threshold) && (!filtered || self.passes(filters, doc)) {
                 if full {
@@ -743,6 +833,36 @@ mod tests {
         assert!(!apart("jacket", "jacket"));
         assert!(!apart("jacket", "jckit"));
         assert!(!apart("tent", "tents!!"));
+    }
+
+    #[test]
+    fn a_word_shared_across_kinds_ranks_the_named_kind_first() {
+        let products = vec![
+            product(
+                "s",
+                "Waterproof Rain Speaker",
+                "Audio",
+                "Waterproof Bluetooth speaker, plays on in the rain",
+                60,
+            ),
+            product(
+                "j",
+                "Shell Jacket",
+                "Jackets & Coats",
+                "Light, for rain",
+                90,
+            ),
+            product("k", "Down Jacket", "Jackets & Coats", "Warm", 150),
+            product("c", "Rain cover", "Bags", "Keeps a backpack dry", 15),
+        ];
+        let index = SearchIndex::build(products, Language::En);
+        // "waterproof" is everywhere in the speaker; "jacket" names a kind.
+        let hits = ids(index.find("waterproof rain jacket under 100 euro", Language::En, 3));
+        assert_eq!(hits.first().map(String::as_str), Some("j"), "{hits:?}");
+        // Without a kind named, the words alone rank.
+        let hits = ids(index.find("waterproof", Language::En, 3));
+        assert_eq!(hits.first().map(String::as_str), Some("s"), "{hits:?}");
+        assert_eq!(ids(index.find("speaker", Language::En, 3)), ["s"]);
     }
 
     #[test]
