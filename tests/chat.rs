@@ -213,3 +213,97 @@ async fn the_openai_path_streams_through_a_compatible_server() {
     );
     fake.stop().await;
 }
+
+/// The names the system prompt lists under their references, in order.
+fn listed_products(fake: &FakeOpenAi) -> Vec<String> {
+    let requests = fake.requests();
+    let system = requests.last().expect("a request").body["messages"][0]["content"]
+        .as_str()
+        .expect("a system prompt")
+        .to_owned();
+    system
+        .lines()
+        .filter_map(|line| line.strip_prefix("- [P"))
+        .map(|rest| {
+            let name = rest.split_once("] ").expect("a reference").1;
+            name.split(" | ").next().expect("a name").to_owned()
+        })
+        .collect()
+}
+
+async fn openai_app(fake: &FakeOpenAi) -> crate::helpers::TestApp {
+    let base_url = fake.base_url.clone();
+    spawn_app(|s| {
+        s.model.provider = mikabot::config::ProviderChoice::Openai;
+        s.model.base_url = base_url;
+        s.model.api_key = serde_json::from_value(json!("sk-test-key")).expect("secret");
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn cited_products_become_cards_and_no_reference_reaches_the_shopper() {
+    let fake = FakeOpenAi::start().await;
+    // References split across chunks, a list, and one to a product that was
+    // not retrieved.
+    fake.script([Behavior::reply(&[
+        "Take the navy one [",
+        "P",
+        "1] or these [P2, ",
+        "P3",
+        "]; not [P99]. Sizes [S, M] too.",
+    ])]);
+    let app = openai_app(&fake).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "a rain jacket please").await;
+    assert_eq!(reply.end["type"], "done", "{}", reply.end);
+    let shown = "Take the navy one or these; not. Sizes [S, M] too.";
+    assert_eq!(reply.text(), shown);
+    for token in &reply.tokens {
+        let text = token["text"].as_str().expect("text");
+        assert!(!text.contains("[P") && !text.ends_with('['), "{token}");
+    }
+    let listed = listed_products(&fake);
+    assert!(listed.len() >= 3, "{listed:?}");
+    let cards = reply.products.expect("cards");
+    let names: Vec<&str> = cards["cards"]
+        .as_array()
+        .expect("cards")
+        .iter()
+        .map(|c| c["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(
+        names,
+        [&listed[0], &listed[1], &listed[2]],
+        "cited, in order"
+    );
+    // The stored reply is what the shopper saw, with the cited cards.
+    let stored = app.stored_history(&ready);
+    let last = stored.last().expect("the reply");
+    assert_eq!(last.text, shown);
+    let stored_cards = last.reply.as_ref().map(|r| r.cards.len());
+    assert_eq!(stored_cards, Some(3));
+}
+
+#[actix_web::test]
+async fn a_model_that_paraphrases_a_name_and_cites_nothing_still_gets_its_card() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([Behavior::reply(&[
+        "The navy ",
+        "Nordwind rain jacket",
+        " keeps you dry.",
+    ])]);
+    let app = openai_app(&fake).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "a rain jacket please").await;
+    assert_eq!(reply.end["type"], "done", "{}", reply.end);
+    assert!(
+        listed_products(&fake).contains(&"Nordwind Rain Jacket Navy".to_owned()),
+        "retrieved"
+    );
+    let cards = reply.products.expect("a card from the paraphrase");
+    assert_eq!(cards["cards"][0]["name"], "Nordwind Rain Jacket Navy");
+    assert_eq!(cards["cards"].as_array().map(Vec::len), Some(1));
+}

@@ -173,7 +173,7 @@ fn conversation_of(ready: &Value) -> String {
 }
 
 fn words(count: usize) -> Vec<String> {
-    (0..count).map(|i| format!("w{i} ")).collect()
+    (0..count).map(|i| format!(" w{i}")).collect()
 }
 
 /// Collects a reply's `tokens` frames until `reply_done`; checks that they

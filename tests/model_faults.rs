@@ -143,7 +143,7 @@ async fn a_stalled_stream_times_out_into_an_error() {
 #[actix_web::test]
 async fn a_slow_stream_arrives_whole_and_in_order() {
     let fake = FakeOpenAi::start().await;
-    let tokens: Vec<String> = (0..20).map(|i| format!("t{i} ")).collect();
+    let tokens: Vec<String> = (0..20).map(|i| format!(" t{i}")).collect();
     fake.script([Behavior::Stream {
         tokens: tokens.clone(),
         delay: Duration::from_millis(20),

@@ -15,7 +15,7 @@ async fn node_on(fake: &FakeOpenAi) -> TestApp {
 }
 
 fn words(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("w{i} ")).collect()
+    (0..n).map(|i| format!(" w{i}")).collect()
 }
 
 fn slow_reply(n: usize, delay_ms: u64) -> Behavior {

@@ -19,7 +19,7 @@ const SHOPPERS: usize = 50;
 const SHUTDOWN_TIMEOUT_SECS: u64 = 3;
 
 fn words(prefix: &str, count: usize) -> Vec<String> {
-    (0..count).map(|i| format!("{prefix}{i} ")).collect()
+    (0..count).map(|i| format!(" {prefix}{i}")).collect()
 }
 
 #[actix_web::test]

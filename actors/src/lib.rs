@@ -3,6 +3,7 @@
 //! JSON wire format and no database; the `mikabot` crate supplies those.
 
 pub mod catalog;
+pub mod cite;
 pub mod desk;
 pub mod events;
 pub mod ids;

@@ -75,8 +75,10 @@ impl Prompt {
         let _ = writeln!(
             s,
             "Always answer in {}. Be brief and friendly. Recommend only products from the list \
-             below and mention each recommended product by its exact name. Never invent \
-             products, prices or links. If nothing fits, say so and ask a clarifying question.",
+             below. Right after the name of each product you recommend, write its reference \
+             from the list, for example: Nordwind Rain Jacket [P1]. The shopper sees a card for \
+             each product you cite and never sees the references. Never invent products, \
+             prices or links. If nothing fits, say so and ask a clarifying question.",
             self.language.english_name()
         );
         let _ = writeln!(
@@ -96,7 +98,7 @@ impl Prompt {
             let _ = writeln!(s, "\nNo products matched this question.");
         } else {
             let _ = writeln!(s, "\nProducts matching this question:");
-            for p in &self.products {
+            for (n, p) in self.products.iter().enumerate() {
                 let stock = if p.in_stock {
                     "in stock"
                 } else {
@@ -104,8 +106,13 @@ impl Prompt {
                 };
                 let _ = writeln!(
                     s,
-                    "- {} | {} | {} | {} | {}",
-                    p.name, p.brand, p.category, p.price, stock
+                    "- [P{}] {} | {} | {} | {} | {}",
+                    n + 1,
+                    p.name,
+                    p.brand,
+                    p.category,
+                    p.price,
+                    stock
                 );
                 let description: String = p.description.chars().take(240).collect();
                 if !description.is_empty() {

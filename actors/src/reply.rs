@@ -18,6 +18,7 @@ use tracing::Instrument;
 use actix::Addr;
 
 use crate::catalog::ProductCard;
+use crate::cite::Citations;
 use crate::desk::{DeskEvent, Watcher};
 use crate::ids::{ConversationId, MessageId, StoreId};
 use crate::language::Language;
@@ -26,7 +27,7 @@ use crate::metrics::{FinishLabel, Metrics, ReasonLabel};
 use crate::model::{ChatModel, FinishReason, ModelChunk, ModelError, Usage};
 use crate::prompt::{Prompt, Role, Turn, bounded_history, estimated_tokens};
 use crate::provider::{Chosen, Models};
-use crate::search::analysis::fold;
+use crate::search::analysis::{fold, is_stopword, tokens};
 use crate::store::{FindProducts, StoreCatalog};
 use crate::tasks::Tasks;
 
@@ -434,6 +435,8 @@ struct Recorder {
     /// not one), and what the provider said the request cost.
     streamed: u64,
     usage: Option<Usage>,
+    /// Takes the product references out of the model's text.
+    citations: Citations,
 }
 
 impl Recorder {
@@ -568,6 +571,7 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
         recorded: false,
         streamed: 0,
         usage: None,
+        citations: Citations::new(),
     };
     let outcome = tokio::select! {
         outcome = generate(&job, &chosen, &mut probe, &prompt, feed, &mut recorder) => outcome,
@@ -618,7 +622,7 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
         }
         Ok(finish) => {
             in_flight.finish = finish.as_str();
-            let cards = recommended_cards(&prompt, &recorder.text);
+            let cards = reply_cards(&prompt, &recorder.text, recorder.citations.cited());
             let stored = recorder
                 .record_durably(ReplyOutcome {
                     finish: Some(finish),
@@ -750,12 +754,17 @@ async fn attempt_once(
         .await
         .map_err(|_| ModelError::Timeout)??;
     let mut finish = None;
+    // A retry starts over: nothing of a failed attempt was shown.
+    recorder.citations = Citations::new();
     loop {
         let next = tokio::time::timeout(idle, stream.next())
             .await
             .map_err(|_| ModelError::Timeout)?;
         match next {
             Some(Ok(ModelChunk::Text(text))) => {
+                // References and the space before them never reach the
+                // shopper; a chunk that was only that is not a token.
+                let text = recorder.citations.push(&text);
                 if text.is_empty() {
                     continue;
                 }
@@ -773,16 +782,48 @@ async fn attempt_once(
             Some(Ok(ModelChunk::Usage(usage))) => recorder.usage = Some(usage),
             Some(Err(error)) => return Err(error),
             None => {
-                return finish.ok_or_else(|| {
+                let finish = finish.ok_or_else(|| {
                     ModelError::unavailable("the stream ended without a finish reason")
-                });
+                })?;
+                let rest = recorder.citations.finish();
+                if !rest.is_empty() {
+                    recorder.text.push_str(&rest);
+                    feed.emit(ReplyEvent::Token {
+                        seq: *seq,
+                        text: rest,
+                    })
+                    .await;
+                    *seq += 1;
+                }
+                return Ok(finish);
             }
         }
     }
 }
 
-/// Cards for the retrieved products the reply names, in the order it names
-/// them. Built from catalog records only.
+/// The cards of a finished reply, built from catalog records only: the
+/// products it cited by reference, in the order it cited them (a reference
+/// to a product not retrieved for the turn is no card); from a model that
+/// cites nothing, the products it names (see [`recommended_cards`]).
+pub fn reply_cards(prompt: &Prompt, reply: &str, cited: &[usize]) -> Vec<ProductCard> {
+    if cited.is_empty() {
+        return recommended_cards(prompt, reply);
+    }
+    let mut cards: Vec<ProductCard> = Vec::new();
+    for product in cited
+        .iter()
+        .filter_map(|n| n.checked_sub(1).and_then(|i| prompt.products.get(i)))
+    {
+        if !cards.iter().any(|c| c.id == product.id) {
+            cards.push(product.card());
+        }
+    }
+    cards
+}
+
+/// Products named in a reply whose model does not cite: by exact name, in
+/// the order the reply names them; failing that, by most of their name's
+/// words (a paraphrase: "the navy Nordwind rain jacket"), the closest few.
 pub fn recommended_cards(prompt: &Prompt, reply: &str) -> Vec<ProductCard> {
     let folded_reply = fold(reply);
     let mut found: Vec<(usize, ProductCard)> = prompt
@@ -793,8 +834,55 @@ pub fn recommended_cards(prompt: &Prompt, reply: &str) -> Vec<ProductCard> {
             folded_reply.find(&name).map(|at| (at, p.card()))
         })
         .collect();
+    if found.is_empty() {
+        return paraphrased(prompt, &folded_reply);
+    }
     found.sort_by_key(|(at, _)| *at);
     found.into_iter().map(|(_, card)| card).collect()
+}
+
+/// Share of a product's name words a paraphrase must use.
+const PARAPHRASE_COVERAGE: f32 = 0.75;
+/// Most cards found by paraphrase.
+const MAX_PARAPHRASED: usize = 3;
+
+fn paraphrased(prompt: &Prompt, folded_reply: &str) -> Vec<ProductCard> {
+    let singular = |w: &str| {
+        w.strip_suffix('s')
+            .filter(|s| s.len() >= 3)
+            .unwrap_or(w)
+            .to_owned()
+    };
+    let said: Vec<String> = tokens(folded_reply).map(singular).collect();
+    let mut scored: Vec<(f32, usize, ProductCard)> = prompt
+        .products
+        .iter()
+        .filter_map(|p| {
+            let name = fold(&p.name);
+            let words: Vec<String> = tokens(&name)
+                .filter(|w| w.len() >= 3 && !is_stopword(w))
+                .map(singular)
+                .collect();
+            if words.len() < 2 {
+                return None;
+            }
+            let positions: Vec<usize> = words
+                .iter()
+                .filter_map(|w| said.iter().position(|s| s == w))
+                .collect();
+            let coverage = positions.len() as f32 / words.len() as f32;
+            let first = positions.iter().min().copied()?;
+            (coverage >= PARAPHRASE_COVERAGE).then(|| (coverage, first, p.card()))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let best = scored.first().map_or(0.0, |s| s.0);
+    scored
+        .into_iter()
+        .filter(|s| s.0 >= best)
+        .take(MAX_PARAPHRASED)
+        .map(|(_, _, card)| card)
+        .collect()
 }
 
 #[cfg(test)]

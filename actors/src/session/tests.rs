@@ -126,8 +126,8 @@ impl ChatModel for NotingModel {
         let pause = *self.pause.lock().expect("lock");
         let panics = self.panic_once.swap(false, Ordering::SeqCst);
         let chunks = futures_util::stream::iter([
-            ModelChunk::Text("Here ".into()),
-            ModelChunk::Text("you are.".into()),
+            ModelChunk::Text("Here".into()),
+            ModelChunk::Text(" you are.".into()),
             ModelChunk::Finished(FinishReason::Stop),
         ])
         .enumerate()
@@ -431,7 +431,7 @@ async fn a_reply_task_that_panics_ends_its_reply_and_frees_the_session() {
         .iter()
         .find(|m| m.role == Role::Assistant && m.reply.as_ref().is_some_and(|r| r.incomplete))
         .expect("the partial reply is stored");
-    assert_eq!(partial.text, "Here ");
+    assert_eq!(partial.text, "Here");
 }
 
 #[actix_rt::test]
@@ -546,7 +546,7 @@ async fn a_takeover_stops_the_reply_and_the_agent_answers_until_hand_back() {
         .find(|m| m.role == Role::Assistant)
         .cloned()
         .expect("the partial reply is stored");
-    assert_eq!(partial.text, "Here ");
+    assert_eq!(partial.text, "Here");
     let outcome = partial.reply.expect("a reply");
     assert!(outcome.incomplete);
     assert_eq!(outcome.finish, Some(FinishReason::TakenOver));
