@@ -307,3 +307,44 @@ async fn a_model_that_paraphrases_a_name_and_cites_nothing_still_gets_its_card()
     assert_eq!(cards["cards"][0]["name"], "Nordwind Rain Jacket Navy");
     assert_eq!(cards["cards"].as_array().map(Vec::len), Some(1));
 }
+
+#[actix_web::test]
+async fn a_wrong_price_in_a_reply_is_corrected_before_it_ends() {
+    let fake = FakeOpenAi::start().await;
+    fake.script([Behavior::reply(&[
+        "This one [P1] costs",
+        " only 1.50 euro",
+        " and is in stock.",
+    ])]);
+    let app = openai_app(&fake).await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    let ready = shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "a rain jacket please").await;
+    assert_eq!(reply.end["type"], "done", "{}", reply.end);
+    let listed = listed_products(&fake);
+    let store = mikabot_actors::ids::StoreId::parse("demo").expect("valid");
+    let catalog = app.storage().catalog(&store).expect("catalog");
+    let first = catalog
+        .iter()
+        .find(|p| p.name == listed[0])
+        .expect("the cited product");
+    let mut expected = format!(
+        "This one costs only 1.50 euro and is in stock.\n\nCorrection: {} costs {}.",
+        first.name, first.price
+    );
+    if !first.in_stock {
+        expected.push_str(&format!(
+            " Correction: {} is out of stock at the moment.",
+            first.name
+        ));
+    }
+    assert_eq!(reply.text(), expected);
+    let cards = reply.products.expect("the cited card");
+    assert_eq!(cards["cards"][0]["name"], first.name.as_str());
+    assert_eq!(app.stored_history(&ready).last().expect("reply").text, expected);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("mikabot_replies_corrected_total{reason=\"price\"} 1"),
+        "{metrics}"
+    );
+}

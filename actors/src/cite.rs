@@ -92,6 +92,11 @@ pub struct Citations {
     /// From a `[` on: what may become a reference.
     held: String,
     cited: Vec<usize>,
+    /// Each citation as it came: the reference number and the byte offset
+    /// in the shown text where it stood.
+    places: Vec<(usize, usize)>,
+    /// Bytes shown before the current push.
+    shown: usize,
 }
 
 impl Citations {
@@ -105,6 +110,7 @@ impl Citations {
         for c in text.chars() {
             self.feed(c, &mut out);
         }
+        self.shown += out.len();
         out
     }
 
@@ -112,6 +118,7 @@ impl Citations {
     pub fn finish(&mut self) -> String {
         let mut out = std::mem::take(&mut self.spaces);
         out.push_str(&std::mem::take(&mut self.held));
+        self.shown += out.len();
         out
     }
 
@@ -119,6 +126,12 @@ impl Citations {
     /// first, each once.
     pub fn cited(&self) -> &[usize] {
         &self.cited
+    }
+
+    /// Every citation in order: its reference number and where it stood in
+    /// the shown text (a byte offset).
+    pub fn places(&self) -> &[(usize, usize)] {
+        &self.places
     }
 
     fn feed(&mut self, c: char, out: &mut String) {
@@ -130,7 +143,11 @@ impl Citations {
                     self.held.clear();
                     // The space before a reference goes with it.
                     self.spaces.clear();
+                    let at = self.shown + out.len();
                     for n in numbers {
+                        if self.places.len() < MAX_CITED * 4 {
+                            self.places.push((n, at));
+                        }
                         if !self.cited.contains(&n) && self.cited.len() < MAX_CITED {
                             self.cited.push(n);
                         }
@@ -214,6 +231,17 @@ mod tests {
         }
         assert_eq!(through(&["[[P1] nested"]).1, vec![1]);
         assert_eq!(through(&["odd [P1 stays"]).1, Vec::<usize>::new());
+    }
+
+    #[test]
+    fn each_citation_knows_where_it_stood_in_the_shown_text() {
+        let mut citations = Citations::new();
+        let mut shown = citations.push("The kettle [P");
+        shown.push_str(&citations.push("2] costs 49 euro, the mill [P1]."));
+        shown.push_str(&citations.finish());
+        assert_eq!(shown, "The kettle costs 49 euro, the mill.");
+        assert_eq!(citations.places(), [(2, 10), (1, 34)]);
+        assert_eq!(&shown[..10], "The kettle");
     }
 
     #[test]

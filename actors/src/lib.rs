@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod cite;
+pub mod claims;
 pub mod desk;
 pub mod events;
 pub mod ids;

@@ -122,6 +122,9 @@ pub struct Metrics {
     pub handbacks: Family<ReasonLabel, Counter>,
     /// Conversations whose shopper asked for a person.
     pub humans_requested: Counter,
+    /// Replies that ended with a correction of what they stated, by what
+    /// was wrong (`price`, `stock`).
+    pub replies_corrected: Family<ReasonLabel, Counter>,
     pub stores: Gauge,
     /// Replies the offline responder gave instead of the provider, by
     /// reason (`budget`, `breaker`).
@@ -161,6 +164,7 @@ impl Default for Metrics {
             takeovers: Counter::default(),
             handbacks: Family::default(),
             humans_requested: Counter::default(),
+            replies_corrected: Family::default(),
             stores: Gauge::default(),
             replies_degraded: Family::default(),
             model_breaker: Family::default(),
@@ -269,6 +273,11 @@ impl Metrics {
             "humans_requested",
             "Conversations whose shopper asked for a person",
             self.humans_requested.clone(),
+        );
+        registry.register(
+            "replies_corrected",
+            "Replies that ended with a correction of a price or stock they stated, by what was wrong",
+            self.replies_corrected.clone(),
         );
         registry.register("stores", "Stores served by this node", self.stores.clone());
         registry.register(

@@ -19,6 +19,7 @@ use actix::Addr;
 
 use crate::catalog::ProductCard;
 use crate::cite::Citations;
+use crate::claims;
 use crate::desk::{DeskEvent, Watcher};
 use crate::ids::{ConversationId, MessageId, StoreId};
 use crate::language::Language;
@@ -785,9 +786,20 @@ async fn attempt_once(
                 let finish = finish.ok_or_else(|| {
                     ModelError::unavailable("the stream ended without a finish reason")
                 })?;
-                let rest = recorder.citations.finish();
+                let mut rest = recorder.citations.finish();
+                recorder.text.push_str(&rest);
+                let cited = cited_places(prompt, &recorder.text, &recorder.citations);
+                if let Some(correction) = claims::check(&recorder.text, &cited, prompt.language) {
+                    for claim in &correction.claims {
+                        let reason = ReasonLabel {
+                            reason: claim.as_str(),
+                        };
+                        job.metrics.replies_corrected.get_or_create(&reason).inc();
+                    }
+                    recorder.text.push_str(&correction.text);
+                    rest.push_str(&correction.text);
+                }
                 if !rest.is_empty() {
-                    recorder.text.push_str(&rest);
                     feed.emit(ReplyEvent::Token {
                         seq: *seq,
                         text: rest,
@@ -799,6 +811,36 @@ async fn attempt_once(
             }
         }
     }
+}
+
+/// The products a reply cites, each with where it stood in the text; from
+/// a model that cites nothing, the one product it names, if it names one.
+fn cited_places(
+    prompt: &Prompt,
+    text: &str,
+    citations: &Citations,
+) -> Vec<(Arc<crate::catalog::Product>, usize)> {
+    let cited: Vec<_> = citations
+        .places()
+        .iter()
+        .filter_map(|(n, at)| {
+            let product = prompt.products.get(n.checked_sub(1)?)?;
+            Some((Arc::clone(product), *at))
+        })
+        .collect();
+    if !cited.is_empty() || !citations.cited().is_empty() {
+        return cited;
+    }
+    let cards = recommended_cards(prompt, text);
+    let [card] = cards.as_slice() else {
+        return Vec::new();
+    };
+    prompt
+        .products
+        .iter()
+        .find(|p| p.id == card.id)
+        .map(|p| vec![(Arc::clone(p), text.find(p.name.as_str()).unwrap_or(0))])
+        .unwrap_or_default()
 }
 
 /// The cards of a finished reply, built from catalog records only: the
