@@ -41,11 +41,9 @@ pub struct Correction {
 
 /// Currency marks before an amount (`€89`, `EUR 89`).
 const BEFORE: &[&str] = &["€", "$", "£", "eur", "usd", "gbp", "chf"];
-/// Currency marks after an amount (`89 €`, `89 euro`).
-const AFTER: &[&str] = &[
-    "€", "$", "£", "eur", "euro", "euros", "usd", "dollar", "dollars", "gbp", "pound", "pounds",
-    "chf", "franken",
-];
+/// Currency marks after an amount (`89 €`, `89 euro`): the ones shoppers'
+/// price bounds understand.
+const AFTER: &[&str] = crate::search::query::CURRENCY;
 /// Words that say "available now", per language (lower case).
 const IN_STOCK: &[&str] = &[
     "in stock",

@@ -110,7 +110,7 @@ const AND: &[&str] = &[
 /// Words that may stand between a bound and its number ("onder de 30").
 const ARTICLES: &[&str] = &["the", "de", "les", "die", "den", "los", "i", "le"];
 /// Currency words and symbols around a number.
-const CURRENCY: &[&str] = &[
+pub(crate) const CURRENCY: &[&str] = &[
     "€", "eur", "euro", "euros", "$", "usd", "dollar", "dollars", "£", "gbp", "pound", "pounds",
     "chf", "franken",
 ];
