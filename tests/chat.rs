@@ -341,7 +341,10 @@ async fn a_wrong_price_in_a_reply_is_corrected_before_it_ends() {
     assert_eq!(reply.text(), expected);
     let cards = reply.products.expect("the cited card");
     assert_eq!(cards["cards"][0]["name"], first.name.as_str());
-    assert_eq!(app.stored_history(&ready).last().expect("reply").text, expected);
+    assert_eq!(
+        app.stored_history(&ready).last().expect("reply").text,
+        expected
+    );
     let metrics = app.metrics().await;
     assert!(
         metrics.contains("mikabot_replies_corrected_total{reason=\"price\"} 1"),
