@@ -44,6 +44,9 @@ const BEFORE: &[&str] = &["€", "$", "£", "eur", "usd", "gbp", "chf"];
 /// Currency marks after an amount (`89 €`, `89 euro`): the ones shoppers'
 /// price bounds understand.
 const AFTER: &[&str] = crate::search::query::CURRENCY;
+/// Characters on either side of a number looked at for its currency mark
+/// (longer than the longest mark and the character after it).
+const MARK_WINDOW: usize = 10;
 /// Words that say "available now", per language (lower case).
 const IN_STOCK: &[&str] = &[
     "in stock",
@@ -158,8 +161,11 @@ fn stated_prices(reply: &str) -> Vec<Stated<'_>> {
         {
             end += 1;
         }
-        let before = reply[..start].trim_end().to_lowercase();
-        let after = reply[end..].trim_start().to_lowercase();
+        // Only the few characters around the number can be its mark.
+        let before = reply[..start].trim_end();
+        let before = before[last_chars(before, MARK_WINDOW)..].to_lowercase();
+        let after = reply[end..].trim_start();
+        let after = after[..first_chars(after, MARK_WINDOW)].to_lowercase();
         let marked_before = BEFORE.iter().any(|m| {
             before.ends_with(m)
                 && before[..before.len() - m.len()]
@@ -183,6 +189,19 @@ fn stated_prices(reply: &str) -> Vec<Stated<'_>> {
         i = end.max(start + 1);
     }
     found
+}
+
+/// Where the last `n` characters of `text` start.
+fn last_chars(text: &str, n: usize) -> usize {
+    text.char_indices()
+        .rev()
+        .nth(n.saturating_sub(1))
+        .map_or(0, |(at, _)| at)
+}
+
+/// Where the first `n` characters of `text` end.
+fn first_chars(text: &str, n: usize) -> usize {
+    text.char_indices().nth(n).map_or(text.len(), |(at, _)| at)
 }
 
 /// The byte range of the sentence holding `at` (a `.` between digits ends

@@ -765,7 +765,7 @@ async fn attempt_once(
             Some(Ok(ModelChunk::Text(text))) => {
                 // References and the space before them never reach the
                 // shopper; a chunk that was only that is not a token.
-                let text = recorder.citations.push(&text);
+                let text = recorder.citations.push(text);
                 if text.is_empty() {
                     continue;
                 }

@@ -89,19 +89,24 @@ pub async fn apply(
         rejected: parsed.rejected,
         catalog_size: 0,
     };
-    let refused = if mode == Mode::AllOrNothing && report.rejected_count > 0 {
-        Some(ApplyError::Rejected as fn(Box<ImportReport>) -> ApplyError)
-    } else if parsed.products.is_empty() {
-        Some(ApplyError::NothingValid as fn(Box<ImportReport>) -> ApplyError)
-    } else {
-        None
-    };
-    if let Some(refusal) = refused {
+    let rejected = mode == Mode::AllOrNothing && report.rejected_count > 0;
+    if rejected || parsed.products.is_empty() {
+        // The refusal and its rows matter more than the count: a failed
+        // count is logged and the refusal still answered.
         let store = profile.id.clone();
-        report.catalog_size = storage
+        match storage
             .blocking(move |storage| storage.catalog_len(&store))
-            .await?;
-        return Err(refusal(Box::new(report)));
+            .await
+        {
+            Ok(size) => report.catalog_size = size,
+            Err(error) => tracing::warn!(%error, "catalog size of a refused import not read"),
+        }
+        let report = Box::new(report);
+        return Err(if rejected {
+            ApplyError::Rejected(report)
+        } else {
+            ApplyError::NothingValid(report)
+        });
     }
     report.imported = parsed.products.len();
     let store = profile.id.clone();

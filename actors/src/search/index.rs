@@ -244,7 +244,12 @@ impl SearchIndex {
                 (product.description.as_str(), DESCRIPTION_WEIGHT),
             ];
             let tags = product.tags.iter().map(|t| (t.as_str(), CATEGORY_WEIGHT));
-            for (text, weight) in fields.into_iter().chain(tags) {
+            // The name comes first: its terms are `tf[..name_end]`.
+            let mut name_end = 0;
+            for (field, (text, weight)) in fields.into_iter().chain(tags).enumerate() {
+                if field == 1 {
+                    name_end = tf.len();
+                }
                 let folded = fold(text);
                 for token in tokens(&folded) {
                     len += weight;
@@ -267,11 +272,7 @@ impl SearchIndex {
                     }
                 }
             }
-            let mut in_name: Vec<u32> = tf
-                .iter()
-                .filter(|(_, weight)| *weight == NAME_WEIGHT)
-                .map(|(id, _)| *id)
-                .collect();
+            let mut in_name: Vec<u32> = tf[..name_end].iter().map(|(id, _)| *id).collect();
             in_name.sort_unstable();
             in_name.dedup();
             name_terms.push(in_name.into_boxed_slice());
