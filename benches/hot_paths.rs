@@ -43,6 +43,7 @@ fn prompt() -> Prompt {
         instructions: profile.instructions,
         language: Language::En,
         products: products.into_iter().take(6).map(Arc::new).collect(),
+        passages: Vec::new(),
         history: bounded_history(&history, 2000),
         message: "Which of these is the warmest?".into(),
     }

@@ -34,6 +34,10 @@ pub enum Command {
     /// Import a catalog feed into a store, on a stopped node (directly into
     /// its data directory) or a running one (with --url).
     Import(ImportArgs),
+    /// Replay a store's golden conversations on a running node and print
+    /// each result with what changed since the last run; fails when one
+    /// fails.
+    Golden(GoldenArgs),
     /// Create a node operator account (lists and suspends accounts), on a
     /// stopped node. The password is read from standard input.
     CreateOperator(AccountArgs),
@@ -59,6 +63,17 @@ pub enum Command {
 pub struct BackupArgs {
     /// The directory to save the backup in (created; must hold no backup).
     pub dir: PathBuf,
+    /// The running node, like http://127.0.0.1:8080 (default: this
+    /// configuration's port on 127.0.0.1).
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GoldenArgs {
+    /// The store whose golden conversations to replay.
+    #[arg(long)]
+    pub store: String,
     /// The running node, like http://127.0.0.1:8080 (default: this
     /// configuration's port on 127.0.0.1).
     #[arg(long)]
@@ -226,6 +241,86 @@ pub async fn create_store(settings: &Settings, args: StoreArgs) -> anyhow::Resul
 }
 
 /// Runs `mikabot import`.
+/// A store's API token from the environment, or the operator token.
+fn store_token(settings: &Settings, flag: &str) -> anyhow::Result<String> {
+    // Never an argument: other users of the machine read argv.
+    std::env::var(STORE_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| {
+            (!settings.operator.api_token.is_empty())
+                .then(|| settings.operator.api_token.expose().to_owned())
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "{flag} needs a token: the store's API token in {STORE_TOKEN_ENV} (created in \
+                 the dashboard), or the operator token in MIKABOT__OPERATOR__API_TOKEN or \
+                 operator.api_token_file"
+            )
+        })
+}
+
+/// `mikabot golden`: replays a store's golden conversations through a
+/// running node's API and prints the results.
+pub async fn golden(settings: &Settings, args: GoldenArgs) -> anyhow::Result<()> {
+    let store =
+        StoreId::parse(&args.store).map_err(|e| anyhow!("--store {:?}: {e}", args.store))?;
+    let token = store_token(settings, "mikabot golden")?;
+    let url = args
+        .url
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", settings.server.port));
+    let endpoint = format!("{}/v1/stores/{store}/golden/run", url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&endpoint)
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .with_context(|| format!("asking {endpoint}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .with_context(|| format!("reading the answer of {endpoint}"))?;
+    if !status.is_success() {
+        bail!(
+            "the node refused the replay ({status}): {}",
+            body["error"]["message"]
+        );
+    }
+    for result in body["results"].as_array().into_iter().flatten() {
+        let mark = if result["passed"] == true {
+            "pass"
+        } else {
+            "FAIL"
+        };
+        println!("{mark}  {}", result["question"].as_str().unwrap_or(""));
+        for check in result["checks"].as_array().into_iter().flatten() {
+            if check["passed"] != true {
+                println!(
+                    "      {}: {}",
+                    check["what"].as_str().unwrap_or(""),
+                    check["detail"].as_str().unwrap_or("")
+                );
+            }
+        }
+        if let Some(error) = result["error"].as_str() {
+            println!("      the model failed: {error}");
+        }
+        for change in result["changes"].as_array().into_iter().flatten() {
+            println!("      changed: {}", change.as_str().unwrap_or(""));
+        }
+    }
+    let (passed, failed) = (&body["passed"], &body["failed"]);
+    println!(
+        "{passed} passed, {failed} failed (model: {})",
+        body["model"].as_str().unwrap_or("")
+    );
+    if failed.as_u64().unwrap_or(0) > 0 {
+        bail!("{failed} golden conversations failed");
+    }
+    Ok(())
+}
+
 pub async fn import(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
     let mode = if args.partial {
         Mode::Partial
@@ -241,22 +336,7 @@ pub async fn import(settings: &Settings, args: ImportArgs) -> anyhow::Result<()>
         StoreId::parse(&args.store).map_err(|e| anyhow!("--store {:?}: {e}", args.store))?;
     match args.url {
         Some(url) => {
-            // Never an argument: other users of the machine read argv. A
-            // store's own API token (MIKABOT_TOKEN) or the operator token.
-            let token = std::env::var(STORE_TOKEN_ENV)
-                .ok()
-                .filter(|t| !t.trim().is_empty())
-                .or_else(|| {
-                    (!settings.operator.api_token.is_empty())
-                        .then(|| settings.operator.api_token.expose().to_owned())
-                })
-                .ok_or_else(|| {
-                    anyhow!(
-                        "--url needs a token: the store's API token in {STORE_TOKEN_ENV} (created in \
-                         the dashboard), or the operator token in MIKABOT__OPERATOR__API_TOKEN or \
-                         operator.api_token_file"
-                    )
-                })?;
+            let token = store_token(settings, "--url")?;
             let body = std::fs::read(&args.file)
                 .with_context(|| format!("reading {}", args.file.display()))?;
             let mode = if args.partial {

@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import(args) => mikabot::cli::import(&settings, args).await,
+        Command::Golden(args) => mikabot::cli::golden(&settings, args).await,
         Command::CreateOperator(args) => mikabot::cli::create_account(&settings, args, true).await,
         Command::CreateOwner(args) => mikabot::cli::create_account(&settings, args, false).await,
         Command::CreateStore(args) => mikabot::cli::create_store(&settings, args).await,

@@ -232,6 +232,54 @@ const CASES: &[Case] = &[
     ),
     case(
         "GET",
+        "/dashboard/stores/{store}/knowledge",
+        "/dashboard/stores/{store}/knowledge",
+        &[],
+    ),
+    case(
+        "POST",
+        "/dashboard/stores/{store}/knowledge",
+        "/dashboard/stores/{store}/knowledge",
+        &[
+            ("title", "FAQ"),
+            ("slug", "faq"),
+            ("editing", "1"),
+            ("url", ""),
+            ("body", "Overwritten"),
+        ],
+    ),
+    case(
+        "GET",
+        "/dashboard/stores/{store}/knowledge/{slug}",
+        "/dashboard/stores/{store}/knowledge/{slug}",
+        &[],
+    ),
+    case(
+        "POST",
+        "/dashboard/stores/{store}/knowledge/{slug}/delete",
+        "/dashboard/stores/{store}/knowledge/{slug}/delete",
+        &[],
+    ),
+    case(
+        "GET",
+        "/dashboard/stores/{store}/golden",
+        "/dashboard/stores/{store}/golden",
+        &[],
+    ),
+    case(
+        "POST",
+        "/dashboard/stores/{store}/golden",
+        "/dashboard/stores/{store}/golden",
+        &[("list", "[]")],
+    ),
+    case(
+        "POST",
+        "/dashboard/stores/{store}/golden/run",
+        "/dashboard/stores/{store}/golden/run",
+        &[],
+    ),
+    case(
+        "GET",
         "/dashboard/stores/{store}/settings",
         "/dashboard/stores/{store}/settings",
         &[],
@@ -454,6 +502,19 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
         .to_owned();
     let conversation_id = mikabot_actors::ids::ConversationId::parse(&conversation).expect("an id");
 
+    // A knowledge page and a golden list, for their routes.
+    let faq = mikabot_actors::knowledge::Page {
+        slug: "faq".into(),
+        title: "FAQ".into(),
+        body: "Victim answers".into(),
+        url: String::new(),
+        updated_ms: 1,
+    };
+    storage.save_page(&id, &faq).expect("page");
+    let goldens: Vec<mikabot_actors::golden::Golden> =
+        serde_json::from_str(r#"[{"question": "a tent"}]"#).expect("golden");
+    storage.put_goldens(&id, &goldens).expect("goldens");
+
     let profile_before = storage.store(&id).expect("read");
     let invitations_before = storage.invitations(&id).expect("invitations");
     let members_before = storage.members(&id).expect("members");
@@ -464,6 +525,7 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
             .replace("{token}", &token)
             .replace("{invitation}", &invitation)
             .replace("{conversation}", &conversation)
+            .replace("{slug}", "faq")
             .replace(
                 "{account}",
                 &if path.contains("/operator/") {
@@ -545,9 +607,15 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
                     assert!(!page.body.contains(secret), "{what} leaks {secret}");
                 }
                 // Another owner, on their own store with this store's ids.
-                if ["{token}", "{account}", "{invitation}", "{conversation}"]
-                    .iter()
-                    .any(|p| case.path.contains(p))
+                if [
+                    "{token}",
+                    "{account}",
+                    "{invitation}",
+                    "{conversation}",
+                    "{slug}",
+                ]
+                .iter()
+                .any(|p| case.path.contains(p))
                 {
                     armed(&mut stranger).await;
                     let page = send(
@@ -610,6 +678,16 @@ async fn no_route_lets_another_owner_a_lower_role_or_a_stranger_reach_a_store() 
         "the pending invitation stands"
     );
     assert_eq!(storage.tokens(&id).expect("tokens"), tokens_before);
+    assert_eq!(
+        storage.pages(&id).expect("pages"),
+        vec![faq],
+        "the page stands"
+    );
+    assert_eq!(
+        storage.goldens(&id).expect("goldens"),
+        goldens,
+        "the list stands"
+    );
     assert!(
         storage.catalog(&id).expect("catalog").is_empty(),
         "no catalog was uploaded"

@@ -10,6 +10,8 @@ mod config_cli;
 mod dashboard;
 mod dashboard_isolation;
 mod desk;
+mod golden;
+mod knowledge;
 mod lifecycle;
 mod limits;
 mod logs;

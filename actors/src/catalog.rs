@@ -36,6 +36,9 @@ const CURRENCIES: &[(&str, u32)] = &[
 pub struct UnknownCurrency(pub String);
 
 impl Currency {
+    /// The euro (the first entry of the table).
+    pub const EUR: Currency = Currency(*b"EUR");
+
     pub fn parse(code: &str) -> Result<Self, UnknownCurrency> {
         let upper = code.trim().to_ascii_uppercase();
         CURRENCIES

@@ -1,8 +1,9 @@
-//! Product references in a streamed reply. The model sees each product
-//! retrieved for the turn with a short reference (`[P1]`, `[P2]`, …) and
-//! cites what it recommends by reference; [`Citations`] takes the
-//! references out of the text as it streams, so the shopper never sees one,
-//! not even half of one, and remembers which products were cited.
+//! Product and source references in a streamed reply. The model sees each
+//! product retrieved for the turn with a short reference (`[P1]`, `[P2]`,
+//! …) and each passage of the shop's own pages with one (`[S1]`, …), and
+//! cites by reference; [`Citations`] takes the references out of the text
+//! as it streams, so the shopper never sees one, not even half of one, and
+//! remembers which products and sources were cited.
 //!
 //! Only a `[` can start a reference, so text without one passes through at
 //! once. From a `[` on, characters are held until they make a reference
@@ -18,13 +19,15 @@ const MAX_HELD: usize = 40;
 /// The most references one reply records.
 const MAX_CITED: usize = 32;
 
-/// A reference's text: `[P3]`, `[p3]`, `[ P3 ]`, `[P1, P4]`, `[P1,P4]`.
+/// A reference's text: `[P3]`, `[p3]`, `[ P3 ]`, `[P1, P4]`, `[P1,P4]`,
+/// `[S2]`, `[P1, S2]`.
 #[derive(Debug, PartialEq, Eq)]
 enum Shape {
     /// Could still become a reference.
     Prefix,
-    /// A whole reference, with the numbers it names (1-based).
-    Complete(Vec<usize>),
+    /// A whole reference, with the numbers it names (1-based), each with
+    /// whether it names a source (`S`) rather than a product (`P`).
+    Complete(Vec<(bool, usize)>),
     /// Cannot become one.
     Not,
 }
@@ -32,9 +35,9 @@ enum Shape {
 fn shape(held: &str) -> Shape {
     #[derive(Clone, Copy, PartialEq)]
     enum At {
-        /// After `[` or `,`: spaces, then `P`.
+        /// After `[` or `,`: spaces, then `P` or `S`.
         BeforeP,
-        /// After `P`: the first digit.
+        /// After `P` or `S`: the first digit.
         AfterP,
         /// In the digits.
         Digits(usize),
@@ -48,10 +51,14 @@ fn shape(held: &str) -> Shape {
     let mut at = At::BeforeP;
     let mut numbers = Vec::new();
     let mut number = 0_usize;
+    let mut source = false;
     for c in chars {
         at = match (at, c) {
             (At::BeforeP, ' ') => At::BeforeP,
-            (At::BeforeP, 'P' | 'p') => At::AfterP,
+            (At::BeforeP, 'P' | 'p' | 'S' | 's') => {
+                source = matches!(c, 'S' | 's');
+                At::AfterP
+            }
             (At::AfterP, '0'..='9') => {
                 number = c as usize - '0' as usize;
                 At::Digits(1)
@@ -62,19 +69,19 @@ fn shape(held: &str) -> Shape {
             }
             (At::Digits(_) | At::AfterDigits, ' ') => {
                 if let At::Digits(_) = at {
-                    numbers.push(number);
+                    numbers.push((source, number));
                 }
                 At::AfterDigits
             }
             (At::Digits(_) | At::AfterDigits, ',') => {
                 if let At::Digits(_) = at {
-                    numbers.push(number);
+                    numbers.push((source, number));
                 }
                 At::BeforeP
             }
             (At::Digits(_) | At::AfterDigits, ']') => {
                 if let At::Digits(_) = at {
-                    numbers.push(number);
+                    numbers.push((source, number));
                 }
                 return Shape::Complete(numbers);
             }
@@ -92,7 +99,9 @@ pub struct Citations {
     /// From a `[` on: what may become a reference.
     held: String,
     cited: Vec<usize>,
-    /// Each citation as it came: the reference number and the byte offset
+    /// The sources (passages of the shop's pages) cited, the same way.
+    sources: Vec<usize>,
+    /// Each product citation as it came: the reference number and the byte offset
     /// in the shown text where it stood.
     places: Vec<(usize, usize)>,
     /// Bytes shown before the current push.
@@ -138,7 +147,13 @@ impl Citations {
         &self.cited
     }
 
-    /// Every citation in order: its reference number and where it stood in
+    /// The sources cited so far: 1-based `[S…]` numbers, first first, each
+    /// once.
+    pub fn sources(&self) -> &[usize] {
+        &self.sources
+    }
+
+    /// Every product citation in order: its reference number and where it stood in
     /// the shown text (a byte offset).
     pub fn places(&self) -> &[(usize, usize)] {
         &self.places
@@ -154,7 +169,13 @@ impl Citations {
                     // The space before a reference goes with it.
                     self.spaces.clear();
                     let at = self.shown + out.len();
-                    for n in numbers {
+                    for (source, n) in numbers {
+                        if source {
+                            if !self.sources.contains(&n) && self.sources.len() < MAX_CITED {
+                                self.sources.push(n);
+                            }
+                            continue;
+                        }
                         if self.places.len() < MAX_CITED * 4 {
                             self.places.push((n, at));
                         }
@@ -214,6 +235,22 @@ mod tests {
         assert_eq!(
             through(&["Both [P1, P3] and [p4,P1] and [ P12 ] work"]),
             ("Both and and work".into(), vec![1, 3, 4, 12])
+        );
+    }
+
+    #[test]
+    fn source_references_are_taken_out_and_kept_apart_from_products() {
+        let mut citations = Citations::new();
+        let mut shown = citations.push("Returns are free within 30 days [S".into());
+        shown.push_str(&citations.push("2]. The jacket [P1, s1] too.".into()));
+        shown.push_str(&citations.finish());
+        assert_eq!(shown, "Returns are free within 30 days. The jacket too.");
+        assert_eq!(citations.cited(), [1]);
+        assert_eq!(citations.sources(), [2, 1]);
+        // Other letters stay text.
+        assert_eq!(
+            through(&["Size [M1] fits"]),
+            ("Size [M1] fits".into(), vec![])
         );
     }
 

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::catalog::Product;
+use crate::knowledge::Passage;
 use crate::language::Language;
 
 /// Who said a turn.
@@ -35,6 +36,9 @@ pub struct Prompt {
     /// Retrieved for this turn, best first. The only products the model may
     /// recommend, and the only ones that can become cards.
     pub products: Vec<Arc<Product>>,
+    /// Passages of the shop's own pages retrieved for this turn (a question
+    /// about the shop), best first; cited as `[S1]`, ….
+    pub passages: Vec<Arc<Passage>>,
     /// Earlier turns, oldest first, already bounded.
     pub history: Vec<Turn>,
     /// The shopper's newest message.
@@ -93,6 +97,25 @@ impl Prompt {
                 "\nInstructions from the store owner:\n{}",
                 self.instructions.trim()
             );
+        }
+        if !self.passages.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nFrom the store's own pages (answer questions about the store from these \
+                 only, and write the reference right after what you took from one, for \
+                 example: Returns are free within 30 days [S1]):"
+            );
+            for (n, p) in self.passages.iter().enumerate() {
+                let place = if p.heading.is_empty() {
+                    p.title.clone()
+                } else {
+                    format!("{} > {}", p.title, p.heading)
+                };
+                let _ = writeln!(s, "- [S{}] {}", n + 1, place);
+                for line in p.text.lines() {
+                    let _ = writeln!(s, "  {line}");
+                }
+            }
         }
         if self.products.is_empty() {
             let _ = writeln!(s, "\nNo products matched this question.");

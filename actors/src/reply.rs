@@ -136,6 +136,7 @@ impl ReplyJob {
             instructions: found.profile.instructions.clone(),
             language: self.language,
             products: found.hits.into_iter().map(|hit| hit.product).collect(),
+            passages: found.passages.into_iter().map(|hit| hit.passage).collect(),
             // A restricted conversation's earlier messages stay out of
             // every prompt; when that cannot be read, they stay out too.
             history: if self

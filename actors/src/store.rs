@@ -23,17 +23,25 @@ use dashmap::DashMap;
 
 use crate::catalog::{Product, StoreProfile};
 use crate::ids::StoreId;
+use crate::knowledge::{self, Knowledge, Page, PassageHit};
 use crate::language::Language;
 use crate::search::{Hit, SearchIndex};
 
-/// Reads a store's catalog from storage; it runs on a blocking thread, at
-/// start and at every restart.
-pub type CatalogLoader = Arc<dyn Fn() -> Result<Vec<Product>, String> + Send + Sync>;
+/// What a store actor serves: its catalog and its knowledge pages.
+pub struct StoreContent {
+    pub products: Vec<Product>,
+    pub pages: Vec<Page>,
+}
 
-/// Holds one store's catalog and answers product searches.
+/// Reads a store's catalog and pages from storage; it runs on a blocking
+/// thread, at start and at every restart.
+pub type CatalogLoader = Arc<dyn Fn() -> Result<StoreContent, String> + Send + Sync>;
+
+/// Holds one store's catalog and knowledge and answers searches.
 pub struct StoreCatalog {
     profile: Arc<StoreProfile>,
     index: Arc<SearchIndex>,
+    knowledge: Arc<Knowledge>,
     /// Where the catalog comes from, at start and at every restart.
     loader: Option<CatalogLoader>,
     /// The catalog is to be loaded when the actor (re)starts.
@@ -55,6 +63,7 @@ impl StoreCatalog {
     pub fn new(profile: StoreProfile, products: Vec<Product>) -> Self {
         let index = build_index(&profile, products);
         Self {
+            knowledge: Arc::new(Knowledge::build(&[], profile.default_language)),
             profile: Arc::new(profile),
             index: Arc::new(index),
             loader: None,
@@ -73,6 +82,7 @@ impl StoreCatalog {
         stores.readiness.loading.fetch_add(1, Ordering::SeqCst);
         Self {
             index: Arc::new(build_index(&profile, Vec::new())),
+            knowledge: Arc::new(Knowledge::build(&[], profile.default_language)),
             profile: Arc::new(profile),
             loader: Some(load),
             load_due: true,
@@ -125,7 +135,11 @@ impl Actor for StoreCatalog {
         let profile = Arc::clone(&self.profile);
         let build = async move {
             tokio::task::spawn_blocking(move || {
-                load().map(|products| (products.len(), build_index(&profile, products)))
+                load().map(|content| {
+                    let knowledge = Knowledge::build(&content.pages, profile.default_language);
+                    let products = content.products.len();
+                    (products, build_index(&profile, content.products), knowledge)
+                })
             })
             .await
             .map_err(|e| format!("the index build stopped: {e}"))?
@@ -135,8 +149,9 @@ impl Actor for StoreCatalog {
             build
                 .into_actor(self)
                 .map(move |built, act, _| match built {
-                    Ok((products, index)) => {
+                    Ok((products, index, knowledge)) => {
                         act.index = Arc::new(index);
+                        act.knowledge = Arc::new(knowledge);
                         tracing::info!(store = %act.profile.id, products, "store ready");
                         if counted {
                             readiness.loaded();
@@ -162,11 +177,14 @@ pub struct FindProducts {
     pub limit: usize,
 }
 
-/// The answer to [`FindProducts`]: the store's current profile and the hits.
+/// The answer to [`FindProducts`]: the store's current profile, the
+/// product hits, and the passages of its pages that answer a question
+/// about the shop (asked as one, or matching no product).
 #[derive(Debug, Clone)]
 pub struct Found {
     pub profile: Arc<StoreProfile>,
     pub hits: Vec<Hit>,
+    pub passages: Vec<PassageHit>,
 }
 
 impl Handler<FindProducts> for StoreCatalog {
@@ -176,20 +194,30 @@ impl Handler<FindProducts> for StoreCatalog {
         #[cfg(test)]
         let panics = std::mem::take(&mut self.panic_next_search);
         let index = Arc::clone(&self.index);
-        let hits = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let knowledge = Arc::clone(&self.knowledge);
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             #[cfg(test)]
             assert!(!panics, "a bug in the search");
-            index.find(&msg.query, msg.language, msg.limit)
+            let hits = index.find(&msg.query, msg.language, msg.limit);
+            let passages = if !knowledge.is_empty()
+                && (hits.is_empty() || knowledge::asks_about_the_shop(&msg.query))
+            {
+                knowledge.find(&msg.query, msg.language, knowledge::PASSAGES_PER_TURN)
+            } else {
+                Vec::new()
+            };
+            (hits, passages)
         }));
-        let hits = hits.unwrap_or_else(|_| {
+        let (hits, passages) = found.unwrap_or_else(|_| {
             tracing::error!(store = %self.profile.id, "a search panicked; the store restarts");
             // The supervisor restarts the actor with its catalog reloaded.
             ctx.stop();
-            Vec::new()
+            (Vec::new(), Vec::new())
         });
         MessageResult(Found {
             profile: Arc::clone(&self.profile),
             hits,
+            passages,
         })
     }
 }
@@ -214,6 +242,21 @@ impl Handler<InstallCatalog> for StoreCatalog {
             readiness.recovered(&self.profile.id);
         }
         self.index.len()
+    }
+}
+
+/// Installs a store's knowledge, built from its pages off the actor's
+/// thread; answers how many passages it holds.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct InstallKnowledge(pub Knowledge);
+
+impl Handler<InstallKnowledge> for StoreCatalog {
+    type Result = usize;
+
+    fn handle(&mut self, msg: InstallKnowledge, _: &mut Context<Self>) -> usize {
+        self.knowledge = Arc::new(msg.0);
+        self.knowledge.len()
     }
 }
 
@@ -381,7 +424,10 @@ mod tests {
         let load: CatalogLoader = Arc::new(move || {
             // Holds the load until the test has sent its search.
             let _ = wait.lock().expect("lock").recv();
-            Ok(vec![tent()])
+            Ok(StoreContent {
+                products: vec![tent()],
+                pages: Vec::new(),
+            })
         });
         let actor = StoreCatalog::loading(profile("s"), load, &stores).start();
         stores.insert(StoreId::parse("s").expect("valid"), actor.clone());
@@ -395,6 +441,51 @@ mod tests {
         let found = find.await.expect("the actor answers");
         assert_eq!(found.hits.len(), 1, "the search saw the loaded catalog");
         assert_eq!(stores.loaded(), Ok(()));
+    }
+
+    #[actix_rt::test]
+    async fn questions_about_the_shop_get_passages_of_its_pages_beside_products() {
+        let stores = Stores::default();
+        let load: CatalogLoader = Arc::new(|| {
+            Ok(StoreContent {
+                products: vec![tent()],
+                pages: vec![Page {
+                    slug: "returns".into(),
+                    title: "Returns".into(),
+                    body: "Return any tent within 30 days for a full refund.".into(),
+                    url: String::new(),
+                    updated_ms: 0,
+                }],
+            })
+        });
+        let actor = StoreCatalog::loading(profile("s"), load, &stores).start();
+        let ask = |query: &str| FindProducts {
+            query: query.into(),
+            language: Language::En,
+            limit: 5,
+        };
+        let found = actor
+            .send(ask("can I return a tent?"))
+            .await
+            .expect("answers");
+        assert_eq!(found.hits.len(), 1);
+        assert_eq!(found.passages.len(), 1, "asked about returns");
+        let found = actor.send(ask("an alpine tent")).await.expect("answers");
+        assert_eq!((found.hits.len(), found.passages.len()), (1, 0));
+        // Pages replaced later: the new ones answer.
+        let knowledge = Knowledge::build(&[], Language::En);
+        assert_eq!(
+            actor
+                .send(InstallKnowledge(knowledge))
+                .await
+                .expect("answers"),
+            0
+        );
+        let found = actor
+            .send(ask("can I return a tent?"))
+            .await
+            .expect("answers");
+        assert!(found.passages.is_empty());
     }
 
     #[actix_rt::test]
@@ -448,7 +539,10 @@ mod tests {
         let counted = Arc::clone(&loads);
         let load: CatalogLoader = Arc::new(move || {
             counted.fetch_add(1, Ordering::SeqCst);
-            Ok(vec![tent()])
+            Ok(StoreContent {
+                products: vec![tent()],
+                pages: Vec::new(),
+            })
         });
         let catalog = StoreCatalog::loading(profile("s"), load, &stores);
         let actor = actix::Supervisor::start(move |_| catalog);

@@ -247,6 +247,54 @@ page!(Tokens, "tokens.html" {
     token_name: String,
     errors: Errors,
 });
+pub struct KnowledgeRow {
+    pub slug: String,
+    pub title: String,
+    pub url: String,
+    pub updated: String,
+    pub size: String,
+    pub passages: usize,
+}
+
+/// The page being written or edited.
+#[derive(Default)]
+pub struct KnowledgeForm {
+    /// Empty for a new page (made from the title).
+    pub slug: String,
+    pub title: String,
+    pub url: String,
+    pub body: String,
+    /// Whether this edits an existing page (its slug is then fixed).
+    pub editing: bool,
+}
+
+page!(KnowledgePage, "knowledge.html" {
+    store: StoreHead,
+    pages: Vec<KnowledgeRow>,
+    form: KnowledgeForm,
+    errors: Errors,
+    max_pages: usize,
+    max_kib: usize,
+});
+pub struct GoldenRow {
+    pub question: String,
+    pub passed: bool,
+    /// The failed checks, in words.
+    pub failed: Vec<String>,
+    pub cards: String,
+    pub answer: String,
+    pub changes: Vec<String>,
+}
+
+page!(GoldenPage, "golden.html" {
+    store: StoreHead,
+    list: String,
+    count: usize,
+    last_run: String,
+    rows: Vec<GoldenRow>,
+    passed: usize,
+    errors: Errors,
+});
 page!(Invite, "invite.html" { token: String, store_name: String, role: &'static str, email: String, signed_in: bool });
 page!(ConsentPage, "consent.html" { back: String, functional: bool, analytics: bool, decided: Option<String>, version: u32 });
 

@@ -271,6 +271,9 @@ pub(crate) async fn save_profile(
             .blocking(move |storage| storage.catalog(&id))
             .await?;
         import::install(&catalog, profile.clone(), products).await;
+        if profile.default_language != before.default_language {
+            crate::knowledge::reinstall(state, &profile.id, profile.default_language).await?;
+        }
     }
     Ok(())
 }

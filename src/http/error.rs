@@ -73,6 +73,10 @@ api_codes! {
     InvalidSynonyms => "invalid_synonyms", UNPROCESSABLE_ENTITY;
     InvalidWidgetSettings => "invalid_widget_settings", UNPROCESSABLE_ENTITY;
     InvalidErasure => "invalid_erasure", UNPROCESSABLE_ENTITY;
+    InvalidPage => "invalid_page", UNPROCESSABLE_ENTITY;
+    TooManyPages => "too_many_pages", CONFLICT;
+    InvalidGoldens => "invalid_goldens", UNPROCESSABLE_ENTITY;
+    GoldenRunning => "golden_run_running", CONFLICT;
     Internal => "internal", INTERNAL_SERVER_ERROR;
 }
 

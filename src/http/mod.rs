@@ -9,9 +9,11 @@ mod demo_shop;
 mod echo;
 pub(crate) mod error;
 mod frames;
+mod golden;
 pub mod headers;
 mod health;
 pub mod operator;
+mod pages;
 pub(crate) mod privacy;
 mod shopper;
 pub mod widget;
@@ -95,6 +97,8 @@ pub struct AppState {
     /// Erasure requests and the retention sweeper.
     pub privacy: crate::privacy::Privacy,
     pub retention: actix::Addr<crate::privacy::retention::RetentionSweeper>,
+    /// Stores whose golden conversations are being replayed.
+    pub golden_runs: crate::golden::Running,
 }
 
 pub use demo_shop::DemoShop;
@@ -116,6 +120,19 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             "/v1/stores/{store}/widget",
             web::patch().to(catalog::widget_settings),
+        )
+        .route("/v1/stores/{store}/golden", web::get().to(golden::show))
+        .route("/v1/stores/{store}/golden", web::put().to(golden::put))
+        .route("/v1/stores/{store}/golden/run", web::post().to(golden::run))
+        .route("/v1/stores/{store}/pages", web::get().to(pages::list))
+        .route(
+            "/v1/stores/{store}/pages/{slug}",
+            web::get().to(pages::show),
+        )
+        .route("/v1/stores/{store}/pages/{slug}", web::put().to(pages::put))
+        .route(
+            "/v1/stores/{store}/pages/{slug}",
+            web::delete().to(pages::delete),
         )
         .route(
             "/v1/stores/{store}/widget",

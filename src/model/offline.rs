@@ -1,5 +1,6 @@
 //! The offline responder: answers from the products retrieved for the turn,
-//! in the shopper's language, streamed word by word. It lets the node do its
+//! in the shopper's language, or from the shop's own pages when the question
+//! is about the shop, streamed word by word. It lets the node do its
 //! whole job on a machine with no model and no network.
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream;
 use mikabot_actors::catalog::{Money, Product};
 use mikabot_actors::desk::asks_for_human;
+use mikabot_actors::knowledge::asks_about_the_shop;
 use mikabot_actors::language::Language;
 use mikabot_actors::model::{ChatModel, ChunkStream, FinishReason, ModelChunk, ModelError};
 use mikabot_actors::prompt::Prompt;
@@ -32,6 +34,8 @@ struct Phrases {
     nothing: &'static str,
     more: &'static str,
     out_of_stock: &'static str,
+    /// Before a passage of the shop's pages: where it comes from.
+    from_page: &'static str,
     /// The answer to a shopper who asks for a person.
     person: &'static str,
 }
@@ -43,6 +47,7 @@ fn phrases(language: Language) -> Phrases {
             nothing: "I could not find a product that matches. Could you tell me more, for example the kind of product, a brand or your budget?",
             more: "Would you like to know more about one of them?",
             out_of_stock: "out of stock",
+            from_page: "From our page",
             person: "I have asked someone from the store to join this chat; they will answer here as soon as they can. Until then I am happy to help.",
         },
         Language::Nl => Phrases {
@@ -50,6 +55,7 @@ fn phrases(language: Language) -> Phrases {
             nothing: "Ik kon geen passend product vinden. Kun je me meer vertellen, bijvoorbeeld het soort product, een merk of je budget?",
             more: "Wil je meer weten over een van deze producten?",
             out_of_stock: "niet op voorraad",
+            from_page: "Van onze pagina",
             person: "Ik heb iemand van de winkel gevraagd om aan dit gesprek deel te nemen; die antwoordt hier zo snel mogelijk. Tot dan help ik je graag.",
         },
         Language::Fr => Phrases {
@@ -57,6 +63,7 @@ fn phrases(language: Language) -> Phrases {
             nothing: "Je n'ai pas trouvé de produit correspondant. Pouvez-vous m'en dire plus, par exemple le type de produit, une marque ou votre budget ?",
             more: "Voulez-vous en savoir plus sur l'un d'eux ?",
             out_of_stock: "en rupture de stock",
+            from_page: "Extrait de notre page",
             person: "J'ai demandé à quelqu'un du magasin de rejoindre cette conversation ; il vous répondra ici dès que possible. En attendant, je reste à votre disposition.",
         },
         Language::De => Phrases {
@@ -64,6 +71,7 @@ fn phrases(language: Language) -> Phrases {
             nothing: "Ich habe kein passendes Produkt gefunden. Können Sie mir mehr sagen, zum Beispiel die Art des Produkts, eine Marke oder Ihr Budget?",
             more: "Möchten Sie mehr über eines davon erfahren?",
             out_of_stock: "nicht vorrätig",
+            from_page: "Von unserer Seite",
             person: "Ich habe jemanden aus dem Geschäft gebeten, diesem Chat beizutreten; er antwortet hier so bald wie möglich. Bis dahin helfe ich Ihnen gern.",
         },
         Language::Es => Phrases {
@@ -71,6 +79,7 @@ fn phrases(language: Language) -> Phrases {
             nothing: "No he encontrado ningún producto que coincida. ¿Puedes contarme más, por ejemplo el tipo de producto, una marca o tu presupuesto?",
             more: "¿Quieres saber más sobre alguno de ellos?",
             out_of_stock: "agotado",
+            from_page: "De nuestra página",
             person: "He pedido a alguien de la tienda que se una a este chat; te responderá aquí lo antes posible. Mientras tanto, te ayudo con gusto.",
         },
         Language::It => Phrases {
@@ -78,6 +87,7 @@ fn phrases(language: Language) -> Phrases {
             nothing: "Non ho trovato un prodotto corrispondente. Puoi dirmi di più, ad esempio il tipo di prodotto, una marca o il tuo budget?",
             more: "Vuoi saperne di più su uno di questi?",
             out_of_stock: "esaurito",
+            from_page: "Dalla nostra pagina",
             person: "Ho chiesto a qualcuno del negozio di unirsi a questa chat; ti risponderà qui il prima possibile. Nel frattempo ti aiuto volentieri.",
         },
     }
@@ -105,6 +115,26 @@ pub fn answer(prompt: &Prompt) -> String {
     let words = phrases(prompt.language);
     if asks_for_human(&prompt.message) {
         return words.person.to_owned();
+    }
+    // A question about the shop, or one no product matches, is answered
+    // from the best passage of the shop's pages, as the owner wrote it.
+    if let Some(passage) = prompt.passages.first()
+        && (prompt.products.is_empty() || asks_about_the_shop(&prompt.message))
+    {
+        let place = if passage.heading.is_empty() || passage.heading == passage.title {
+            passage.title.clone()
+        } else {
+            format!("{}, {}", passage.title, passage.heading)
+        };
+        let mut text = format!(
+            "{} \u{201c}{place}\u{201d}:\n{}",
+            words.from_page, passage.text
+        );
+        if !passage.url.is_empty() {
+            text.push('\n');
+            text.push_str(&passage.url);
+        }
+        return text;
     }
     let mut products: Vec<&Arc<Product>> = prompt.products.iter().collect();
     // In-stock products first, keeping the retrieval order otherwise.
@@ -198,9 +228,38 @@ mod tests {
             instructions: String::new(),
             language,
             products,
+            passages: Vec::new(),
             history: Vec::new(),
             message: "jas".into(),
         }
+    }
+
+    #[test]
+    fn questions_about_the_shop_are_answered_from_its_pages() {
+        use mikabot_actors::knowledge::Passage;
+        let returns = Arc::new(Passage {
+            slug: "returns".into(),
+            title: "Returns".into(),
+            url: "https://shop.example/returns".into(),
+            heading: "How to return".into(),
+            text: "Print the label and drop the parcel at a post office.".into(),
+        });
+        let mut asked = prompt(Language::En, vec![jacket()]);
+        asked.message = "how do I return a jacket?".into();
+        asked.passages = vec![Arc::clone(&returns)];
+        assert_eq!(
+            answer(&asked),
+            "From our page \u{201c}Returns, How to return\u{201d}:\nPrint the label and drop the \
+             parcel at a post office.\nhttps://shop.example/returns"
+        );
+        // A product question with a passage found beside it stays a
+        // product answer.
+        asked.message = "a storm jacket".into();
+        assert!(answer(&asked).starts_with("Here is what I found"));
+        // No product at all: the passage answers.
+        let mut asked = prompt(Language::De, vec![]);
+        asked.passages = vec![returns];
+        assert!(answer(&asked).starts_with("Von unserer Seite"));
     }
 
     fn jacket() -> Arc<Product> {

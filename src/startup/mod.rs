@@ -107,6 +107,10 @@ impl Application {
                 let (profile, products) = demo::demo_store(id, &settings.server.public_url)?;
                 storage.put_store(&profile)?;
                 storage.replace_catalog(&profile.id, &products)?;
+                for page in demo::demo_pages(&settings.server.public_url)? {
+                    storage.save_page(&profile.id, &page)?;
+                }
+                storage.put_goldens(&profile.id, &demo::demo_goldens()?)?;
                 tracing::info!(store = %profile.id, products = products.len(), "demo store created");
             }
             tracing::info!(store = %settings.demo.store_id, "demo store enabled");
@@ -268,6 +272,7 @@ impl Application {
             store_threads: Arc::clone(&store_threads),
             privacy: privacy.handles.privacy.clone(),
             retention: privacy.handles.retention.clone(),
+            golden_runs: crate::golden::Running::default(),
         });
         let swept_state = state.clone();
         tasks.spawn({

@@ -1,7 +1,8 @@
 //! The threads store actors live on, and how each store's actor starts.
 //! Store actors run on their own arbiters (one per core), never on an HTTP
 //! worker or the main thread: a search, an index swap or a catalog load
-//! there delays no socket. Each actor reads its catalog from storage and
+//! there delays no socket. Each actor reads its catalog and knowledge pages
+//! from storage and
 //! builds its index on a blocking thread when it starts, and again when its
 //! supervisor restarts it.
 
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
 use mikabot_actors::catalog::StoreProfile;
-use mikabot_actors::store::{CatalogLoader, StoreCatalog, Stores};
+use mikabot_actors::store::{CatalogLoader, StoreCatalog, StoreContent, Stores};
 
 use crate::storage::Storage;
 
@@ -43,7 +44,12 @@ impl StoreThreads {
     ) -> Addr<StoreCatalog> {
         let id = profile.id.clone();
         let storage = storage.clone();
-        let load: CatalogLoader = Arc::new(move || storage.catalog(&id).map_err(|e| e.to_string()));
+        let load: CatalogLoader = Arc::new(move || {
+            Ok(StoreContent {
+                products: storage.catalog(&id).map_err(|e| e.to_string())?,
+                pages: storage.pages(&id).map_err(|e| e.to_string())?,
+            })
+        });
         let catalog = StoreCatalog::loading(profile, load, stores);
         let at = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         // Supervised: a store actor that stops after a panicking search is

@@ -879,7 +879,8 @@ impl Storage {
     /// Removes a store and everything keyed under it: its keys (so its
     /// conversations no longer open anywhere), its conversations with their
     /// messages, technical data and contact index entries, its profile,
-    /// catalog, sessions, members and tokens.
+    /// catalog, knowledge pages, golden questions and runs, sessions, members
+    /// and tokens.
     pub fn delete_store(&self, store: &StoreId) -> Result<(), StorageError> {
         // The data goes first, and the store with its members last and in
         // one transaction: a deletion cut short leaves the store, still
@@ -894,6 +895,7 @@ impl Storage {
         let prefix = keys::store_prefix(store);
         for tree in [
             &self.products,
+            &self.pages,
             &self.sessions,
             &self.conversations,
             &self.messages,
@@ -906,6 +908,8 @@ impl Storage {
                 tree.remove(key?)?;
             }
         }
+        self.goldens.remove(keys::store(store))?;
+        self.golden_runs.remove(keys::store(store))?;
         for entry in self.links.iter() {
             let (digest, value) = entry?;
             if let Ok(OneTimeLink {

@@ -6,6 +6,8 @@
 //! | `stores` | `store` | [`StoreV1`](super::records::StoreV1) |
 //! | `catalog_generations` | `store` | current generation, u32 big-endian |
 //! | `products` | `store \0 generation(4) product-id` | [`ProductV1`](super::records::ProductV1) |
+//! | `pages` | `store \0 slug` | [`PageV1`](super::records::PageV1) |
+//! | `goldens`, `golden_runs` | `store` | [`GoldensV1`](super::records::GoldensV1), [`GoldenRunV1`](super::records::GoldenRunV1) |
 //! | `sessions` | `store \0 hmac(session)(32)` | conversation id, 16 bytes |
 //! | `conversations` | `store \0 conversation(16)` | [`ConversationV1`](super::records::ConversationV1) |
 //! | `messages` | `store \0 conversation(16) message(16)` | [`MessageV1`](super::records::MessageV1) |
@@ -51,6 +53,11 @@ pub fn conversation_of(key: &[u8]) -> Option<ConversationId> {
 /// A store's key in the `stores` and `catalog_generations` trees.
 pub fn store(store: &StoreId) -> &[u8] {
     store.as_str().as_bytes()
+}
+
+/// A knowledge page's key.
+pub fn page(store: &StoreId, slug: &str) -> Vec<u8> {
+    key(store, &[slug.as_bytes()])
 }
 
 /// The prefix of every product of one catalog generation.

@@ -24,6 +24,8 @@
 //!   new generation in bounded chunks and made current by one insert; the
 //!   old generation is then deleted. A crash at any point leaves the old
 //!   catalog or the new one; generations left behind are swept at start-up.
+//! - [`pages`]: a store's knowledge pages (shipping, returns, FAQ…).
+//! - [`golden`]: a store's golden questions and their last replay.
 //! - [`conversations`]: conversations and messages (the conversation log).
 //! - [`accounts`]: the owners' records (accounts, dashboard sessions,
 //!   one-time links, memberships, API tokens, consent decisions).
@@ -46,8 +48,10 @@ mod conversations;
 pub mod crypto;
 pub mod erasure;
 mod flusher;
+mod golden;
 pub mod keyring;
 mod keys;
+mod pages;
 mod records;
 pub mod retention;
 mod vault;
@@ -60,7 +64,9 @@ use tokio::sync::watch;
 
 pub use self::accounts::{EmailTaken, PendingInvitation};
 use self::flusher::{FlushRequest, Write};
+pub use self::golden::GoldenRun;
 use self::keyring::{KeyringFile, MasterKeySource};
+pub use self::pages::PageSaved;
 use self::vault::Vault;
 
 /// The layout version this code reads and writes. Version 2 seals
@@ -202,6 +208,11 @@ pub struct Storage {
     db: Arc<sled::Db>,
     stores: sled::Tree,
     products: sled::Tree,
+    /// A store's golden questions and their last replay, by store id.
+    goldens: sled::Tree,
+    golden_runs: sled::Tree,
+    /// A store's knowledge pages: `store \0 slug` → [`records::PageV1`].
+    pages: sled::Tree,
     /// Store id to its current catalog generation (u32, big-endian).
     generations: sled::Tree,
     sessions: sled::Tree,
@@ -285,6 +296,9 @@ impl Storage {
             vault,
             stores: db.open_tree("stores")?,
             products: db.open_tree("products")?,
+            pages: db.open_tree("pages")?,
+            goldens: db.open_tree("goldens")?,
+            golden_runs: db.open_tree("golden_runs")?,
             generations: db.open_tree("catalog_generations")?,
             sessions: db.open_tree("sessions")?,
             conversations: db.open_tree("conversations")?,

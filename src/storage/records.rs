@@ -10,7 +10,9 @@
 use mikabot_actors::catalog::{
     Branding, Corner, Currency, Money, Product, ProductCard, StoreProfile,
 };
+use mikabot_actors::golden::{Golden, Outcome};
 use mikabot_actors::ids::{ConversationId, MessageId, ProductId, SessionId, StoreId};
+use mikabot_actors::knowledge::Page;
 use mikabot_actors::language::Language;
 use mikabot_actors::log::{ClientClass, ConversationMeta, ReplyOutcome, StoredMessage};
 use mikabot_actors::model::FinishReason;
@@ -218,6 +220,65 @@ impl TryFrom<StoreV1> for StoreProfile {
             retention_days: record.retention_days,
         })
     }
+}
+
+/// One page of a store's knowledge, in the `pages` tree under
+/// `store \0 slug`. Shop text written by the owner, not personal data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PageV1 {
+    pub slug: String,
+    pub title: String,
+    pub body: String,
+    #[serde(default)]
+    pub url: String,
+    pub updated_ms: u64,
+}
+
+impl From<&Page> for PageV1 {
+    fn from(page: &Page) -> Self {
+        Self {
+            slug: page.slug.clone(),
+            title: page.title.clone(),
+            body: page.body.clone(),
+            url: page.url.clone(),
+            updated_ms: page.updated_ms,
+        }
+    }
+}
+
+impl TryFrom<PageV1> for Page {
+    type Error = Invalid;
+
+    fn try_from(record: PageV1) -> Result<Self, Invalid> {
+        if !mikabot_actors::knowledge::valid_slug(&record.slug) {
+            return Err(invalid(
+                "slug",
+                format!("{:?} is not a page slug", record.slug),
+            ));
+        }
+        Ok(Self {
+            slug: record.slug,
+            title: record.title,
+            body: record.body,
+            url: record.url,
+            updated_ms: record.updated_ms,
+        })
+    }
+}
+
+/// A store's golden questions, in the `goldens` tree under the store id.
+/// The questions are the actors crate's type; the test below pins their
+/// bytes, so a change to that type fails here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GoldensV1 {
+    pub goldens: Vec<Golden>,
+}
+
+/// The last replay of a store's golden questions, in `golden_runs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GoldenRunV1 {
+    pub at_ms: u64,
+    pub outcomes: Vec<Outcome>,
 }
 
 fn in_stock_by_default() -> bool {
@@ -590,6 +651,63 @@ mod tests {
             &profile,
             r##"{"id":"shop-1","name":"Shop","url":"https://shop.example","instructions":"Be kind.","default_language":"nl","currency":"EUR","allowed_origins":["https://shop.example","self"],"synonyms":[["hoodie","sweatshirt"]],"branding":{"color":"#112233","title":"Help","avatar_url":"","greeting":"Hi!","position":"left"}}"##,
         );
+    }
+
+    #[test]
+    fn a_page_record_keeps_its_bytes() {
+        let page = Page {
+            slug: "returns".into(),
+            title: "Returns".into(),
+            body: "# Returns\n\n30 days.".into(),
+            url: "https://shop.example/returns".into(),
+            updated_ms: 1_700_000_000_000,
+        };
+        pinned::<PageV1, _>(
+            &page,
+            r##"{"slug":"returns","title":"Returns","body":"# Returns\n\n30 days.","url":"https://shop.example/returns","updated_ms":1700000000000}"##,
+        );
+    }
+
+    #[test]
+    fn golden_records_keep_their_bytes() {
+        use mikabot_actors::golden::{Check, Expect};
+        let goldens = GoldensV1 {
+            goldens: vec![Golden {
+                question: "a tent under 200 euro".into(),
+                language: Some(Language::En),
+                expect: Expect {
+                    products: vec!["tent-01".into()],
+                    language: Some(Language::En),
+                    min_price: None,
+                    max_price: Some(20000),
+                    mentions: Vec::new(),
+                    handover: true,
+                },
+            }],
+        };
+        let bytes = crate::storage::codec::plain(&goldens);
+        let pinned = r#"{"goldens":[{"question":"a tent under 200 euro","language":"en","expect":{"products":["tent-01"],"language":"en","max_price":20000,"handover":true}}]}"#;
+        assert_eq!(String::from_utf8_lossy(&bytes), pinned);
+        let run = GoldenRunV1 {
+            at_ms: 5,
+            outcomes: vec![Outcome {
+                question: "q".into(),
+                text: "t".into(),
+                cards: vec!["tent-01".into()],
+                handed_over: false,
+                checks: vec![Check {
+                    what: "product".into(),
+                    passed: true,
+                    detail: "tent-01 shown".into(),
+                }],
+                error: None,
+            }],
+        };
+        let bytes = crate::storage::codec::plain(&run);
+        let pinned = r#"{"at_ms":5,"outcomes":[{"question":"q","text":"t","cards":["tent-01"],"handed_over":false,"checks":[{"what":"product","passed":true,"detail":"tent-01 shown"}]}]}"#;
+        assert_eq!(String::from_utf8_lossy(&bytes), pinned);
+        let back: GoldenRunV1 = serde_json::from_str(pinned).expect("reads back");
+        assert_eq!(back, run);
     }
 
     #[test]

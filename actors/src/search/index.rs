@@ -7,6 +7,11 @@
 //! its best variant: the word or its stem (full weight), a store synonym, the
 //! tail of a Germanic compound ("Rucksack" in "Wanderrucksack"), a
 //! completion of the last word being typed, or a spelling one edit away.
+//! Across languages a word also matches through its translations into the
+//! catalog's language ([`lexicon`]), each counting less than the shopper's
+//! own word, and Dutch and German compounds match their parts both ways:
+//! the catalog's "Kaffeemühle" is indexed under "kaffee" and "muhle" too,
+//! and the shopper's "espressomachine" looks for "espresso" and "machine".
 //! Filters understood from the words (price, stock, category) apply exactly.
 
 use std::collections::HashMap;
@@ -15,6 +20,7 @@ use std::sync::Arc;
 use crate::catalog::Product;
 use crate::language::Language;
 use crate::search::analysis::{Stemmers, fold, is_stopword, tokens};
+use crate::search::lexicon::{self, MAX_PARTS, Translated, split_compound, translate};
 use crate::search::query::{self, Filters};
 
 /// BM25 term-frequency saturation.
@@ -39,6 +45,22 @@ const INFLECTION_FACTOR: f32 = 0.8;
 /// waterproof, while "sleeping bag" still finds the sleeping bags of the
 /// camping category although "bag" names the bags.
 const OFF_INTENT_FACTOR: f32 = 0.3;
+/// How much a catalog compound's part weighs against the whole word
+/// ("Kaffeemühle" is indexed under "kaffee" and "muhle" too, at this weight).
+const PART_WEIGHT: f32 = 0.5;
+/// How much a part of the shopper's compound counts ("espressomachine"
+/// finding "espresso machine").
+const PART_FACTOR: f32 = 0.8;
+/// How much a translation of the shopper's word counts, by its rank among
+/// the word's translations: always below the shopper's own words.
+const TRANSLATION_FACTORS: [f32; 4] = [0.7, 0.6, 0.55, 0.5];
+/// Further factor for a translation through English, and for one from a
+/// language other than the shopper's (tried only for a word the catalog
+/// does not know, in case the language was guessed wrong).
+const PIVOT_FACTOR: f32 = 0.85;
+const OTHER_LANGUAGE_FACTOR: f32 = 0.8;
+/// Most ways one query word may match (itself, its parts, translations).
+const MAX_ALTERNATIVES: usize = 12;
 /// Longest ending an unmatched word may carry beyond an indexed term.
 const MAX_INFLECTION_LEN: usize = 3;
 /// Shortest word corrected for a typo, and shortest compound tail.
@@ -131,6 +153,9 @@ struct TermCursor<'a> {
     at: usize,
     /// The term's idf times how much this variant counts.
     idf: f32,
+    /// Which of its word's ways of matching this term serves, and which
+    /// word of that way: `alternative * MAX_PARTS + part`.
+    slot: usize,
 }
 
 impl TermCursor<'_> {
@@ -153,30 +178,81 @@ impl TermCursor<'_> {
     }
 }
 
+/// The ways one query word may match: each a list of parts (one word, a
+/// compound's parts, or a translation's words), each part a list of the
+/// indexed terms it may match with how much each counts. A way scores the
+/// sum of its parts' best terms; the word scores its best way.
+type Alternatives = Vec<Vec<Vec<(u32, f32)>>>;
+
 /// One query word: its variants' cursors and the most it can add.
 struct WordCursor<'a> {
     variants: Vec<TermCursor<'a>>,
+    /// How many ways of matching the word has.
+    alternatives: usize,
     upper: f32,
 }
 
-impl WordCursor<'_> {
+impl<'a> WordCursor<'a> {
+    fn new(index: &'a SearchIndex, alternatives: Alternatives) -> Self {
+        let mut variants = Vec::new();
+        let mut upper = 0.0_f32;
+        let count = alternatives.len().min(MAX_ALTERNATIVES);
+        for (alternative, parts) in alternatives.into_iter().take(count).enumerate() {
+            let mut way_upper = 0.0;
+            for (part, terms) in parts.into_iter().take(MAX_PARTS).enumerate() {
+                let mut part_upper = 0.0_f32;
+                for (term, factor) in terms {
+                    let idf = index.idf[term as usize] * factor;
+                    part_upper = part_upper.max(idf * index.max_weight[term as usize]);
+                    variants.push(TermCursor {
+                        postings: &index.postings[term as usize],
+                        at: 0,
+                        idf,
+                        slot: alternative * MAX_PARTS + part,
+                    });
+                }
+                way_upper += part_upper;
+            }
+            upper = upper.max(way_upper);
+        }
+        Self {
+            variants,
+            alternatives: count,
+            upper,
+        }
+    }
+
     fn doc(&self) -> Option<u32> {
         self.variants.iter().filter_map(TermCursor::doc).min()
     }
 
-    /// The word's score in `doc` (its best variant), moving past `doc`.
+    /// The word's score in `doc` (its best way of matching), moving past `doc`.
     fn score_at(&mut self, doc: u32) -> f32 {
-        let mut best = 0.0_f32;
+        let mut best = [0.0_f32; MAX_ALTERNATIVES * MAX_PARTS];
         for variant in &mut self.variants {
             variant.seek(doc);
             if let Some(posting) = variant.postings.get(variant.at)
                 && posting.doc == doc
             {
-                best = best.max(variant.idf * posting.weight);
+                let slot = &mut best[variant.slot];
+                *slot = slot.max(variant.idf * posting.weight);
                 variant.at += 1;
             }
         }
-        best
+        best.chunks_exact(MAX_PARTS)
+            .take(self.alternatives)
+            .map(|parts| parts.iter().sum::<f32>())
+            .fold(0.0, f32::max)
+    }
+}
+
+/// How much a translation counts, by its rank and path.
+fn translation_factor(how: Translated) -> f32 {
+    let factor = TRANSLATION_FACTORS[how.rank.min(TRANSLATION_FACTORS.len() - 1)];
+    if how.pivot {
+        factor * PIVOT_FACTOR
+    } else {
+        factor
     }
 }
 
@@ -229,8 +305,12 @@ impl SearchIndex {
         let mut term_ids: HashMap<Box<str>, u32> = HashMap::new();
         let mut terms: Vec<Box<str>> = Vec::new();
         let mut raw: Vec<Vec<(u32, f32)>> = Vec::new();
-        // A folded token to the term ids of its variants (itself and stems).
-        let mut variants_of: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        // A folded token to the term ids of its variants (itself and stems)
+        // and of its compound parts' variants.
+        let mut variants_of: HashMap<Box<str>, (Vec<u32>, Vec<u32>)> = HashMap::new();
+        let compound_lexicon = lexicon::lexicon(language, Language::En)
+            .filter(|_| matches!(language, Language::De | Language::Nl));
+        let known_part = |part: &str| compound_lexicon.is_some_and(|l| l.knows(part, language));
         let mut doc_len = Vec::with_capacity(products.len());
         let mut tf: Vec<(u32, f32)> = Vec::new();
         let mut name_terms: Vec<Box<[u32]>> = Vec::with_capacity(products.len());
@@ -254,21 +334,33 @@ impl SearchIndex {
                 for token in tokens(&folded) {
                     len += weight;
                     if !variants_of.contains_key(token) {
-                        let ids = stemmers
-                            .all_variants(token)
-                            .into_iter()
-                            .map(|variant| {
-                                *term_ids.entry(variant.as_str().into()).or_insert_with(|| {
-                                    terms.push(variant.as_str().into());
-                                    raw.push(Vec::new());
-                                    (terms.len() - 1) as u32
+                        let mut intern = |word: &str| -> Vec<u32> {
+                            stemmers
+                                .all_variants(word)
+                                .into_iter()
+                                .map(|variant| {
+                                    *term_ids.entry(variant.as_str().into()).or_insert_with(|| {
+                                        terms.push(variant.as_str().into());
+                                        raw.push(Vec::new());
+                                        (terms.len() - 1) as u32
+                                    })
                                 })
-                            })
+                                .collect()
+                        };
+                        let ids = intern(token);
+                        let mut part_ids: Vec<u32> = split_compound(token, language, &known_part)
+                            .into_iter()
+                            .flatten()
+                            .flat_map(|part| intern(&part))
+                            .filter(|id| !ids.contains(id))
                             .collect();
-                        variants_of.insert(token.into(), ids);
+                        part_ids.sort_unstable();
+                        part_ids.dedup();
+                        variants_of.insert(token.into(), (ids, part_ids));
                     }
-                    if let Some(ids) = variants_of.get(token) {
+                    if let Some((ids, part_ids)) = variants_of.get(token) {
                         tf.extend(ids.iter().map(|id| (*id, weight)));
+                        tf.extend(part_ids.iter().map(|id| (*id, weight * PART_WEIGHT)));
                     }
                 }
             }
@@ -484,29 +576,24 @@ impl SearchIndex {
                 .collect();
         }
         let last = words.len() - 1;
+        let mut translated: Vec<String> = Vec::new();
         let mut cursors: Vec<WordCursor<'_>> = words
             .iter()
             .enumerate()
             .map(|(position, word)| {
-                let mut upper = 0.0_f32;
-                let variants: Vec<TermCursor<'_>> = self
-                    .variants(word, query_language, position == last)
-                    .into_iter()
-                    .map(|(term, factor)| {
-                        let idf = self.idf[term as usize] * factor;
-                        upper = upper.max(idf * self.max_weight[term as usize]);
-                        TermCursor {
-                            postings: &self.postings[term as usize],
-                            at: 0,
-                            idf,
-                        }
-                    })
-                    .collect();
-                WordCursor { variants, upper }
+                let next = words.get(position + 1).copied();
+                let alternatives = self.alternatives(
+                    word,
+                    next,
+                    query_language,
+                    position == last,
+                    &mut translated,
+                );
+                WordCursor::new(self, alternatives)
             })
             .filter(|w| w.upper > 0.0)
             .collect();
-        let intent = self.intent(&words, query_language);
+        let intent = self.intent(&words, &translated, query_language);
         self.max_score(&mut cursors, filters, intent.as_ref(), limit)
             .into_iter()
             .map(|(doc, score)| self.hit(doc, score))
@@ -517,16 +604,23 @@ impl SearchIndex {
     /// word of (`jacket` names "Jackets & Coats") and those words' terms.
     /// `None` when they named none, or every category (a word all
     /// categories share says nothing).
-    fn intent(&self, words: &[&str], query_language: Language) -> Option<Intent> {
+    fn intent(
+        &self,
+        words: &[&str],
+        translated: &[String],
+        query_language: Language,
+    ) -> Option<Intent> {
         if self.categories.len() < 2 {
             return None;
         }
         let mut categories = vec![false; self.categories.len()];
         let mut terms = Vec::new();
-        for word in words {
+        let own = words.iter().map(|w| (*w, query_language));
+        let others = translated.iter().map(|w| (w.as_str(), self.language));
+        for (word, language) in own.chain(others) {
             let stems = [
                 self.stemmers.stem(self.language, word),
-                self.stemmers.stem(query_language, word),
+                self.stemmers.stem(language, word),
             ];
             let mut names_a_kind = false;
             for (named, (_, needed)) in categories.iter_mut().zip(&self.categories) {
@@ -623,6 +717,118 @@ impl SearchIndex {
         }
         top.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         top
+    }
+
+    /// The ways a query word may match: itself (with its stems, synonyms,
+    /// completions and corrections), the parts of a Dutch or German
+    /// compound, and its translations into the catalog's language (with
+    /// `next`, the two-word phrase it starts too). Translated words are
+    /// added to `translated`, for the intent.
+    fn alternatives(
+        &self,
+        word: &str,
+        next: Option<&str>,
+        query_language: Language,
+        is_last: bool,
+        translated: &mut Vec<String>,
+    ) -> Alternatives {
+        let own = self.variants(word, query_language, is_last);
+        let found = !own.is_empty();
+        let mut ways: Alternatives = vec![vec![own]];
+        let catalog = self.language;
+        let splitting = [query_language, catalog]
+            .into_iter()
+            .find(|l| matches!(l, Language::De | Language::Nl));
+        let parts = splitting.and_then(|language| {
+            let lexicon = lexicon::lexicon(language, Language::En);
+            let known = |part: &str| {
+                self.term_ids.contains_key(part) || lexicon.is_some_and(|l| l.knows(part, language))
+            };
+            split_compound(word, language, &known)
+        });
+        if let Some(parts) = &parts {
+            ways.push(
+                parts
+                    .iter()
+                    .map(|part| self.terms_of(part, query_language, PART_FACTOR))
+                    .collect(),
+            );
+        }
+        let mut sources: Vec<(Language, f32)> = Vec::new();
+        if query_language != catalog {
+            sources.push((query_language, 1.0));
+        }
+        if !found {
+            sources.extend(
+                Language::ALL
+                    .into_iter()
+                    .filter(|l| *l != query_language && *l != catalog)
+                    .map(|l| (l, OTHER_LANGUAGE_FACTOR)),
+            );
+        }
+        for (source, source_factor) in sources {
+            let phrase = next.map(|n| format!("{word} {n}"));
+            let phrases = phrase.as_deref().filter(|_| source == query_language);
+            for text in phrases.into_iter().chain([word]) {
+                // The first translations the catalog knows, at most four.
+                let mut kept = 0;
+                for (translation, how) in translate(text, source, catalog) {
+                    let factor = translation_factor(how) * source_factor;
+                    let parts: Vec<Vec<(u32, f32)>> = tokens(&translation)
+                        .map(|w| self.terms_of(w, catalog, factor))
+                        .collect();
+                    if parts.iter().all(Vec::is_empty) {
+                        continue;
+                    }
+                    ways.push(parts);
+                    translated.extend(tokens(&translation).map(str::to_owned));
+                    kept += 1;
+                    if kept == lexicon::MAX_TRANSLATIONS {
+                        break;
+                    }
+                }
+            }
+            // A compound's parts translated one by one: "Kaffeemühle" as
+            // "coffee" and "mill" or "grinder".
+            if let Some(parts) = parts.as_ref().filter(|_| source == query_language) {
+                ways.push(
+                    parts
+                        .iter()
+                        .map(|part| {
+                            translate(part, source, catalog)
+                                .into_iter()
+                                .flat_map(|(t, how)| {
+                                    let factor = translation_factor(how) * PART_FACTOR;
+                                    tokens(&t)
+                                        .flat_map(|w| self.terms_of(w, catalog, factor))
+                                        .collect::<Vec<_>>()
+                                })
+                                .collect()
+                        })
+                        .collect(),
+                );
+            }
+        }
+        ways.retain(|parts| parts.iter().any(|terms| !terms.is_empty()));
+        ways
+    }
+
+    /// The indexed terms of a word taken as written (itself and its stems),
+    /// each counting `factor`.
+    fn terms_of(&self, word: &str, language: Language, factor: f32) -> Vec<(u32, f32)> {
+        let mut out: Vec<(u32, f32)> = Vec::new();
+        for candidate in [
+            word.to_owned(),
+            self.stemmers.stem(language, word),
+            self.stemmers.stem(self.language, word),
+        ] {
+            if let Some(&term) = self.term_ids.get(candidate.as_str())
+                && !out.iter().any(|(t, _)| *t == term)
+            {
+                out.push((term, factor));
+            }
+        }
+        out
     }
 
     /// The indexed terms a query word may match, with how much each counts.
@@ -864,6 +1070,126 @@ mod tests {
         let hits = ids(index.find("waterproof", Language::En, 3));
         assert_eq!(hits.first().map(String::as_str), Some("s"), "{hits:?}");
         assert_eq!(ids(index.find("speaker", Language::En, 3)), ["s"]);
+    }
+
+    /// A coffee shop whose catalog is written in one language only.
+    fn coffee_shop(language: Language, names: [(&str, &str, &str); 4]) -> SearchIndex {
+        let products = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, category, description))| {
+                product(&format!("{}", i + 1), name, category, description, 50)
+            })
+            .collect();
+        SearchIndex::build(products, language)
+    }
+
+    #[test]
+    fn shoppers_find_a_catalog_written_in_another_language() {
+        let english = coffee_shop(
+            Language::En,
+            [
+                ("Electric Kettle 1.7 l", "Kitchen", "Boils water fast"),
+                ("Coffee Grinder", "Coffee", "Burr grinder for beans"),
+                ("Hiking Shoe", "Shoes", "Grippy sole"),
+                ("Rain Jacket", "Jackets", "Waterproof shell"),
+            ],
+        );
+        let first = |index: &SearchIndex, query: &str, language: Language| {
+            ids(index.find(query, language, 4)).first().cloned()
+        };
+        assert_eq!(
+            first(&english, "Wasserkocher", Language::De).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            first(&english, "Kaffeemühle", Language::De).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            first(&english, "Regenjacke", Language::De).as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            first(&english, "une veste", Language::Fr).as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            first(&english, "zapatos", Language::Es).as_deref(),
+            Some("3")
+        );
+        // Dutch, into English through a base form and a compound's parts.
+        assert_eq!(
+            first(&english, "koffiemolen", Language::Nl).as_deref(),
+            Some("2")
+        );
+        // English into a German catalog, and Dutch into it through English.
+        let german = coffee_shop(
+            Language::De,
+            [
+                ("Wasserkocher 1,7 l", "Küche", "Kocht Wasser schnell"),
+                ("Kaffeemühle", "Kaffee", "Mit Kegelmahlwerk"),
+                ("Wanderschuh", "Schuhe", "Griffige Sohle"),
+                ("Regenjacke", "Jacken", "Wasserdicht"),
+            ],
+        );
+        assert_eq!(
+            first(&german, "coffee grinder", Language::En).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            first(&german, "rain jacket", Language::En).as_deref(),
+            Some("4")
+        );
+        assert_eq!(first(&german, "koffie", Language::Nl).as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn a_translation_counts_less_than_the_shoppers_own_word() {
+        // "coat" is the shopper's own word in one product and the
+        // translation of the Dutch "jas" in both.
+        let index = SearchIndex::build(
+            vec![
+                product("own", "Jas", "Jackets", "", 50),
+                product("translated", "Coat", "Jackets", "", 50),
+            ],
+            Language::En,
+        );
+        let hits = index.find("jas", Language::Nl, 2);
+        assert_eq!(ids(hits.clone()), ["own", "translated"]);
+        assert!(hits[1].score < hits[0].score, "{hits:?}");
+    }
+
+    #[test]
+    fn compounds_match_their_parts_both_ways() {
+        let dutch = coffee_shop(
+            Language::Nl,
+            [
+                ("Koffiemolen", "Koffie", "Met conische maalschijven"),
+                ("Espresso machine", "Koffie", "Vijftien bar"),
+                ("Waterkoker", "Keuken", "Snel kokend water"),
+                ("Theepot", "Thee", "Van porselein"),
+            ],
+        );
+        // A part finds the catalog's compound; a compound finds the parts.
+        assert_eq!(ids(dutch.find("molen", Language::Nl, 4)), ["1"]);
+        assert_eq!(ids(dutch.find("espressomachine", Language::Nl, 4)), ["2"]);
+        let german = coffee_shop(
+            Language::De,
+            [
+                ("Kaffeemühle", "Kaffee", "Kegelmahlwerk"),
+                ("Kaffee Bohnen", "Kaffee", "Arabica"),
+                ("Wasserkocher", "Küche", "Schnell"),
+                ("Teekanne", "Tee", "Porzellan"),
+            ],
+        );
+        assert_eq!(ids(german.find("Mühle", Language::De, 4)), ["1"]);
+        assert_eq!(
+            ids(german.find("Kaffeebohnen", Language::De, 4))
+                .first()
+                .map(String::as_str),
+            Some("2")
+        );
     }
 
     #[test]

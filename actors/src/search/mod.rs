@@ -2,6 +2,7 @@
 
 pub mod analysis;
 mod index;
+pub mod lexicon;
 pub mod query;
 
 pub use index::{Hit, SearchIndex};

@@ -1,0 +1,121 @@
+//! Replaying a store's golden conversations, for the store API, the
+//! dashboard's button and `mikabot golden`: every question asked of the
+//! store's actor and its current model, one at a time, checked, kept as the
+//! last run, and compared with the run before.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use mikabot_actors::golden::{self, Outcome};
+use mikabot_actors::ids::StoreId;
+use mikabot_actors::log::now_ms;
+
+use crate::http::AppState;
+use crate::storage::{GoldenRun, StorageError};
+
+/// One question's result with what changed since the last run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GoldenResult {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub passed: bool,
+    pub changes: Vec<String>,
+}
+
+/// A whole replay.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Replay {
+    pub at_ms: u64,
+    pub passed: usize,
+    pub failed: usize,
+    /// The model that answered (`offline` for the built-in responder).
+    pub model: &'static str,
+    pub results: Vec<GoldenResult>,
+}
+
+/// Why a replay did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("the store is not being served")]
+    NotServed,
+    #[error("a replay of this store is already running")]
+    Running,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Stores with a replay running: one at a time per store, as each asks the
+/// model up to a hundred questions.
+#[derive(Clone, Default)]
+pub struct Running(Arc<Mutex<HashSet<StoreId>>>);
+
+impl Running {
+    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<StoreId>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct RunningGuard(Running, StoreId);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.set().remove(&self.1);
+    }
+}
+
+/// Replays every golden question of `store` and keeps the run.
+pub async fn replay(state: &AppState, store: &StoreId) -> Result<Replay, ReplayError> {
+    let actor = state.stores.get(store).ok_or(ReplayError::NotServed)?;
+    if !state.golden_runs.set().insert(store.clone()) {
+        return Err(ReplayError::Running);
+    }
+    let _guard = RunningGuard(state.golden_runs.clone(), store.clone());
+    let id = store.clone();
+    let (goldens, before, profile) = state
+        .storage
+        .blocking(move |s| Ok((s.goldens(&id)?, s.golden_run(&id)?, s.store(&id)?)))
+        .await?;
+    let language = profile.map_or(mikabot_actors::language::Language::En, |p| {
+        p.default_language
+    });
+    let chosen = state.models.choose(store);
+    let mut results = Vec::with_capacity(goldens.len());
+    for (i, question) in goldens.iter().enumerate() {
+        let outcome = golden::replay(
+            &actor,
+            chosen.model.as_ref(),
+            question,
+            state.session_settings.retrieval_limit,
+            language,
+        )
+        .await;
+        // The same question at the same place in the last run.
+        let earlier = before
+            .as_ref()
+            .and_then(|run| run.outcomes.get(i))
+            .filter(|o| o.question == outcome.question);
+        results.push(GoldenResult {
+            passed: outcome.passed(),
+            changes: golden::changes(earlier, &outcome),
+            outcome,
+        });
+    }
+    let run = GoldenRun {
+        at_ms: now_ms(),
+        outcomes: results.iter().map(|r| r.outcome.clone()).collect(),
+    };
+    let (id, kept) = (store.clone(), run.clone());
+    state
+        .storage
+        .blocking(move |s| s.put_golden_run(&id, &kept))
+        .await?;
+    let passed = results.iter().filter(|r| r.passed).count();
+    tracing::info!(%store, passed, failed = results.len() - passed, "golden conversations replayed");
+    Ok(Replay {
+        at_ms: run.at_ms,
+        passed,
+        failed: results.len() - passed,
+        model: chosen.model.name(),
+        results,
+    })
+}
