@@ -189,6 +189,8 @@ struct WordCursor<'a> {
     variants: Vec<TermCursor<'a>>,
     /// How many ways of matching the word has.
     alternatives: usize,
+    /// One way with one part: the score is the best variant's.
+    single: bool,
     upper: f32,
 }
 
@@ -216,6 +218,7 @@ impl<'a> WordCursor<'a> {
             upper = upper.max(way_upper);
         }
         Self {
+            single: count == 1 && variants.iter().all(|v| v.slot == 0),
             variants,
             alternatives: count,
             upper,
@@ -228,6 +231,21 @@ impl<'a> WordCursor<'a> {
 
     /// The word's score in `doc` (its best way of matching), moving past `doc`.
     fn score_at(&mut self, doc: u32) -> f32 {
+        if self.single {
+            // One way of one part (most words in the catalog's language):
+            // the best variant, with no table to fill.
+            let mut best = 0.0_f32;
+            for variant in &mut self.variants {
+                variant.seek(doc);
+                if let Some(posting) = variant.postings.get(variant.at)
+                    && posting.doc == doc
+                {
+                    best = best.max(variant.idf * posting.weight);
+                    variant.at += 1;
+                }
+            }
+            return best;
+        }
         let mut best = [0.0_f32; MAX_ALTERNATIVES * MAX_PARTS];
         for variant in &mut self.variants {
             variant.seek(doc);
