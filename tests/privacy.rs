@@ -176,6 +176,13 @@ async fn a_canary_a_shopper_typed_is_gone_everywhere_once_erased_by_its_email_ad
         export["catalog"].as_array().is_some_and(|c| !c.is_empty()),
         "the catalog is in it"
     );
+    assert!(
+        export["pages"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["slug"] == "returns")),
+        "the demo store's pages are in it"
+    );
+    assert!(export["golden"].as_array().is_some_and(|g| !g.is_empty()));
     assert!(export.to_string().contains(&canary), "the export has it");
     let hits = scan(dir.path(), &needles);
     assert!(hits.is_empty(), "in the clear before erasure: {hits:?}");

@@ -124,7 +124,8 @@ fn history(storage: &Storage, meta: &ConversationMeta) -> Result<Vec<StoredMessa
         .map_err(|e| StorageError::Interrupted(e.to_string()))
 }
 
-/// Writes a store's export to `out`: settings, catalog, then every
+/// Writes a store's export to `out`: settings, catalog, knowledge pages and
+/// golden questions, then every
 /// conversation that is not erased, newest first, with its messages. At
 /// most one page of conversations is held at a time.
 pub fn export_store(
@@ -150,7 +151,22 @@ pub fn export_store(
         }
         put(&mut out, &product_json(&product))
     })?;
-    out.write_all(b"],\"conversations\":[").map_err(io)?;
+    out.write_all(b"],\"pages\":").map_err(io)?;
+    let pages: Vec<Value> = storage
+        .pages(store)?
+        .iter()
+        .map(|p| {
+            json!({
+                "slug": p.slug, "title": p.title, "url": p.url,
+                "body": p.body, "updated_at_ms": p.updated_ms,
+            })
+        })
+        .collect();
+    put(&mut out, &Value::Array(pages))?;
+    out.write_all(b",\"golden\":").map_err(io)?;
+    let goldens = serde_json::to_value(storage.goldens(store)?).unwrap_or_default();
+    put(&mut out, &goldens)?;
+    out.write_all(b",\"conversations\":[").map_err(io)?;
     let mut before = None;
     let mut first = true;
     loop {
