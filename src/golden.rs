@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use mikabot_actors::golden::{self, Outcome};
 use mikabot_actors::ids::StoreId;
@@ -12,6 +13,10 @@ use mikabot_actors::log::now_ms;
 
 use crate::http::AppState;
 use crate::storage::{GoldenRun, StorageError};
+
+/// Longest a whole replay may take; questions left after it are reported
+/// as not replayed.
+const RUN_BUDGET: Duration = Duration::from_secs(10 * 60);
 
 /// One question's result with what changed since the last run.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -78,17 +83,33 @@ pub async fn replay(state: &AppState, store: &StoreId) -> Result<Replay, ReplayE
     let language = profile.map_or(mikabot_actors::language::Language::En, |p| {
         p.default_language
     });
-    let chosen = state.models.choose(store);
+    let model = state.models.choose(store).model.name();
+    let deadline = Instant::now() + RUN_BUDGET;
     let mut results = Vec::with_capacity(goldens.len());
     for (i, question) in goldens.iter().enumerate() {
-        let outcome = golden::replay(
-            &actor,
-            chosen.model.as_ref(),
-            question,
-            state.session_settings.retrieval_limit,
-            language,
-        )
-        .await;
+        let outcome = if Instant::now() < deadline {
+            golden::replay(
+                &actor,
+                &state.models,
+                store,
+                question,
+                state.session_settings.retrieval_limit,
+                language,
+            )
+            .await
+        } else {
+            Outcome {
+                question: question.question.clone(),
+                text: String::new(),
+                cards: Vec::new(),
+                handed_over: false,
+                checks: Vec::new(),
+                error: Some(format!(
+                    "not replayed: the run's {} minutes were spent",
+                    RUN_BUDGET.as_secs() / 60
+                )),
+            }
+        };
         // The same question at the same place in the last run.
         let earlier = before
             .as_ref()
@@ -115,7 +136,7 @@ pub async fn replay(state: &AppState, store: &StoreId) -> Result<Replay, ReplayE
         at_ms: run.at_ms,
         passed,
         failed: results.len() - passed,
-        model: chosen.model.name(),
+        model,
         results,
     })
 }

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::dashboard::{created_store, node_with_mail, signed_up};
-use crate::helpers::{SmtpSink, TestApp, spawn_app};
+use crate::helpers::{Behavior, FakeOpenAi, Shopper, SmtpSink, TestApp, spawn_app, spawn_app_on};
 
 const TOKEN: &str = "operator-test-token-5e1f0a9b2c8d7e6f";
 
@@ -196,4 +196,33 @@ async fn owners_keep_and_replay_golden_questions_in_the_dashboard() {
         .post(&format!("{golden}/run"), &[("csrf", "wrong")])
         .await;
     assert_eq!(page.status, 403);
+}
+
+#[actix_web::test]
+async fn a_replay_asks_the_stores_model_and_is_charged_to_its_budget() {
+    let fake = FakeOpenAi::start().await;
+    fake.always(Behavior::reply(&["The ", "Alpine ", "tent."]));
+    let app = spawn_app_on(&fake, |s| {
+        s.operator.api_token = serde_json::from_value(json!(TOKEN)).expect("secret");
+        s.limits.store_daily_tokens = 50;
+    })
+    .await;
+    let list =
+        json!({"goldens": [{"question": "a tent", "expect": {"mentions": ["Alpine tent"]}}]});
+    assert_eq!(call(&app, "PUT", "golden", Some(list)).await.0, 200);
+    let (status, run) = call(&app, "POST", "golden/run", None).await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["passed"], 1, "{run}");
+    assert_eq!(run["results"][0]["text"], "The Alpine tent.");
+    assert_eq!(fake.requests().len(), 1, "the provider answered the replay");
+    // The replay spent the day's budget: a shopper now gets basic mode.
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "a tent").await;
+    assert!(
+        reply.text().starts_with("Our assistant is in basic mode"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(fake.requests().len(), 1);
 }

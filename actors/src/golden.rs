@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::ProductCard;
 use crate::cite::Citations;
 use crate::desk::asks_for_human;
+use crate::ids::StoreId;
 use crate::language::{Language, detect};
 use crate::model::{ChatModel, ModelChunk, ModelError};
-use crate::prompt::Prompt;
+use crate::prompt::{Prompt, estimated_tokens};
+use crate::provider::Models;
 use crate::reply::reply_cards;
 use crate::store::{FindProducts, StoreCatalog};
 
@@ -181,27 +183,40 @@ fn join(ids: &[&String]) -> String {
 }
 
 /// Asks one golden question of the store as a shopper's first message is
-/// asked (the same search, prompt, model, references and cards) and checks
-/// the answer.
+/// asked (the same search, prompt, model, references and cards; the
+/// store's model budget applies and is charged) and checks the answer.
 pub async fn replay(
     catalog: &Addr<StoreCatalog>,
-    model: &dyn ChatModel,
+    models: &Models,
+    store: &StoreId,
     golden: &Golden,
     retrieval_limit: usize,
     store_language: Language,
 ) -> Outcome {
+    let chosen = models.choose(store);
     let language = golden
         .language
         .unwrap_or_else(|| detect(&golden.question, store_language));
     let handed_over = asks_for_human(&golden.question);
     let answered = tokio::time::timeout(
         REPLAY_TIMEOUT,
-        answer(catalog, model, &golden.question, language, retrieval_limit),
+        answer(
+            catalog,
+            chosen.model.as_ref(),
+            &golden.question,
+            language,
+            retrieval_limit,
+        ),
     )
     .await
     .unwrap_or(Err(ModelError::Timeout));
     let (text, cards, error) = match answered {
-        Ok((text, cards)) => (text, cards, None),
+        Ok((text, cards, spent)) => {
+            if chosen.degraded.is_none() {
+                models.budgets.spend(store, spent);
+            }
+            (text, cards, None)
+        }
         Err(error) => (String::new(), Vec::new(), Some(error.to_string())),
     };
     let checks = check(&golden.expect, &text, &cards, handed_over, language);
@@ -221,7 +236,7 @@ async fn answer(
     question: &str,
     language: Language,
     retrieval_limit: usize,
-) -> Result<(String, Vec<ProductCard>), ModelError> {
+) -> Result<(String, Vec<ProductCard>, u64), ModelError> {
     let found = catalog
         .send(FindProducts {
             query: question.to_owned(),
@@ -243,15 +258,25 @@ async fn answer(
     let mut stream = model.start(Arc::clone(&prompt)).await?;
     let mut citations = Citations::new();
     let mut text = String::new();
+    let (mut streamed, mut usage) = (0_u64, None);
     while let Some(chunk) = stream.next().await {
         match chunk? {
-            ModelChunk::Text(piece) => text.push_str(&citations.push(piece)),
-            ModelChunk::Finished(_) | ModelChunk::Usage(_) => {}
+            ModelChunk::Text(piece) => {
+                streamed += 1;
+                text.push_str(&citations.push(piece));
+            }
+            ModelChunk::Usage(u) => usage = Some(u),
+            ModelChunk::Finished(_) => {}
         }
     }
     text.push_str(&citations.finish());
     let cards = reply_cards(&prompt, &text, citations.cited());
-    Ok((text, cards))
+    // What the provider counted, else the same estimate replies use.
+    let spent = usage.map_or_else(
+        || (estimated_tokens(&prompt.system_text()) + estimated_tokens(question)) as u64 + streamed,
+        |u| u.prompt_tokens.saturating_add(u.completion_tokens),
+    );
+    Ok((text, cards, spent))
 }
 
 /// The expectations checked against an answer.
