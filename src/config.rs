@@ -14,6 +14,9 @@ pub const DEFAULTS: &str = include_str!("../config/default.toml");
 /// Environment variable prefix; `__` separates section and key.
 pub const ENV_PREFIX: &str = "MIKABOT";
 
+/// Longest budget of a query rewrite, in milliseconds.
+pub const MAX_QUERY_REWRITE_MS: u64 = 5_000;
+
 /// A configuration problem, reported before anything starts.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -320,6 +323,9 @@ pub struct ModelSettings {
     /// Ask the provider to report each request's token usage
     /// (`stream_options.include_usage`).
     pub stream_usage: bool,
+    /// Milliseconds the provider gets to rewrite a shopper's message into a
+    /// search query before each reply; 0: no rewrite.
+    pub query_rewrite_ms: u64,
 }
 
 impl ModelSettings {
@@ -628,6 +634,15 @@ impl Settings {
                 "must be at least model.retry_base_delay_ms, which must be above 0",
             ));
         }
+        if self.model.query_rewrite_ms > MAX_QUERY_REWRITE_MS {
+            return Err(invalid(
+                "model.query_rewrite_ms",
+                format!(
+                    "is {}: expected 0 (off) to {MAX_QUERY_REWRITE_MS}; a rewrite delays every reply's first token",
+                    self.model.query_rewrite_ms
+                ),
+            ));
+        }
         positive(
             "widget.heartbeat_interval_secs",
             self.widget.heartbeat_interval_secs,
@@ -742,6 +757,16 @@ mod tests {
         let error = Settings::load_with_env(None, env(&[("MIKABOT__MODEL__TEMPERATURE", "7")]))
             .expect_err("temperature is bounded");
         assert!(error.to_string().contains("model.temperature"), "{error}");
+        let error =
+            Settings::load_with_env(None, env(&[("MIKABOT__MODEL__QUERY_REWRITE_MS", "60000")]))
+                .expect_err("a rewrite budget is bounded");
+        assert!(
+            error.to_string().contains("model.query_rewrite_ms"),
+            "{error}"
+        );
+        let on = Settings::load_with_env(None, env(&[("MIKABOT__MODEL__QUERY_REWRITE_MS", "400")]))
+            .expect("a budget within bounds");
+        assert_eq!(on.model.query_rewrite_ms, 400);
     }
 
     #[test]

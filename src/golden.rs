@@ -93,8 +93,12 @@ pub async fn replay(state: &AppState, store: &StoreId) -> Result<Replay, ReplayE
                 &state.models,
                 store,
                 question,
-                state.session_settings.retrieval_limit,
-                language,
+                golden::ReplaySettings {
+                    retrieval_limit: state.session_settings.retrieval_limit,
+                    query_rewrite: state.session_settings.query_rewrite,
+                    store_language: language,
+                },
+                &state.metrics,
             )
             .await
         } else {

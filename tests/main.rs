@@ -19,6 +19,7 @@ mod model_faults;
 mod persistence;
 mod privacy;
 mod properties;
+mod query_rewrite;
 mod resume;
 mod shutdown;
 mod widget_http;

@@ -19,11 +19,13 @@ use crate::cite::Citations;
 use crate::desk::asks_for_human;
 use crate::ids::StoreId;
 use crate::language::{Language, detect};
+use crate::metrics::Metrics;
 use crate::model::{ChatModel, ModelChunk, ModelError};
 use crate::prompt::{Prompt, estimated_tokens};
 use crate::provider::Models;
 use crate::reply::reply_cards;
-use crate::store::{FindProducts, StoreCatalog};
+use crate::retrieval::{Ask, Rewrite, retrieve};
+use crate::store::StoreCatalog;
 
 /// Most golden questions a store keeps.
 pub const MAX_GOLDENS: usize = 100;
@@ -182,31 +184,43 @@ fn join(ids: &[&String]) -> String {
         .join(", ")
 }
 
+/// How a store's golden questions are asked: as its shoppers' are.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplaySettings {
+    pub retrieval_limit: usize,
+    /// The budget of a query rewrite by the provider; `None`: none asked.
+    pub query_rewrite: Option<Duration>,
+    /// The language of a question that names none and shows none.
+    pub store_language: Language,
+}
+
 /// Asks one golden question of the store as a shopper's first message is
-/// asked (the same search, prompt, model, references and cards; the
+/// asked (the same retrieval, prompt, model, references and cards; the
 /// store's model budget applies and is charged) and checks the answer.
 pub async fn replay(
     catalog: &Addr<StoreCatalog>,
     models: &Models,
     store: &StoreId,
     golden: &Golden,
-    retrieval_limit: usize,
-    store_language: Language,
+    settings: ReplaySettings,
+    metrics: &Metrics,
 ) -> Outcome {
     let chosen = models.choose(store);
     let language = golden
         .language
-        .unwrap_or_else(|| detect(&golden.question, store_language));
+        .unwrap_or_else(|| detect(&golden.question, settings.store_language));
     let handed_over = asks_for_human(&golden.question);
+    let rewrite = Rewrite::for_reply(&chosen, settings.query_rewrite);
+    let ask = Ask {
+        message: &golden.question,
+        earlier: None,
+        language,
+        limit: settings.retrieval_limit,
+        rewrite,
+    };
     let answered = tokio::time::timeout(
         REPLAY_TIMEOUT,
-        answer(
-            catalog,
-            chosen.model.as_ref(),
-            &golden.question,
-            language,
-            retrieval_limit,
-        ),
+        answer(catalog, chosen.model.as_ref(), ask, metrics),
     )
     .await
     .unwrap_or(Err(ModelError::Timeout));
@@ -233,18 +247,12 @@ pub async fn replay(
 async fn answer(
     catalog: &Addr<StoreCatalog>,
     model: &dyn ChatModel,
-    question: &str,
-    language: Language,
-    retrieval_limit: usize,
+    ask: Ask<'_>,
+    metrics: &Metrics,
 ) -> Result<(String, Vec<ProductCard>, u64), ModelError> {
-    let found = catalog
-        .send(FindProducts {
-            query: question.to_owned(),
-            language,
-            limit: retrieval_limit,
-        })
-        .await
-        .map_err(|_| ModelError::unavailable("the store's catalog is not available"))?;
+    let (question, language) = (ask.message.to_owned(), ask.language);
+    let retrieved = retrieve(catalog, ask, metrics).await?;
+    let found = retrieved.found;
     let prompt = Arc::new(Prompt {
         store_name: found.profile.name.clone(),
         store_url: found.profile.url.clone(),
@@ -253,7 +261,7 @@ async fn answer(
         products: found.hits.into_iter().map(|hit| hit.product).collect(),
         passages: found.passages.into_iter().map(|hit| hit.passage).collect(),
         history: Vec::new(),
-        message: question.to_owned(),
+        message: question.clone(),
     });
     let mut stream = model.start(Arc::clone(&prompt)).await?;
     let mut citations = Citations::new();
@@ -273,10 +281,13 @@ async fn answer(
     let cards = reply_cards(&prompt, &text, citations.cited());
     // What the provider counted, else the same estimate replies use.
     let spent = usage.map_or_else(
-        || (estimated_tokens(&prompt.system_text()) + estimated_tokens(question)) as u64 + streamed,
+        || {
+            (estimated_tokens(&prompt.system_text()) + estimated_tokens(&question)) as u64
+                + streamed
+        },
         |u| u.prompt_tokens.saturating_add(u.completion_tokens),
     );
-    Ok((text, cards, spent))
+    Ok((text, cards, spent.saturating_add(retrieved.spent)))
 }
 
 /// The expectations checked against an answer.

@@ -21,6 +21,7 @@ pub mod page;
 pub mod prompt;
 pub mod provider;
 pub mod reply;
+pub mod retrieval;
 pub mod search;
 pub mod session;
 pub mod store;

@@ -134,6 +134,17 @@ pub struct Metrics {
     /// Messages dropped from a session's memory (older than the prompt can
     /// use; they stay stored).
     pub history_trimmed: Counter,
+    /// Query rewrites asked of the model, by outcome (`rewritten`,
+    /// `unchanged`, `empty`, `late`, `failed`).
+    pub query_rewrites: Family<OutcomeLabel, Counter>,
+    /// How long each query rewrite took, up to its budget.
+    pub query_rewrite_time: Histogram,
+}
+
+/// What an attempt came to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
 }
 
 /// A state of a state set.
@@ -169,6 +180,8 @@ impl Default for Metrics {
             replies_degraded: Family::default(),
             model_breaker: Family::default(),
             history_trimmed: Counter::default(),
+            query_rewrites: Family::default(),
+            query_rewrite_time: seconds_histogram(0.001),
         }
     }
 }
@@ -295,6 +308,17 @@ impl Metrics {
             "Messages dropped from sessions' memory, older than the prompt can use",
             self.history_trimmed.clone(),
         );
+        registry.register(
+            "query_rewrites",
+            "Search queries asked of the model for a shopper's message, by outcome",
+            self.query_rewrites.clone(),
+        );
+        registry.register_with_unit(
+            "query_rewrite",
+            "Time a query rewrite took (within its budget; a late one counts its budget)",
+            Unit::Seconds,
+            self.query_rewrite_time.clone(),
+        );
     }
 
     /// Shows the breaker's state.
@@ -322,6 +346,14 @@ impl Metrics {
             },
         };
         self.model_requests.get_or_create(&labels).inc();
+    }
+
+    /// A query rewrite ended with `outcome` after `took`.
+    pub fn query_rewrite(&self, outcome: &'static str, took: Duration) {
+        self.query_rewrite_time.observe(took.as_secs_f64());
+        self.query_rewrites
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     /// The first token of a reply went out `total` after its message

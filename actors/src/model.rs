@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
 
+use crate::language::Language;
 use crate::prompt::Prompt;
 
 /// Why a model stopped generating.
@@ -139,11 +140,105 @@ pub trait ChatModel: Send + Sync + 'static {
     /// of the answer (status codes, refused connections); the stream's
     /// items fail for errors after.
     fn start(&self, prompt: Arc<Prompt>) -> BoxFuture<'static, Result<ChunkStream, ModelError>>;
+
+    /// Whether [`rewrite_query`](Self::rewrite_query) can be asked.
+    fn rewrites_queries(&self) -> bool {
+        false
+    }
+
+    /// Turns a shopper's message into a search query in the catalog's
+    /// language (one short request, not streamed). Models that cannot
+    /// refuse; the caller then searches the shopper's own words.
+    fn rewrite_query(
+        &self,
+        request: QueryRequest,
+    ) -> BoxFuture<'static, Result<Rewritten, ModelError>> {
+        let _ = request;
+        Box::pin(async {
+            Err(ModelError::Rejected {
+                status: None,
+                detail: "this model does not rewrite queries".into(),
+            })
+        })
+    }
+}
+
+/// What a query rewrite is asked from.
+#[derive(Clone, Debug)]
+pub struct QueryRequest {
+    /// The shopper's newest message.
+    pub message: String,
+    /// The shopper's message before it, if any: what "and in blue?" refers to.
+    pub earlier: Option<String>,
+    /// The language the catalog is written in.
+    pub catalog_language: Language,
+}
+
+/// Longest rewritten query kept, in characters.
+pub const MAX_REWRITTEN_CHARS: usize = 160;
+
+/// A model's search query for a shopper's message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rewritten {
+    /// The query, one line, at most [`MAX_REWRITTEN_CHARS`]; empty when the
+    /// model gave nothing usable.
+    pub query: String,
+    pub usage: Option<Usage>,
+}
+
+impl Rewritten {
+    /// The query in a model's answer: its first non-empty line, without
+    /// a label or quotes, bounded.
+    pub fn from_answer(answer: &str, usage: Option<Usage>) -> Self {
+        let line = answer
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("");
+        let line = match line.split_once(':') {
+            Some((label, rest)) if label.len() <= 16 && label.to_lowercase().contains("query") => {
+                rest.trim()
+            }
+            _ => line,
+        };
+        let query: String = line
+            .trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '“' | '”' | '«' | '»'))
+            .trim()
+            .chars()
+            .take(MAX_REWRITTEN_CHARS)
+            .collect();
+        // "-": the model found no product asked for.
+        let query = if query.chars().any(char::is_alphanumeric) {
+            query
+        } else {
+            String::new()
+        };
+        Self { query, usage }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rewritten_query_is_one_clean_bounded_line() {
+        let q = |answer: &str| Rewritten::from_answer(answer, None).query;
+        assert_eq!(q("rain jacket waterproof"), "rain jacket waterproof");
+        assert_eq!(
+            q("\n  \"rain jacket\"\nBecause the shopper…"),
+            "rain jacket"
+        );
+        assert_eq!(q("Search query: espresso machine"), "espresso machine");
+        assert_eq!(
+            q("Note: hiking boots"),
+            "Note: hiking boots",
+            "only a query label is dropped"
+        );
+        assert_eq!(q("   "), "");
+        assert_eq!(q("-"), "", "no product asked for");
+        assert_eq!(q(&"x".repeat(500)).chars().count(), MAX_REWRITTEN_CHARS);
+    }
 
     #[test]
     fn only_the_providers_trouble_counts_against_it() {

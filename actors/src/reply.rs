@@ -28,8 +28,9 @@ use crate::metrics::{FinishLabel, Metrics, ReasonLabel};
 use crate::model::{ChatModel, FinishReason, ModelChunk, ModelError, Usage};
 use crate::prompt::{Prompt, Role, Turn, bounded_history, estimated_tokens};
 use crate::provider::{Chosen, Models};
+use crate::retrieval::{Ask, Rewrite, retrieve};
 use crate::search::analysis::{fold, is_stopword, tokens};
-use crate::store::{FindProducts, StoreCatalog};
+use crate::store::StoreCatalog;
 use crate::tasks::Tasks;
 
 /// Events of one reply, from its task to its session.
@@ -102,6 +103,8 @@ pub struct ReplyJob {
     pub history_tokens: usize,
     /// Products retrieved for the turn.
     pub retrieval_limit: usize,
+    /// The budget of a query rewrite by the provider; `None`: none asked.
+    pub query_rewrite: Option<Duration>,
     pub policy: RetryPolicy,
     pub metrics: Arc<Metrics>,
     /// When the reply began (the time to first token counts from here).
@@ -118,38 +121,46 @@ pub struct ReplyJob {
 }
 
 impl ReplyJob {
-    /// Retrieves the turn's products and builds the prompt.
-    async fn prompt(&self) -> Result<Prompt, ModelError> {
-        let find = FindProducts {
-            query: self.message.clone(),
+    /// Retrieves the turn's products (with a query rewrite when the node
+    /// asks for one and `chosen` is the provider) and builds the prompt;
+    /// also answers what the rewrite cost, in tokens.
+    async fn prompt(&self, chosen: &Chosen) -> Result<(Prompt, u64), ModelError> {
+        // A restricted conversation's earlier messages stay out of every
+        // prompt; when that cannot be read, they stay out too.
+        let history = if self
+            .log
+            .restricted(&self.store, self.conversation)
+            .unwrap_or(true)
+        {
+            Vec::new()
+        } else {
+            bounded_history(&self.earlier, self.history_tokens)
+        };
+        let rewrite = Rewrite::for_reply(chosen, self.query_rewrite);
+        let ask = Ask {
+            message: &self.message,
+            earlier: history
+                .iter()
+                .rev()
+                .find(|turn| turn.role == Role::Shopper)
+                .map(|turn| turn.text.as_str()),
             language: self.language,
             limit: self.retrieval_limit,
+            rewrite,
         };
-        let found = self
-            .catalog
-            .send(find)
-            .await
-            .map_err(|_| ModelError::unavailable("the store's catalog is not available"))?;
-        Ok(Prompt {
+        let retrieved = retrieve(&self.catalog, ask, &self.metrics).await?;
+        let found = retrieved.found;
+        let prompt = Prompt {
             store_name: found.profile.name.clone(),
             store_url: found.profile.url.clone(),
             instructions: found.profile.instructions.clone(),
             language: self.language,
             products: found.hits.into_iter().map(|hit| hit.product).collect(),
             passages: found.passages.into_iter().map(|hit| hit.passage).collect(),
-            // A restricted conversation's earlier messages stay out of
-            // every prompt; when that cannot be read, they stay out too.
-            history: if self
-                .log
-                .restricted(&self.store, self.conversation)
-                .unwrap_or(true)
-            {
-                Vec::new()
-            } else {
-                bounded_history(&self.earlier, self.history_tokens)
-            },
+            history,
             message: self.message.clone(),
-        })
+        };
+        Ok((prompt, retrieved.spent))
     }
 }
 
@@ -522,8 +533,12 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
         // What a task dropped mid-way (the runtime stopped) counts as.
         finish: "interrupted",
     };
+    let chosen = job.models.choose(&job.store);
+    let mut probe = ProbeGuard {
+        breaker: chosen.probe.then_some(&job.models.breaker),
+    };
     let prompt = tokio::select! {
-        prompt = job.prompt() => prompt,
+        prompt = job.prompt(&chosen) => prompt,
         () = tasks.cut() => Err(ModelError::unavailable("the node stopped before the reply began")),
         () = job.withdrawn.cancelled() => {
             in_flight.finish = "withdrawn";
@@ -536,7 +551,12 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
         }
     };
     let prompt = match prompt {
-        Ok(prompt) => Arc::new(prompt),
+        Ok((prompt, rewrite_spent)) => {
+            if chosen.degraded.is_none() && rewrite_spent > 0 {
+                job.models.budgets.spend(&job.store, rewrite_spent);
+            }
+            Arc::new(prompt)
+        }
         Err(error) => {
             tracing::warn!(%error, "reply failed before the model was asked");
             in_flight.finish = "failed";
@@ -547,10 +567,6 @@ async fn run(job: ReplyJob, feed: &ReplyFeed, tasks: &Tasks) {
             .await;
             return;
         }
-    };
-    let chosen = job.models.choose(&job.store);
-    let mut probe = ProbeGuard {
-        breaker: chosen.probe.then_some(&job.models.breaker),
     };
     if let Some(degraded) = chosen.degraded {
         let reason = ReasonLabel {

@@ -175,6 +175,10 @@ pub struct FindProducts {
     pub query: String,
     pub language: Language,
     pub limit: usize,
+    /// A model's rewrite of the shopper's words into a query in the
+    /// catalog's language, searched beside them (see
+    /// [`SearchIndex::find_with_rewrite`](crate::search::SearchIndex::find_with_rewrite)).
+    pub rewritten: Option<String>,
 }
 
 /// The answer to [`FindProducts`]: the store's current profile, the
@@ -198,7 +202,12 @@ impl Handler<FindProducts> for StoreCatalog {
         let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             #[cfg(test)]
             assert!(!panics, "a bug in the search");
-            let hits = index.find(&msg.query, msg.language, msg.limit);
+            let hits = match &msg.rewritten {
+                Some(rewritten) => {
+                    index.find_with_rewrite(&msg.query, rewritten, msg.language, msg.limit)
+                }
+                None => index.find(&msg.query, msg.language, msg.limit),
+            };
             let passages = if !knowledge.is_empty()
                 && (hits.is_empty() || knowledge::asks_about_the_shop(&msg.query))
             {
@@ -436,6 +445,7 @@ mod tests {
             query: "tent".into(),
             language: Language::En,
             limit: 5,
+            rewritten: None,
         });
         release.send(()).expect("the loader waits");
         let found = find.await.expect("the actor answers");
@@ -463,6 +473,7 @@ mod tests {
             query: query.into(),
             language: Language::En,
             limit: 5,
+            rewritten: None,
         };
         let found = actor
             .send(ask("can I return a tent?"))
@@ -498,6 +509,7 @@ mod tests {
                 query: "tent".into(),
                 language: Language::En,
                 limit: 5,
+                rewritten: None,
             })
             .await
             .expect("the actor answers");
@@ -550,6 +562,7 @@ mod tests {
             query: "tent".into(),
             language: Language::En,
             limit: 5,
+            rewritten: None,
         };
         assert_eq!(actor.send(find()).await.expect("answers").hits.len(), 1);
         actor.send(PanicNextSearch).await.expect("answers");

@@ -23,7 +23,9 @@ use async_openai::types::chat::{
 };
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, stream};
-use mikabot_actors::model::{ChatModel, ChunkStream, FinishReason, ModelChunk, ModelError, Usage};
+use mikabot_actors::model::{
+    ChatModel, ChunkStream, FinishReason, ModelChunk, ModelError, QueryRequest, Rewritten, Usage,
+};
 use mikabot_actors::prompt::{Prompt, Role};
 
 use crate::config::{MaxTokensField, ModelSettings};
@@ -219,22 +221,66 @@ impl OpenAiModel {
                 include_obfuscation: None,
             });
         }
+        self.limit(&mut request, self.max_tokens);
+        Ok(request)
+    }
+
+    /// Sets the answer's token limit in the field the provider reads.
+    fn limit(&self, request: &mut CreateChatCompletionRequest, tokens: u32) {
         match self.max_tokens_field {
             MaxTokensField::MaxCompletionTokens => {
-                request.max_completion_tokens = Some(self.max_tokens);
+                request.max_completion_tokens = Some(tokens);
             }
             MaxTokensField::MaxTokens => {
                 // Deprecated by OpenAI for reasoning models, but the field
                 // llama-server, vLLM, Ollama and OpenAI chat models all read.
                 #[allow(deprecated)]
                 {
-                    request.max_tokens = Some(self.max_tokens);
+                    request.max_tokens = Some(tokens);
                 }
             }
         }
+    }
+
+    /// The one short request that asks for a search query.
+    fn rewrite_request(
+        &self,
+        asked: &QueryRequest,
+    ) -> Result<CreateChatCompletionRequest, OpenAIError> {
+        let system = format!(
+            "You turn a shopper's message to an online shop into a product search query. \
+             Write the query in {}: the kind of product and the words that matter (brand, \
+             colour, size, material, use), at most {REWRITE_WORDS} words. Keep a price limit \
+             the shopper gave, for example: under 100. Answer with the query only, on one \
+             line. If the message asks for no product, answer with a single dash.",
+            asked.catalog_language.english_name()
+        );
+        let user = match &asked.earlier {
+            Some(earlier) => format!(
+                "Their message before: {earlier}\nTheir message now: {}",
+                asked.message
+            ),
+            None => asked.message.clone(),
+        };
+        let messages: Vec<ChatCompletionRequestMessage> = vec![
+            ChatCompletionRequestSystemMessage::from(system).into(),
+            ChatCompletionRequestUserMessage::from(user).into(),
+        ];
+        let mut request = CreateChatCompletionRequestArgs::default()
+            .model(&self.model)
+            .messages(messages)
+            .temperature(0.0)
+            .stream(false)
+            .build()?;
+        self.limit(&mut request, REWRITE_MAX_TOKENS);
         Ok(request)
     }
 }
+
+/// Most words a rewritten query is asked to have.
+const REWRITE_WORDS: usize = 8;
+/// The token limit of a rewrite's answer.
+const REWRITE_MAX_TOKENS: u32 = 32;
 
 fn chunks(response: CreateChatCompletionStreamResponse) -> Vec<ModelChunk> {
     let mut out = Vec::new();
@@ -282,6 +328,33 @@ impl ChatModel for OpenAiModel {
                 stream::iter(items)
             }));
             Ok(stream)
+        })
+    }
+
+    fn rewrites_queries(&self) -> bool {
+        true
+    }
+
+    fn rewrite_query(
+        &self,
+        asked: QueryRequest,
+    ) -> BoxFuture<'static, Result<Rewritten, ModelError>> {
+        let request = self.rewrite_request(&asked);
+        let client = self.client.clone();
+        Box::pin(async move {
+            let request = request.map_err(model_error)?;
+            let response = client.chat().create(request).await.map_err(model_error)?;
+            let usage = response.usage.as_ref().map(|u| Usage {
+                prompt_tokens: u64::from(u.prompt_tokens),
+                completion_tokens: u64::from(u.completion_tokens),
+            });
+            let answer = response
+                .choices
+                .into_iter()
+                .next()
+                .and_then(|choice| choice.message.content)
+                .unwrap_or_default();
+            Ok(Rewritten::from_answer(&answer, usage))
         })
     }
 }

@@ -72,6 +72,7 @@ fn session_settings(settings: &Settings) -> SessionSettings {
         history_tokens: m.history_tokens,
         history_messages: w.history_messages,
         retrieval_limit: w.retrieval_limit,
+        query_rewrite: (m.query_rewrite_ms > 0).then(|| Duration::from_millis(m.query_rewrite_ms)),
         max_protocol_errors: w.max_protocol_errors,
         retry: RetryPolicy {
             base_delay: Duration::from_millis(m.retry_base_delay_ms),

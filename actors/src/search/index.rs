@@ -77,6 +77,36 @@ pub struct Hit {
     pub score: f32,
 }
 
+/// Rank fusion's damping: how much the first places outweigh the next.
+const FUSION_K: f32 = 10.0;
+
+/// Two rankings of the same catalog merged by reciprocal rank fusion; a
+/// hit's score is its fused one, ties go to the first ranking's order.
+fn fuse(first: Vec<Hit>, second: Vec<Hit>, limit: usize) -> Vec<Hit> {
+    let mut fused: Vec<(f32, usize, Hit)> = Vec::with_capacity(first.len() + second.len());
+    for (list, hits) in [first, second].into_iter().enumerate() {
+        for (rank, hit) in hits.into_iter().enumerate() {
+            let share = 1.0 / (FUSION_K + rank as f32 + 1.0);
+            match fused
+                .iter_mut()
+                .find(|(_, _, h)| h.product.id == hit.product.id)
+            {
+                Some((score, _, _)) => *score += share,
+                None => fused.push((share, list * 1000 + rank, hit)),
+            }
+        }
+    }
+    fused.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    fused
+        .into_iter()
+        .take(limit)
+        .map(|(score, _, hit)| Hit {
+            product: hit.product,
+            score,
+        })
+        .collect()
+}
+
 /// One product containing a term, with the term's BM25 weight in it
 /// (saturation and length normalisation precomputed; idf applied at query
 /// time).
@@ -527,6 +557,42 @@ impl SearchIndex {
         let mut filters = parsed.filters;
         filters.category = self.named_category(&parsed.text, query_language);
         self.search_filtered(&parsed.text, query_language, &filters, limit)
+    }
+
+    /// The language most of the catalog's text is written in.
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// [`find`](Self::find) for a shopper's words and a model's rewrite of
+    /// them into a query in the catalog's language, fused by rank
+    /// (reciprocal rank fusion: a product both find rises, ties keep the
+    /// shopper's order). The shopper's own filters (a price, in stock) hold
+    /// for both; the rewrite's apply only where the shopper set none.
+    pub fn find_with_rewrite(
+        &self,
+        query: &str,
+        rewritten: &str,
+        query_language: Language,
+        limit: usize,
+    ) -> Vec<Hit> {
+        let parsed = query::parse(query, self.minor_digits);
+        let mut filters = parsed.filters;
+        filters.category = self.named_category(&parsed.text, query_language);
+        let theirs = self.search_filtered(&parsed.text, query_language, &filters, limit);
+        let rewrite = query::parse(rewritten, self.minor_digits);
+        let mut rewrite_filters = Filters {
+            min_price: filters.min_price.or(rewrite.filters.min_price),
+            max_price: filters.max_price.or(rewrite.filters.max_price),
+            in_stock_only: filters.in_stock_only || rewrite.filters.in_stock_only,
+            category: None,
+        };
+        rewrite_filters.category = filters
+            .category
+            .clone()
+            .or_else(|| self.named_category(&rewrite.text, self.language));
+        let model = self.search_filtered(&rewrite.text, self.language, &rewrite_filters, limit);
+        fuse(theirs, model, limit)
     }
 
     /// The store category whose every word the shopper used, if any.
@@ -1045,6 +1111,45 @@ mod tests {
 
     fn ids(hits: Vec<Hit>) -> Vec<String> {
         hits.into_iter().map(|h| h.product.id.0.clone()).collect()
+    }
+
+    #[test]
+    fn a_rewrite_adds_what_the_shoppers_words_miss_under_their_filters() {
+        let index = index();
+        // Words no lexicon maps to a product; the model's query finds it.
+        let shopper = "iets voor als het giet";
+        assert!(index.find(shopper, Language::Nl, 5).is_empty());
+        let hits = index.find_with_rewrite(shopper, "rain jacket", Language::Nl, 5);
+        assert_eq!(ids(hits)[0], "1");
+        // The shopper's price limit holds for the rewrite's hits too.
+        let capped = index.find_with_rewrite("iets onder 100 euro", "coat", Language::Nl, 5);
+        assert!(
+            capped.iter().all(|h| h.product.price.minor < 10_000),
+            "{capped:?}"
+        );
+        // Both rankings agreeing keeps their order; a product both find
+        // outranks one only one finds.
+        let both = index.find_with_rewrite("running shoes", "trail shoes", Language::En, 5);
+        assert_eq!(ids(both)[0], "3");
+    }
+
+    #[test]
+    fn fusion_keeps_the_first_rankings_order_on_ties_and_bounds_the_list() {
+        let index = index();
+        let hit = |id: &str| Hit {
+            product: Arc::clone(
+                index
+                    .products()
+                    .iter()
+                    .find(|p| p.id.0 == id)
+                    .expect("known"),
+            ),
+            score: 1.0,
+        };
+        let fused = fuse(vec![hit("1"), hit("2")], vec![hit("3"), hit("2")], 3);
+        assert_eq!(ids(fused), ["2", "1", "3"]);
+        let tied = fuse(vec![hit("1")], vec![hit("3")], 5);
+        assert_eq!(ids(tied), ["1", "3"]);
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct SessionSettings {
     pub history_messages: usize,
     /// Products retrieved per turn.
     pub retrieval_limit: usize,
+    /// The budget of a query rewrite by the provider before each reply;
+    /// `None`: the shopper's words are searched as they are.
+    pub query_rewrite: Option<Duration>,
     /// Frames that could not be understood before the session is closed.
     pub max_protocol_errors: u32,
     /// How replies retry a failing model.

@@ -160,6 +160,7 @@ fn settings() -> SessionSettings {
         history_tokens: 2000,
         history_messages: 50,
         retrieval_limit: 6,
+        query_rewrite: None,
         max_protocol_errors: 20,
         retry: RetryPolicy {
             base_delay: Duration::from_millis(10),

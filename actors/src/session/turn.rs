@@ -254,6 +254,7 @@ impl WidgetSession {
             earlier: plan.earlier,
             history_tokens: settings.history_tokens,
             retrieval_limit: settings.retrieval_limit,
+            query_rewrite: settings.query_rewrite,
             policy: settings.retry.clone(),
             metrics: Arc::clone(&self.deps.metrics),
             began: Instant::now(),

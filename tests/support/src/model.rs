@@ -324,6 +324,9 @@ async fn completions(
         ));
     };
     let tag = tag_of(&body);
+    // OpenAI streams only when asked to; otherwise one JSON answer.
+    let streams = body["stream"] == true;
+    let prompt_tokens = body.to_string().len() as u64 / 4;
     // A rough count, as a tokenizer would give: four bytes a token.
     let usage_prompt = (body["stream_options"]["include_usage"] == true)
         .then(|| body.to_string().len() as u64 / 4);
@@ -344,6 +347,9 @@ async fn completions(
             None => script.fallback.clone(),
         }
     };
+    if !streams {
+        return answer_whole(behavior, started, prompt_tokens).await;
+    }
     match behavior {
         Behavior::Stream { tokens, delay } => {
             let completion = tokens.len() as u64;
@@ -373,6 +379,96 @@ async fn completions(
             };
             sse().streaming(stream::unfold(shaped, Shaped::next))
         }
+        error @ (Behavior::RateLimited { .. }
+        | Behavior::ServerError
+        | Behavior::Unauthorized
+        | Behavior::Error { .. }) => error_response(error),
+        Behavior::CutAfter { tokens } => {
+            let body = content_chunks(tokens, Duration::ZERO)
+                .map(Ok::<Bytes, std::io::Error>)
+                .chain(stream::once(async {
+                    // Let the chunks reach the client before the cut, as a
+                    // provider crashing mid-reply would.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err(std::io::Error::other("connection cut by the test"))
+                }));
+            sse().streaming(body)
+        }
+        Behavior::Stall { tokens } => {
+            let body = content_chunks(tokens, Duration::ZERO)
+                .chain(stream::pending())
+                .map(Ok::<Bytes, Infallible>);
+            sse().streaming(body)
+        }
+    }
+}
+
+/// One `chat.completion` object: the whole answer, with its usage (a
+/// request that does not stream always gets it).
+fn completion(text: &str, prompt_tokens: u64, completion_tokens: u64) -> Value {
+    json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": CREATED,
+        "model": MODEL,
+        "system_fingerprint": "fp_test",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "refusal": null},
+            "logprobs": null,
+            "finish_reason": "stop",
+        }],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    })
+}
+
+/// The answer to a request that does not stream: the behaviour's text as
+/// one JSON body once all of it would have been streamed, or its error.
+async fn answer_whole(
+    behavior: Behavior,
+    started: tokio::time::Instant,
+    prompt_tokens: u64,
+) -> HttpResponse {
+    let (text, due): (String, tokio::time::Instant) = match behavior {
+        Behavior::Stream { tokens, delay } => {
+            let due = started + delay * u32::try_from(tokens.len()).unwrap_or(u32::MAX);
+            (tokens.concat(), due)
+        }
+        Behavior::Shaped(shape) => {
+            // A short query: the first token after the shape's wait, the
+            // rest at its speed.
+            let words = ["rain", " jacket"];
+            let due = started
+                + shape.ttft
+                + Duration::from_secs_f64((words.len() - 1) as f64 / shape.tokens_per_sec);
+            (words.concat(), due)
+        }
+        Behavior::Stall { .. } => {
+            std::future::pending::<()>().await;
+            unreachable!("a stall never answers")
+        }
+        Behavior::CutAfter { .. } => {
+            // Nothing whole to send: the answer fails as a cut stream does.
+            return HttpResponse::BadGateway().json(error_body(
+                "The upstream connection was cut.",
+                "server_error",
+                None,
+            ));
+        }
+        error => return error_response(error),
+    };
+    tokio::time::sleep_until(due).await;
+    let completion_tokens = text.split_whitespace().count().max(1) as u64;
+    HttpResponse::Ok().json(completion(&text, prompt_tokens, completion_tokens))
+}
+
+/// The answer of an error behaviour.
+fn error_response(behavior: Behavior) -> HttpResponse {
+    match behavior {
         Behavior::RateLimited { retry_after_secs } => HttpResponse::TooManyRequests()
             .insert_header(("retry-after", retry_after_secs.to_string()))
             .json(error_body(
@@ -395,23 +491,11 @@ async fn completions(
                 .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
             HttpResponse::build(status).json(body)
         }
-        Behavior::CutAfter { tokens } => {
-            let body = content_chunks(tokens, Duration::ZERO)
-                .map(Ok::<Bytes, std::io::Error>)
-                .chain(stream::once(async {
-                    // Let the chunks reach the client before the cut, as a
-                    // provider crashing mid-reply would.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    Err(std::io::Error::other("connection cut by the test"))
-                }));
-            sse().streaming(body)
-        }
-        Behavior::Stall { tokens } => {
-            let body = content_chunks(tokens, Duration::ZERO)
-                .chain(stream::pending())
-                .map(Ok::<Bytes, Infallible>);
-            sse().streaming(body)
-        }
+        other => HttpResponse::InternalServerError().json(error_body(
+            &format!("not an error behaviour: {other:?}"),
+            "server_error",
+            None,
+        )),
     }
 }
 
