@@ -240,7 +240,6 @@ pub async fn create_store(settings: &Settings, args: StoreArgs) -> anyhow::Resul
     }
 }
 
-/// Runs `mikabot import`.
 /// A store's API token from the environment, or the operator token.
 fn store_token(settings: &Settings, flag: &str) -> anyhow::Result<String> {
     // Never an argument: other users of the machine read argv.
@@ -321,6 +320,7 @@ pub async fn golden(settings: &Settings, args: GoldenArgs) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Runs `mikabot import`.
 pub async fn import(settings: &Settings, args: ImportArgs) -> anyhow::Result<()> {
     let mode = if args.partial {
         Mode::Partial

@@ -83,10 +83,14 @@ pub async fn replay(state: &AppState, store: &StoreId) -> Result<Replay, ReplayE
     let language = profile.map_or(mikabot_actors::language::Language::En, |p| {
         p.default_language
     });
-    let model = state.models.choose(store).model.name();
+    let model = state.models.current(store);
     let deadline = Instant::now() + RUN_BUDGET;
     let mut results = Vec::with_capacity(goldens.len());
     for (i, question) in goldens.iter().enumerate() {
+        if state.stores.get(store).is_none() {
+            // Deleted meanwhile: nothing more is asked, nothing kept.
+            return Err(ReplayError::NotServed);
+        }
         let outcome = if Instant::now() < deadline {
             golden::replay(
                 &actor,
@@ -130,9 +134,9 @@ pub async fn replay(state: &AppState, store: &StoreId) -> Result<Replay, ReplayE
         outcomes: results.iter().map(|r| r.outcome.clone()).collect(),
     };
     let (id, kept) = (store.clone(), run.clone());
+    // A store deleted during the run keeps no run.
     state
-        .storage
-        .blocking(move |s| s.put_golden_run(&id, &kept))
+        .write_for_store(store, move |s| s.put_golden_run(&id, &kept))
         .await?;
     let passed = results.iter().filter(|r| r.passed).count();
     tracing::info!(%store, passed, failed = results.len() - passed, "golden conversations replayed");

@@ -16,6 +16,9 @@ use crate::storage::{PageSaved, StorageError};
 pub enum SaveError {
     #[error("{0}")]
     Invalid(PageProblem),
+    /// The store was deleted meanwhile.
+    #[error("the store no longer exists")]
+    StoreGone,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -28,11 +31,14 @@ pub async fn save(
     page: Page,
 ) -> Result<PageSaved, SaveError> {
     page.validate().map_err(SaveError::Invalid)?;
+    // Held through the reinstall too: two saves install their passages in
+    // the order they stored them.
+    let _changing = state.profile_changes.lock().await;
     let id = store.clone();
     let saved = state
-        .storage
-        .blocking(move |storage| storage.save_page(&id, &page))
-        .await?;
+        .write_for_store_locked(store, move |storage| storage.save_page(&id, &page))
+        .await?
+        .ok_or(SaveError::StoreGone)?;
     if saved == PageSaved::TooMany {
         return Err(SaveError::Invalid(PageProblem::TooManyPages));
     }
@@ -47,11 +53,12 @@ pub async fn delete(
     language: Language,
     slug: &str,
 ) -> Result<bool, StorageError> {
+    let _changing = state.profile_changes.lock().await;
     let (id, slug) = (store.clone(), slug.to_owned());
     let existed = state
-        .storage
-        .blocking(move |storage| storage.delete_page(&id, &slug))
-        .await?;
+        .write_for_store_locked(store, move |storage| storage.delete_page(&id, &slug))
+        .await?
+        .unwrap_or(false);
     if existed {
         reinstall(state, store, language).await?;
     }
@@ -59,7 +66,8 @@ pub async fn delete(
 }
 
 /// Rebuilds a store's passages from its stored pages and installs them in
-/// its actor (also when the store's language changed).
+/// its actor (also when the store's language changed). Callers hold
+/// `profile_changes`, so installs follow the order of the saves.
 pub async fn reinstall(
     state: &AppState,
     store: &StoreId,

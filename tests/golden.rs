@@ -226,3 +226,47 @@ async fn a_replay_asks_the_stores_model_and_is_charged_to_its_budget() {
     );
     assert_eq!(fake.requests().len(), 1);
 }
+
+#[actix_web::test]
+async fn a_replay_that_takes_the_breakers_probe_settles_it_and_says_no_provider_detail() {
+    let fake = FakeOpenAi::start().await;
+    let app = spawn_app_on(&fake, |s| {
+        s.operator.api_token = serde_json::from_value(json!(TOKEN)).expect("secret");
+        s.model.breaker_failures = 1;
+        s.model.breaker_cooldown_secs = 0;
+        s.model.retry_budget_secs = 0;
+    })
+    .await;
+    let list = json!({"goldens": [{"question": "a tent", "expect": {}}]});
+    assert_eq!(call(&app, "PUT", "golden", Some(list)).await.0, 200);
+
+    // A shopper's failed reply opens the breaker; it cools down at once.
+    fake.script([Behavior::ServerError]);
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    let failed = shopper.ask("c1", "a tent").await;
+    assert_eq!(failed.end["type"], "error", "{}", failed.end);
+
+    // The replay is the half-open breaker's probe; its failure reopens it
+    // and the owner is told the kind of failure only.
+    fake.script([Behavior::ServerError]);
+    let (status, run) = call(&app, "POST", "golden/run", None).await;
+    assert_eq!(status, 200, "{run}");
+    let error = run["results"][0]["error"].as_str().expect("an error");
+    assert_eq!(error, "the model provider is unavailable (HTTP 500)");
+    assert!(!error.contains("127.0.0.1"), "{error}");
+
+    // The next replay probes again and succeeds: the breaker closes, and a
+    // shopper is answered by the provider, not the offline responder.
+    fake.script([Behavior::reply(&["The ", "Alpine ", "tent."])]);
+    let (_, run) = call(&app, "POST", "golden/run", None).await;
+    assert_eq!(run["results"][0]["text"], "The Alpine tent.", "{run}");
+    fake.script([Behavior::reply(&["Here you are."])]);
+    let reply = shopper.ask("c2", "a tent").await;
+    assert_eq!(reply.text(), "Here you are.");
+    assert!(
+        app.metrics()
+            .await
+            .contains("mikabot_model_breaker{state=\"closed\"} 1")
+    );
+}

@@ -23,14 +23,18 @@ use crate::metrics::Metrics;
 use crate::model::{ChatModel, ModelChunk, ModelError};
 use crate::prompt::{Prompt, estimated_tokens};
 use crate::provider::Models;
-use crate::reply::reply_cards;
+use crate::reply::{ProbeGuard, reply_cards};
 use crate::retrieval::{Ask, Rewrite, retrieve};
-use crate::store::StoreCatalog;
+use crate::store::{Found, StoreCatalog};
 
 /// Most golden questions a store keeps.
 pub const MAX_GOLDENS: usize = 100;
 /// Longest question, in characters.
 pub const MAX_QUESTION_CHARS: usize = 500;
+/// Most products, and most mentions, one question expects.
+pub const MAX_EXPECTED: usize = 20;
+/// Longest product id or mention expected, in characters.
+pub const MAX_EXPECTED_CHARS: usize = 200;
 /// Longest a replayed answer may take.
 pub const REPLAY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -80,6 +84,12 @@ pub enum GoldenProblem {
     TooLong(usize),
     #[error("question {0}: min_price is above max_price")]
     PriceRange(usize),
+    #[error("question {0}: a price is below 0")]
+    NegativePrice(usize),
+    #[error(
+        "question {0}: at most {MAX_EXPECTED} products and {MAX_EXPECTED} mentions, each 1 to {MAX_EXPECTED_CHARS} characters"
+    )]
+    Expectations(usize),
     #[error("at most {MAX_GOLDENS} questions")]
     TooMany,
 }
@@ -97,10 +107,27 @@ pub fn validate(goldens: &[Golden]) -> Result<(), GoldenProblem> {
         if golden.question.chars().count() > MAX_QUESTION_CHARS {
             return Err(GoldenProblem::TooLong(n));
         }
-        if let (Some(lo), Some(hi)) = (golden.expect.min_price, golden.expect.max_price)
+        let expect = &golden.expect;
+        if let (Some(lo), Some(hi)) = (expect.min_price, expect.max_price)
             && lo > hi
         {
             return Err(GoldenProblem::PriceRange(n));
+        }
+        if [expect.min_price, expect.max_price]
+            .iter()
+            .flatten()
+            .any(|price| *price < 0)
+        {
+            return Err(GoldenProblem::NegativePrice(n));
+        }
+        let fits = |words: &[String]| {
+            words.len() <= MAX_EXPECTED
+                && words
+                    .iter()
+                    .all(|w| !w.trim().is_empty() && w.chars().count() <= MAX_EXPECTED_CHARS)
+        };
+        if !fits(&expect.products) || !fits(&expect.mentions) {
+            return Err(GoldenProblem::Expectations(n));
         }
     }
     Ok(())
@@ -206,6 +233,11 @@ pub async fn replay(
     metrics: &Metrics,
 ) -> Outcome {
     let chosen = models.choose(store);
+    // A replay that takes the half-open breaker's probe settles it, as a
+    // reply does, or gives it back.
+    let mut probe = ProbeGuard {
+        breaker: chosen.probe.then_some(&models.breaker),
+    };
     let language = golden
         .language
         .unwrap_or_else(|| detect(&golden.question, settings.store_language));
@@ -218,12 +250,21 @@ pub async fn replay(
         limit: settings.retrieval_limit,
         rewrite,
     };
-    let answered = tokio::time::timeout(
-        REPLAY_TIMEOUT,
-        answer(catalog, chosen.model.as_ref(), ask, metrics),
-    )
-    .await
-    .unwrap_or(Err(ModelError::Timeout));
+    let answered = match retrieve(catalog, ask, metrics).await {
+        Ok(retrieved) => {
+            let prompt = Arc::new(prompt(retrieved.found, &golden.question, language));
+            let answered = tokio::time::timeout(
+                REPLAY_TIMEOUT,
+                answer(chosen.model.as_ref(), Arc::clone(&prompt)),
+            )
+            .await
+            .unwrap_or(Err(ModelError::Timeout));
+            models.settle(&chosen, answered.as_ref().map(|_| ()));
+            probe.breaker = None;
+            answered.map(|(text, cards, spent)| (text, cards, spent + retrieved.spent))
+        }
+        Err(error) => Err(error),
+    };
     let (text, cards, error) = match answered {
         Ok((text, cards, spent)) => {
             if chosen.degraded.is_none() {
@@ -231,7 +272,10 @@ pub async fn replay(
             }
             (text, cards, None)
         }
-        Err(error) => (String::new(), Vec::new(), Some(error.to_string())),
+        Err(error) => {
+            tracing::warn!(%store, %error, "golden question not answered");
+            (String::new(), Vec::new(), Some(for_owners(&error)))
+        }
     };
     let checks = check(&golden.expect, &text, &cards, handed_over, language);
     Outcome {
@@ -244,16 +288,25 @@ pub async fn replay(
     }
 }
 
-async fn answer(
-    catalog: &Addr<StoreCatalog>,
-    model: &dyn ChatModel,
-    ask: Ask<'_>,
-    metrics: &Metrics,
-) -> Result<(String, Vec<ProductCard>, u64), ModelError> {
-    let (question, language) = (ask.message.to_owned(), ask.language);
-    let retrieved = retrieve(catalog, ask, metrics).await?;
-    let found = retrieved.found;
-    let prompt = Arc::new(Prompt {
+/// What an owner is told of a failed answer: the kind of failure and the
+/// provider's status, never its details (they name the provider's address
+/// and may echo the request).
+fn for_owners(error: &ModelError) -> String {
+    let what = match error {
+        ModelError::RateLimited { .. } => "the model provider is rate limiting",
+        ModelError::Unavailable { .. } => "the model provider is unavailable",
+        ModelError::Timeout => "the model provider did not answer in time",
+        ModelError::Rejected { .. } => "the model provider refused the request",
+    };
+    match error.status() {
+        Some(status) => format!("{what} (HTTP {status})"),
+        None => what.to_owned(),
+    }
+}
+
+/// A golden question's prompt: a first message, no history.
+fn prompt(found: Found, question: &str, language: Language) -> Prompt {
+    Prompt {
         store_name: found.profile.name.clone(),
         store_url: found.profile.url.clone(),
         instructions: found.profile.instructions.clone(),
@@ -261,8 +314,15 @@ async fn answer(
         products: found.hits.into_iter().map(|hit| hit.product).collect(),
         passages: found.passages.into_iter().map(|hit| hit.passage).collect(),
         history: Vec::new(),
-        message: question.clone(),
-    });
+        message: question.to_owned(),
+    }
+}
+
+/// The model's answer to `prompt`, its cards and what it cost.
+async fn answer(
+    model: &dyn ChatModel,
+    prompt: Arc<Prompt>,
+) -> Result<(String, Vec<ProductCard>, u64), ModelError> {
     let mut stream = model.start(Arc::clone(&prompt)).await?;
     let mut citations = Citations::new();
     let mut text = String::new();
@@ -282,12 +342,12 @@ async fn answer(
     // What the provider counted, else the same estimate replies use.
     let spent = usage.map_or_else(
         || {
-            (estimated_tokens(&prompt.system_text()) + estimated_tokens(&question)) as u64
+            (estimated_tokens(&prompt.system_text()) + estimated_tokens(&prompt.message)) as u64
                 + streamed
         },
         |u| u.prompt_tokens.saturating_add(u.completion_tokens),
     );
-    Ok((text, cards, spent.saturating_add(retrieved.spent)))
+    Ok((text, cards, spent))
 }
 
 /// The expectations checked against an answer.
@@ -423,6 +483,19 @@ mod tests {
         assert_eq!(validate(&[bad]), Err(GoldenProblem::PriceRange(1)));
         let many = vec![golden("q"); MAX_GOLDENS + 1];
         assert_eq!(validate(&many), Err(GoldenProblem::TooMany));
+        let mut negative = golden("a tent");
+        negative.expect.max_price = Some(-1);
+        assert_eq!(validate(&[negative]), Err(GoldenProblem::NegativePrice(1)));
+        let mut empty_mention = golden("a tent");
+        empty_mention.expect.mentions = vec![" ".into()];
+        assert_eq!(
+            validate(&[golden("ok"), empty_mention]),
+            Err(GoldenProblem::Expectations(2)),
+            "an empty mention would always pass"
+        );
+        let mut flood = golden("a tent");
+        flood.expect.products = vec!["tent-01".into(); MAX_EXPECTED + 1];
+        assert_eq!(validate(&[flood]), Err(GoldenProblem::Expectations(1)));
         // Unknown fields are refused, so a typo is not silently ignored.
         let typo =
             serde_json::from_str::<Golden>(r#"{"question": "q", "expect": {"prodcts": []}}"#);

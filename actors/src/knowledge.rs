@@ -166,8 +166,10 @@ fn plain_inline(line: &str) -> String {
                 rest = &after[end + 1..];
             }
             None => {
-                out.push('[');
-                rest = after;
+                // No "](…)" after this "[": none after a later one either
+                // (one pass, however many brackets a line has).
+                rest = &rest[open..];
+                break;
             }
         }
     }
@@ -438,6 +440,17 @@ mod tests {
     const RETURNS: &str = "# Returns\n\nYou can return any item within **30 days** of delivery for a full refund.\n\
         Items must be unworn.\n\n## How to return\n\n* Print the label from your [account](https://shop.example/account)\n\
         * Drop the parcel at any post office\n\n# Exchanges\n\nWe exchange sizes for free.";
+
+    #[test]
+    fn inline_markdown_is_removed_in_one_pass() {
+        assert_eq!(
+            plain_inline("See **our** [returns page](https://shop.example/r) and `FAQ`."),
+            "See our returns page and FAQ."
+        );
+        assert_eq!(plain_inline("a [b] c [d](e"), "a [b] c [d](e");
+        let brackets = "[".repeat(20_000);
+        assert_eq!(plain_inline(&brackets), brackets);
+    }
 
     #[test]
     fn pages_split_into_passages_under_their_headings() {

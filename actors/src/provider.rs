@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::ids::StoreId;
 use crate::language::Language;
 use crate::limits::StoreBudgets;
-use crate::model::ChatModel;
+use crate::model::{ChatModel, ModelError};
 
 /// The breaker's state, as operators see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,6 +223,32 @@ impl Models {
     /// from).
     fn offline_only(&self) -> bool {
         Arc::ptr_eq(&self.primary, &self.fallback)
+    }
+
+    /// The model that would answer `store` now, without taking the
+    /// breaker's probe (for a name to show).
+    pub fn current(&self, store: &StoreId) -> &'static str {
+        let offline = self.offline_only()
+            || !self.budgets.allows(store)
+            || self.breaker.state() == BreakerState::Open;
+        if offline {
+            self.fallback.name()
+        } else {
+            self.primary.name()
+        }
+    }
+
+    /// Tells the breaker what a request of the provider `chosen` came to
+    /// (nothing for a reply given offline): a refused request is the
+    /// provider answering; only its own trouble counts against it.
+    pub fn settle(&self, chosen: &Chosen, result: Result<(), &ModelError>) {
+        if chosen.degraded.is_some() {
+            return;
+        }
+        match result {
+            Err(error) if error.is_providers_fault() => self.breaker.failed(),
+            _ => self.breaker.succeeded(),
+        }
     }
 
     /// The model for the next reply of `store`.

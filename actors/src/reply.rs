@@ -497,8 +497,8 @@ impl Drop for Recorder {
 }
 
 /// Tells the breaker a probe ended without an outcome, unless it had one.
-struct ProbeGuard<'a> {
-    breaker: Option<&'a crate::provider::Breaker>,
+pub(crate) struct ProbeGuard<'a> {
+    pub(crate) breaker: Option<&'a crate::provider::Breaker>,
 }
 
 impl Drop for ProbeGuard<'_> {
@@ -728,13 +728,9 @@ async fn generate(
             attempt_once(job, chosen.model.as_ref(), prompt, feed, recorder, &mut seq).await;
         job.metrics
             .model_request(chosen.model.name(), attempt_result.as_ref().map(|_| ()));
+        job.models
+            .settle(chosen, attempt_result.as_ref().map(|_| ()));
         if chosen.degraded.is_none() {
-            match &attempt_result {
-                Ok(_) => job.models.breaker.succeeded(),
-                Err(error) if error.is_providers_fault() => job.models.breaker.failed(),
-                // One request refused: the provider answered.
-                Err(_) => job.models.breaker.succeeded(),
-            }
             probe.breaker = None;
         }
         let error = match attempt_result {

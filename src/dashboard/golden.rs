@@ -130,10 +130,10 @@ pub async fn save(
     };
     let (id, count) = (profile.id.clone(), goldens.len());
     state
-        .storage
-        .blocking(move |s| s.put_goldens(&id, &goldens))
+        .write_for_store(&profile.id, move |s| s.put_goldens(&id, &goldens))
         .await
-        .map_err(DashError::internal)?;
+        .map_err(DashError::internal)?
+        .ok_or(DashError::NotFound)?;
     visitor.notices.push(format!("{count} questions saved."));
     let html = page_html(&visitor, &state, &profile, None, None, Errors::default()).await?;
     Ok(ok(visitor, html))
@@ -167,10 +167,15 @@ pub async fn run(
             .await?;
             Ok(ok(visitor, html))
         }
-        Err(ReplayError::Running | ReplayError::NotServed) => {
+        Err(error @ (ReplayError::Running | ReplayError::NotServed)) => {
             let error = FieldError::new(
                 "",
-                "a replay of this store is running, or the store is not served; try again shortly",
+                match error {
+                    ReplayError::Running => {
+                        "a replay of this store is already running; try again when it has ended"
+                    }
+                    _ => "the store is not being served right now; try again shortly",
+                },
             );
             let html = page_html(&visitor, &state, &profile, None, None, error.into()).await?;
             Ok(visitor.page(StatusCode::CONFLICT, html))

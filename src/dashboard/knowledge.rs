@@ -219,6 +219,7 @@ pub async fn save(
             let html = page_html(&visitor, &state, &profile, form, errors).await?;
             Ok(visitor.page(StatusCode::UNPROCESSABLE_ENTITY, html))
         }
+        Err(SaveError::StoreGone) => Err(DashError::NotFound),
         Err(SaveError::Storage(e)) => Err(DashError::internal(e)),
     }
 }

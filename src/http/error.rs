@@ -77,6 +77,7 @@ api_codes! {
     TooManyPages => "too_many_pages", CONFLICT;
     InvalidGoldens => "invalid_goldens", UNPROCESSABLE_ENTITY;
     GoldenRunning => "golden_run_running", CONFLICT;
+    StoreNotServed => "store_not_served", SERVICE_UNAVAILABLE;
     Internal => "internal", INTERNAL_SERVER_ERROR;
 }
 

@@ -54,11 +54,12 @@ pub async fn put(
         .map_err(|problem| ApiError::new(ApiCode::InvalidGoldens, problem.to_string()))?;
     let profile = stored_profile(&state, &path)?;
     let count = body.goldens.len();
+    let id = profile.id.clone();
     state
-        .storage
-        .blocking(move |s| s.put_goldens(&profile.id, &body.goldens))
+        .write_for_store(&profile.id, move |s| s.put_goldens(&id, &body.goldens))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(ApiCode::UnknownStore, format!("no store {}", profile.id)))?;
     Ok(HttpResponse::Ok().json(json!({ "goldens": count })))
 }
 
@@ -77,8 +78,8 @@ pub async fn run(
             "a replay of this store is already running; ask again when it has ended",
         )),
         Err(ReplayError::NotServed) => Err(ApiError::new(
-            ApiCode::UnknownStore,
-            "the store is not being served on this node",
+            ApiCode::StoreNotServed,
+            "the store is not being served on this node now; ask again shortly",
         )),
         Err(ReplayError::Storage(e)) => Err(ApiError::internal(e)),
     }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use actix_web::middleware::Compress;
 use actix_web::web;
 use governor::DefaultKeyedRateLimiter;
+use mikabot_actors::ids::StoreId;
 use mikabot_actors::limits::{ClientRates, ClientSlots};
 use mikabot_actors::live::LiveSessions;
 use mikabot_actors::log::ConversationLog;
@@ -102,6 +103,45 @@ pub struct AppState {
 }
 
 pub use demo_shop::DemoShop;
+
+impl AppState {
+    /// Runs `write` while `store` still exists, under `profile_changes`:
+    /// a store's deletion holds the same lock, so nothing written for the
+    /// store lands after its erasure (and would be found by a new store
+    /// given the same id). `None`: the store is gone and nothing was written.
+    pub async fn write_for_store<T, F>(
+        &self,
+        store: &StoreId,
+        write: F,
+    ) -> Result<Option<T>, crate::storage::StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Storage) -> Result<T, crate::storage::StorageError> + Send + 'static,
+    {
+        let _changing = self.profile_changes.lock().await;
+        self.write_for_store_locked(store, write).await
+    }
+
+    /// [`write_for_store`](Self::write_for_store) for a caller already
+    /// holding `profile_changes`.
+    pub async fn write_for_store_locked<T, F>(
+        &self,
+        store: &StoreId,
+        write: F,
+    ) -> Result<Option<T>, crate::storage::StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Storage) -> Result<T, crate::storage::StorageError> + Send + 'static,
+    {
+        let id = store.clone();
+        self.storage
+            .blocking(move |storage| match storage.store(&id)? {
+                Some(_) => write(storage).map(Some),
+                None => Ok(None),
+            })
+            .await
+    }
+}
 
 /// Mounts every route.
 pub fn routes(config: &mut web::ServiceConfig) {

@@ -116,6 +116,10 @@ pub async fn put(
         Ok(PageSaved::Created) => Ok(HttpResponse::Created().json(json)),
         Ok(_) => Ok(HttpResponse::Ok().json(json)),
         Err(SaveError::Invalid(problem)) => Err(refused(&problem)),
+        Err(SaveError::StoreGone) => Err(ApiError::new(
+            ApiCode::UnknownStore,
+            format!("no store {}", profile.id),
+        )),
         Err(SaveError::Storage(e)) => Err(ApiError::internal(e)),
     }
 }

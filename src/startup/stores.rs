@@ -47,7 +47,12 @@ impl StoreThreads {
         let load: CatalogLoader = Arc::new(move || {
             Ok(StoreContent {
                 products: storage.catalog(&id).map_err(|e| e.to_string())?,
-                pages: storage.pages(&id).map_err(|e| e.to_string())?,
+                // A page that cannot be read costs the store its pages,
+                // never its products.
+                pages: storage.pages(&id).unwrap_or_else(|error| {
+                    tracing::error!(store = %id, %error, "knowledge pages not loaded");
+                    Vec::new()
+                }),
             })
         });
         let catalog = StoreCatalog::loading(profile, load, stores);

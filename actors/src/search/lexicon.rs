@@ -29,6 +29,10 @@ const PIVOT_FANOUT: usize = 3;
 pub const MAX_PARTS: usize = 4;
 /// Shortest word tried as a compound, and shortest part.
 const MIN_COMPOUND_LEN: usize = 7;
+/// Longest word split, in bytes: the longest compounds of everyday
+/// language are far shorter, and splitting costs grow with the square of
+/// the length (a shopper can send a 2,000-letter word).
+const MAX_COMPOUND_LEN: usize = 40;
 const MIN_PART_LEN: usize = 3;
 
 /// The compiled lexicons, by `(from, to)`; one side is always English.
@@ -186,6 +190,15 @@ pub fn lexicon(from: Language, to: Language) -> Option<&'static Lexicon> {
     Some(LOADED[position].get_or_init(|| Lexicon::load(SOURCES[position].2)))
 }
 
+/// Loads every lexicon now (a node calls it on a blocking thread as it
+/// starts, so no store's first foreign word waits for a load on its
+/// actor's thread).
+pub fn load_all() {
+    for (from, to, _) in SOURCES {
+        let _ = lexicon(from, to);
+    }
+}
+
 /// The translations of a folded word or two-word phrase from one language
 /// into another, best first, at most [`MAX_CANDIDATES`], each with its
 /// rank among them and whether it went through English.
@@ -339,7 +352,9 @@ pub fn split_compound(
     language: Language,
     known: &dyn Fn(&str) -> bool,
 ) -> Option<Vec<String>> {
-    if !matches!(language, Language::De | Language::Nl) || word.len() < MIN_COMPOUND_LEN {
+    if !matches!(language, Language::De | Language::Nl)
+        || !(MIN_COMPOUND_LEN..=MAX_COMPOUND_LEN).contains(&word.len())
+    {
         return None;
     }
     if !word.chars().all(|c| c.is_ascii_lowercase()) {
@@ -473,6 +488,15 @@ mod tests {
         assert_eq!(split_compound("coffeemaker", Language::En, &known_nl), None);
         assert_eq!(split_compound("molen", Language::Nl, &known_nl), None);
         assert_eq!(split_compound("xqzvwkptr", Language::Nl, &known_nl), None);
+        // A shopper's endless word is not tried, however splittable.
+        let endless = "koffie".repeat(300);
+        let tried = std::cell::Cell::new(0_u32);
+        let counting = |w: &str| {
+            tried.set(tried.get() + 1);
+            known_nl(w)
+        };
+        assert_eq!(split_compound(&endless, Language::Nl, &counting), None);
+        assert_eq!(tried.get(), 0);
     }
 
     #[test]
