@@ -301,6 +301,18 @@ pub enum MaxTokensField {
     MaxCompletionTokens,
 }
 
+/// Whether replies offer the model the `show_products` tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolUse {
+    /// Never: cards come from the references in the text.
+    Off,
+    /// Always (the provider is known to take tools).
+    On,
+    /// Offered until the provider refuses a request for carrying it.
+    Auto,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSettings {
@@ -326,6 +338,8 @@ pub struct ModelSettings {
     /// Milliseconds the provider gets to rewrite a shopper's message into a
     /// search query before each reply; 0: no rewrite.
     pub query_rewrite_ms: u64,
+    /// Offer the `show_products` tool beside the references in the text.
+    pub show_products_tool: ToolUse,
 }
 
 impl ModelSettings {

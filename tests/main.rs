@@ -22,4 +22,5 @@ mod properties;
 mod query_rewrite;
 mod resume;
 mod shutdown;
+mod tools;
 mod widget_http;

@@ -159,6 +159,20 @@ impl Citations {
         &self.places
     }
 
+    /// Products the model showed through its `show_products` tool, cited
+    /// where the shown text stands now.
+    pub fn show(&mut self, references: &[usize]) {
+        let at = self.shown;
+        for &n in references {
+            if self.places.len() < MAX_CITED * 4 {
+                self.places.push((n, at));
+            }
+            if !self.cited.contains(&n) && self.cited.len() < MAX_CITED {
+                self.cited.push(n);
+            }
+        }
+    }
+
     fn feed(&mut self, c: char, out: &mut String) {
         if !self.held.is_empty() {
             self.held.push(c);

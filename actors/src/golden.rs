@@ -20,7 +20,7 @@ use crate::desk::asks_for_human;
 use crate::ids::StoreId;
 use crate::language::{Language, detect};
 use crate::metrics::Metrics;
-use crate::model::{ChatModel, ModelChunk, ModelError};
+use crate::model::{ChatModel, ModelChunk, ModelError, Usage};
 use crate::prompt::{Prompt, estimated_tokens};
 use crate::provider::Models;
 use crate::reply::{ProbeGuard, reply_cards};
@@ -333,7 +333,8 @@ async fn answer(
                 streamed += 1;
                 text.push_str(&citations.push(piece));
             }
-            ModelChunk::Usage(u) => usage = Some(u),
+            ModelChunk::Usage(u) => usage = Some(usage.map_or(u, |spent: Usage| spent.plus(u))),
+            ModelChunk::Show(references) => citations.show(&references),
             ModelChunk::Finished(_) => {}
         }
     }

@@ -46,8 +46,12 @@ pub enum ModelChunk {
     /// The model's own end marker.
     Finished(FinishReason),
     /// What the request cost, as the provider counts it (OpenAI sends it
-    /// last, when asked to).
+    /// last, when asked to). A reply of several requests (a tool call and
+    /// the answer after it) sends one for each.
     Usage(Usage),
+    /// Products the model showed through the `show_products` tool, by
+    /// their reference numbers in the prompt (`P2` is 2).
+    Show(Vec<usize>),
 }
 
 /// Tokens a request used, as the provider reports them.
@@ -55,6 +59,18 @@ pub enum ModelChunk {
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+}
+
+impl Usage {
+    /// Two requests' usage together.
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens.saturating_add(other.prompt_tokens),
+            completion_tokens: self
+                .completion_tokens
+                .saturating_add(other.completion_tokens),
+        }
+    }
 }
 
 /// The chunks of one reply. A stream that ends without `Finished` was cut.

@@ -793,7 +793,10 @@ async fn attempt_once(
                 *seq += 1;
             }
             Some(Ok(ModelChunk::Finished(reason))) => finish = Some(reason),
-            Some(Ok(ModelChunk::Usage(usage))) => recorder.usage = Some(usage),
+            Some(Ok(ModelChunk::Usage(usage))) => {
+                recorder.usage = Some(recorder.usage.map_or(usage, |spent| spent.plus(usage)));
+            }
+            Some(Ok(ModelChunk::Show(references))) => recorder.citations.show(&references),
             Some(Err(error)) => return Err(error),
             None => {
                 let finish = finish.ok_or_else(|| {

@@ -3,6 +3,7 @@
 
 mod offline;
 mod openai;
+mod tools;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,6 +8,7 @@
 //! the first token) is the only one that retries.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,7 +29,8 @@ use mikabot_actors::model::{
 };
 use mikabot_actors::prompt::{Prompt, Role};
 
-use crate::config::{MaxTokensField, ModelSettings};
+use super::tools;
+use crate::config::{MaxTokensField, ModelSettings, ToolUse};
 
 /// Longest error body read from the provider.
 const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
@@ -45,6 +47,20 @@ struct UpstreamStatus {
     status: u16,
     retry_after: Option<Duration>,
     kind: String,
+    /// The error body speaks of tools (a provider refusing them).
+    mentions_tools: bool,
+}
+
+/// Whether a refused request may have been refused for carrying tools:
+/// llama-server without `--jinja`, vLLM without tool parsing and Ollama
+/// models without tool support all say so in their error.
+fn refuses_tools(error: &OpenAIError) -> bool {
+    let OpenAIError::Boxed(boxed) = error else {
+        return false;
+    };
+    boxed
+        .downcast_ref::<UpstreamStatus>()
+        .is_some_and(|upstream| (400..600).contains(&upstream.status) && upstream.mentions_tools)
 }
 
 /// `error.type/error.code` of an OpenAI-style error body, when they are
@@ -117,16 +133,18 @@ impl tower::Service<HttpRequestFactory> for StatusAware {
                     break;
                 }
             }
+            let body = String::from_utf8_lossy(&body);
             Err(OpenAIError::Boxed(Box::new(UpstreamStatus {
                 status,
                 retry_after,
-                kind: error_kind(&String::from_utf8_lossy(&body)),
+                kind: error_kind(&body),
+                mentions_tools: body.to_lowercase().contains("tool"),
             })))
         })
     }
 }
 
-fn model_error(error: OpenAIError) -> ModelError {
+pub(super) fn model_error(error: OpenAIError) -> ModelError {
     match error {
         OpenAIError::Boxed(boxed) => match boxed.downcast::<UpstreamStatus>() {
             Ok(upstream) => match upstream.status {
@@ -168,6 +186,9 @@ pub struct OpenAiModel {
     max_tokens_field: MaxTokensField,
     temperature: f32,
     stream_usage: bool,
+    tool_use: ToolUse,
+    /// Cleared when the provider refused the tool (`auto`).
+    offers_tools: Arc<AtomicBool>,
 }
 
 impl OpenAiModel {
@@ -186,13 +207,24 @@ impl OpenAiModel {
             max_tokens_field: settings.max_tokens_field,
             temperature: settings.temperature,
             stream_usage: settings.stream_usage,
+            tool_use: settings.show_products_tool,
+            offers_tools: Arc::new(AtomicBool::new(settings.show_products_tool != ToolUse::Off)),
         })
     }
 
-    fn request(&self, prompt: &Prompt) -> Result<CreateChatCompletionRequest, OpenAIError> {
+    fn request(
+        &self,
+        prompt: &Prompt,
+        tools: bool,
+    ) -> Result<CreateChatCompletionRequest, OpenAIError> {
         let mut messages: Vec<ChatCompletionRequestMessage> =
             Vec::with_capacity(prompt.history.len() + 2);
-        messages.push(ChatCompletionRequestSystemMessage::from(prompt.system_text()).into());
+        let mut system = prompt.system_text();
+        if tools {
+            system.push_str(tools::PROMPT_LINE);
+            system.push('\n');
+        }
+        messages.push(ChatCompletionRequestSystemMessage::from(system).into());
         for turn in &prompt.history {
             messages.push(match turn.role {
                 Role::Shopper => ChatCompletionRequestUserMessage::from(turn.text.as_str()).into(),
@@ -222,6 +254,9 @@ impl OpenAiModel {
             });
         }
         self.limit(&mut request, self.max_tokens);
+        if tools {
+            request.tools = Some(vec![tools::definition()]);
+        }
         Ok(request)
     }
 
@@ -311,15 +346,39 @@ impl ChatModel for OpenAiModel {
     }
 
     fn start(&self, prompt: Arc<Prompt>) -> BoxFuture<'static, Result<ChunkStream, ModelError>> {
-        let request = self.request(&prompt);
+        let tools = self.offers_tools.load(Ordering::Relaxed);
+        let request = self.request(&prompt, tools);
+        // Under `auto`, the same request without the tool, for a provider
+        // that refuses it.
+        let plain = (tools && self.tool_use == ToolUse::Auto).then(|| self.request(&prompt, false));
+        let offers_tools = Arc::clone(&self.offers_tools);
         let client = self.client.clone();
         Box::pin(async move {
             let request = request.map_err(model_error)?;
-            let stream = client
-                .chat()
-                .create_stream(request)
-                .await
-                .map_err(model_error)?;
+            let (request, stream) = match client.chat().create_stream(request.clone()).await {
+                Ok(stream) => (request, stream),
+                Err(error) if refuses_tools(&error) && plain.is_some() => {
+                    let plain = plain
+                        .into_iter()
+                        .next()
+                        .expect("checked")
+                        .map_err(model_error)?;
+                    let stream = client
+                        .chat()
+                        .create_stream(plain.clone())
+                        .await
+                        .map_err(model_error)?;
+                    offers_tools.store(false, Ordering::Relaxed);
+                    tracing::warn!(
+                        "the model provider refused the show_products tool; replies no longer offer it"
+                    );
+                    (plain, stream)
+                }
+                Err(error) => return Err(model_error(error)),
+            };
+            if request.tools.is_some() {
+                return Ok(Box::pin(tools::stream(client, request, stream)) as ChunkStream);
+            }
             let stream: ChunkStream = Box::pin(stream.flat_map(|item| {
                 let items: Vec<Result<ModelChunk, ModelError>> = match item {
                     Ok(response) => chunks(response).into_iter().map(Ok).collect(),

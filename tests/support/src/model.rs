@@ -45,6 +45,13 @@ pub enum Behavior {
     /// Streams `tokens`, then sends nothing more while keeping the
     /// connection open.
     Stall { tokens: Vec<String> },
+    /// Streams `before` as text, then one call of the tool `name` whose
+    /// arguments come in these pieces, and ends with `tool_calls`.
+    ToolCall {
+        before: Vec<String>,
+        name: String,
+        arguments: Vec<String>,
+    },
 }
 
 impl Behavior {
@@ -383,6 +390,40 @@ async fn completions(
         | Behavior::ServerError
         | Behavior::Unauthorized
         | Behavior::Error { .. }) => error_response(error),
+        Behavior::ToolCall {
+            before,
+            name,
+            arguments,
+        } => {
+            let opening = chunk(
+                &json!({"tool_calls": [{
+                    "index": 0,
+                    "id": "call_test",
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }]}),
+                None,
+            );
+            let pieces = arguments.into_iter().map(|piece| {
+                chunk(
+                    &json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                    None,
+                )
+            });
+            let mut end = finish_chunk("tool_calls").to_vec();
+            if let Some(prompt) = usage_prompt {
+                end.extend_from_slice(&usage_chunk(prompt, 8));
+            }
+            end.extend_from_slice(DONE);
+            let body = content_chunks(before, Duration::ZERO)
+                .chain(stream::iter(
+                    std::iter::once(opening)
+                        .chain(pieces)
+                        .chain(std::iter::once(Bytes::from(end))),
+                ))
+                .map(Ok::<Bytes, Infallible>);
+            sse().streaming(body)
+        }
         Behavior::CutAfter { tokens } => {
             let body = content_chunks(tokens, Duration::ZERO)
                 .map(Ok::<Bytes, std::io::Error>)
@@ -451,6 +492,7 @@ async fn answer_whole(
             std::future::pending::<()>().await;
             unreachable!("a stall never answers")
         }
+        Behavior::ToolCall { before, .. } => (before.concat(), started),
         Behavior::CutAfter { .. } => {
             // Nothing whole to send: the answer fails as a cut stream does.
             return HttpResponse::BadGateway().json(error_body(
