@@ -11,6 +11,8 @@ use mikabot_actors::golden::{self, Outcome};
 use mikabot_actors::ids::StoreId;
 use mikabot_actors::log::now_ms;
 
+use actix_web::web;
+
 use crate::http::AppState;
 use crate::storage::{GoldenRun, StorageError};
 
@@ -45,6 +47,8 @@ pub enum ReplayError {
     NotServed,
     #[error("a replay of this store is already running")]
     Running,
+    #[error("the node is replaying as many stores' questions as it runs at once")]
+    Busy,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -68,13 +72,40 @@ impl Drop for RunningGuard {
     }
 }
 
-/// Replays every golden question of `store` and keeps the run.
-pub async fn replay(state: &AppState, store: &StoreId) -> Result<Replay, ReplayError> {
+/// Most replays running on a node at once (each asks the model one
+/// question at a time).
+pub const MAX_RUNS: usize = 4;
+
+/// Replays every golden question of `store` and keeps the run. The run is
+/// a task of its own: a client that goes away (a proxy's timeout) does not
+/// stop it, and its result is kept as the store's last run either way.
+pub async fn replay(state: web::Data<AppState>, store: &StoreId) -> Result<Replay, ReplayError> {
     let actor = state.stores.get(store).ok_or(ReplayError::NotServed)?;
-    if !state.golden_runs.set().insert(store.clone()) {
-        return Err(ReplayError::Running);
+    {
+        let mut running = state.golden_runs.set();
+        if running.contains(store) {
+            return Err(ReplayError::Running);
+        }
+        if running.len() >= MAX_RUNS {
+            return Err(ReplayError::Busy);
+        }
+        running.insert(store.clone());
     }
-    let _guard = RunningGuard(state.golden_runs.clone(), store.clone());
+    let guard = RunningGuard(state.golden_runs.clone(), store.clone());
+    let store = store.clone();
+    let run = actix_web::rt::spawn(async move {
+        let _guard = guard;
+        run(&state, &store, actor).await
+    });
+    run.await
+        .map_err(|e| ReplayError::Storage(StorageError::Interrupted(e.to_string())))?
+}
+
+async fn run(
+    state: &AppState,
+    store: &StoreId,
+    actor: actix::Addr<mikabot_actors::store::StoreCatalog>,
+) -> Result<Replay, ReplayError> {
     let id = store.clone();
     let (goldens, before, profile) = state
         .storage

@@ -270,3 +270,38 @@ async fn a_replay_that_takes_the_breakers_probe_settles_it_and_says_no_provider_
             .contains("mikabot_model_breaker{state=\"closed\"} 1")
     );
 }
+
+#[actix_web::test]
+async fn a_run_whose_client_gives_up_still_ends_and_is_kept() {
+    let fake = FakeOpenAi::start().await;
+    fake.always(Behavior::Stream {
+        tokens: vec!["The ".into(), "Alpine ".into(), "tent.".into()],
+        delay: std::time::Duration::from_millis(300),
+    });
+    let app = spawn_app_on(&fake, |s| {
+        s.operator.api_token = serde_json::from_value(json!(TOKEN)).expect("secret");
+    })
+    .await;
+    let list = json!({"goldens": [{"question": "a tent", "expect": {}}]});
+    assert_eq!(call(&app, "PUT", "golden", Some(list)).await.0, 200);
+    let url = format!("http://127.0.0.1:{}/v1/stores/demo/golden/run", app.port);
+    // A proxy that waits 200 ms for an answer that takes about a second.
+    let gave_up = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .timeout(std::time::Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client gave up first");
+    let mut kept = Value::Null;
+    for _ in 0..100 {
+        let (_, listed) = call(&app, "GET", "golden", None).await;
+        if !listed["last_run"].is_null() {
+            kept = listed["last_run"].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(kept["outcomes"][0]["text"], "The Alpine tent.", "{kept}");
+    fake.stop().await;
+}

@@ -303,3 +303,35 @@ async fn owners_write_pages_in_the_dashboard_and_they_go_with_the_store() {
     assert!(page.status < 400, "{}", page.body);
     assert!(app.storage().pages(&id).expect("read").is_empty());
 }
+
+#[actix_web::test]
+async fn a_model_citing_the_shops_pages_shows_no_reference_and_names_its_source() {
+    let fake = crate::helpers::FakeOpenAi::start().await;
+    // The reference split over chunks, as a tokenizer would.
+    fake.script([crate::helpers::Behavior::reply(&[
+        "You can return items within 30 days [S",
+        "1].",
+    ])]);
+    let app = crate::helpers::spawn_app_on(&fake, |s| {
+        s.model.api_key = serde_json::from_value(json!("sk-test-key")).expect("secret");
+    })
+    .await;
+    let text = answer(&app, "What is your return policy?").await;
+    let system = fake.requests()[0].body["messages"][0]["content"]
+        .as_str()
+        .expect("a system prompt")
+        .to_owned();
+    let first = system
+        .lines()
+        .find_map(|line| line.strip_prefix("- [S1] "))
+        .expect("a passage listed as S1");
+    let title = first.split(" > ").next().expect("a title");
+    assert_eq!(
+        text,
+        format!(
+            "You can return items within 30 days.\n\nSource: \u{201c}{title}\u{201d} (http://localhost:8080/demo/)"
+        )
+    );
+    assert!(!text.contains("[S"), "{text}");
+    fake.stop().await;
+}

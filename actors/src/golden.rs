@@ -18,6 +18,7 @@ use crate::catalog::ProductCard;
 use crate::cite::Citations;
 use crate::desk::asks_for_human;
 use crate::ids::StoreId;
+use crate::knowledge::sources_line;
 use crate::language::{Language, detect};
 use crate::metrics::Metrics;
 use crate::model::{ChatModel, ModelChunk, ModelError, Usage};
@@ -339,6 +340,9 @@ async fn answer(
         }
     }
     text.push_str(&citations.finish());
+    if let Some(line) = sources_line(&prompt.passages, citations.sources(), prompt.language) {
+        text.push_str(&line);
+    }
     let cards = reply_cards(&prompt, &text, citations.cited());
     // What the provider counted, else the same estimate replies use.
     let spent = usage.map_or_else(

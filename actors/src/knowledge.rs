@@ -423,6 +423,56 @@ pub fn asks_about_the_shop(question: &str) -> bool {
     })
 }
 
+/// Most sources a reply lists.
+const MAX_SOURCES: usize = 3;
+
+/// The line a reply ends with when it cited passages of the shop's pages
+/// (`[S1]`): their pages, each once, with their addresses, so the shopper
+/// can read the page itself. `sources` are the cited reference numbers;
+/// one to no passage of `passages` is passed over.
+pub fn sources_line(
+    passages: &[Arc<Passage>],
+    sources: &[usize],
+    language: Language,
+) -> Option<String> {
+    let mut pages: Vec<&Passage> = Vec::new();
+    for passage in sources
+        .iter()
+        .filter_map(|n| n.checked_sub(1).and_then(|i| passages.get(i)))
+    {
+        if !pages.iter().any(|p| p.slug == passage.slug) && pages.len() < MAX_SOURCES {
+            pages.push(passage);
+        }
+    }
+    if pages.is_empty() {
+        return None;
+    }
+    let label = match (language, pages.len()) {
+        (Language::En | Language::Fr, 1) => "Source",
+        (Language::En | Language::Fr, _) => "Sources",
+        (Language::Nl, 1) => "Bron",
+        (Language::Nl, _) => "Bronnen",
+        (Language::De, 1) => "Quelle",
+        (Language::De, _) => "Quellen",
+        (Language::Es, 1) => "Fuente",
+        (Language::Es, _) => "Fuentes",
+        (Language::It, 1) => "Fonte",
+        (Language::It, _) => "Fonti",
+    };
+    let colon = if language == Language::Fr { " :" } else { ":" };
+    let listed: Vec<String> = pages
+        .iter()
+        .map(|p| {
+            if p.url.is_empty() {
+                format!("\u{201c}{}\u{201d}", p.title)
+            } else {
+                format!("\u{201c}{}\u{201d} ({})", p.title, p.url)
+            }
+        })
+        .collect();
+    Some(format!("\n\n{label}{colon} {}", listed.join(", ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +490,40 @@ mod tests {
     const RETURNS: &str = "# Returns\n\nYou can return any item within **30 days** of delivery for a full refund.\n\
         Items must be unworn.\n\n## How to return\n\n* Print the label from your [account](https://shop.example/account)\n\
         * Drop the parcel at any post office\n\n# Exchanges\n\nWe exchange sizes for free.";
+
+    #[test]
+    fn a_reply_lists_the_pages_it_cited_once_each_with_their_addresses() {
+        let passage = |slug: &str, title: &str, url: &str| {
+            Arc::new(Passage {
+                slug: slug.into(),
+                title: title.into(),
+                url: url.into(),
+                heading: String::new(),
+                text: "text".into(),
+            })
+        };
+        let passages = vec![
+            passage("returns", "Returns", "https://shop.example/returns"),
+            passage("returns", "Returns", "https://shop.example/returns"),
+            passage("hours", "Opening hours", ""),
+        ];
+        assert_eq!(
+            sources_line(&passages, &[2, 1], Language::En).as_deref(),
+            Some("\n\nSource: \u{201c}Returns\u{201d} (https://shop.example/returns)")
+        );
+        assert_eq!(
+            sources_line(&passages, &[1, 3, 9], Language::Fr).as_deref(),
+            Some(
+                "\n\nSources : \u{201c}Returns\u{201d} (https://shop.example/returns), \u{201c}Opening hours\u{201d}"
+            )
+        );
+        assert_eq!(
+            sources_line(&passages, &[9], Language::Nl),
+            None,
+            "no such passage"
+        );
+        assert_eq!(sources_line(&passages, &[], Language::De), None);
+    }
 
     #[test]
     fn inline_markdown_is_removed_in_one_pass() {

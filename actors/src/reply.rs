@@ -22,6 +22,7 @@ use crate::cite::Citations;
 use crate::claims;
 use crate::desk::{DeskEvent, Watcher};
 use crate::ids::{ConversationId, MessageId, StoreId};
+use crate::knowledge::sources_line;
 use crate::language::Language;
 use crate::log::{ConversationLog, ReplyOutcome, StoredMessage, now_ms};
 use crate::metrics::{FinishLabel, Metrics, ReasonLabel};
@@ -814,6 +815,14 @@ async fn attempt_once(
                     }
                     recorder.text.push_str(&correction.text);
                     rest.push_str(&correction.text);
+                }
+                if let Some(line) = sources_line(
+                    &prompt.passages,
+                    recorder.citations.sources(),
+                    prompt.language,
+                ) {
+                    recorder.text.push_str(&line);
+                    rest.push_str(&line);
                 }
                 if !rest.is_empty() {
                     feed.emit(ReplyEvent::Token {

@@ -150,7 +150,7 @@ pub async fn run(
     let (_, profile, _) = member(&visitor, &state, &path, Role::Owner)?;
     let body: CsrfOnly = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
-    match crate::golden::replay(&state, &profile.id).await {
+    match crate::golden::replay(state.clone(), &profile.id).await {
         Ok(run) => {
             visitor.notices.push(format!(
                 "Replayed: {} passed, {} failed.",
@@ -167,12 +167,15 @@ pub async fn run(
             .await?;
             Ok(ok(visitor, html))
         }
-        Err(error @ (ReplayError::Running | ReplayError::NotServed)) => {
+        Err(error @ (ReplayError::Running | ReplayError::Busy | ReplayError::NotServed)) => {
             let error = FieldError::new(
                 "",
                 match error {
                     ReplayError::Running => {
                         "a replay of this store is already running; try again when it has ended"
+                    }
+                    ReplayError::Busy => {
+                        "the node is replaying other stores' questions; try again in a minute"
                     }
                     _ => "the store is not being served right now; try again shortly",
                 },

@@ -78,6 +78,7 @@ api_codes! {
     InvalidGoldens => "invalid_goldens", UNPROCESSABLE_ENTITY;
     GoldenRunning => "golden_run_running", CONFLICT;
     StoreNotServed => "store_not_served", SERVICE_UNAVAILABLE;
+    GoldenRunsBusy => "golden_runs_busy", SERVICE_UNAVAILABLE;
     Internal => "internal", INTERNAL_SERVER_ERROR;
 }
 

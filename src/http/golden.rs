@@ -71,11 +71,18 @@ pub async fn run(
 ) -> Result<HttpResponse, ApiError> {
     authorised_for_store(&req, &state, &path)?;
     let profile = stored_profile(&state, &path)?;
-    match crate::golden::replay(&state, &profile.id).await {
+    match crate::golden::replay(state, &profile.id).await {
         Ok(replay) => Ok(HttpResponse::Ok().json(replay)),
         Err(ReplayError::Running) => Err(ApiError::new(
             ApiCode::GoldenRunning,
             "a replay of this store is already running; ask again when it has ended",
+        )),
+        Err(ReplayError::Busy) => Err(ApiError::new(
+            ApiCode::GoldenRunsBusy,
+            format!(
+                "the node is replaying {} stores' questions, as many as it runs at once; ask again shortly",
+                crate::golden::MAX_RUNS
+            ),
         )),
         Err(ReplayError::NotServed) => Err(ApiError::new(
             ApiCode::StoreNotServed,
