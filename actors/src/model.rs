@@ -190,6 +190,9 @@ pub struct QueryRequest {
     pub catalog_language: Language,
 }
 
+/// Most words a rewritten query may have to be searched (it is asked for
+/// at most eight).
+pub const MAX_REWRITTEN_WORDS: usize = 12;
 /// Longest rewritten query kept, in characters.
 pub const MAX_REWRITTEN_CHARS: usize = 160;
 
@@ -223,8 +226,12 @@ impl Rewritten {
             .chars()
             .take(MAX_REWRITTEN_CHARS)
             .collect();
-        // "-": the model found no product asked for.
-        let query = if query.chars().any(char::is_alphanumeric) {
+        // "-": the model found no product asked for. Far more words than a
+        // query has: the model did not write one (a small model echoing
+        // its instructions), and its words would only dilute the search.
+        let query = if query.chars().any(char::is_alphanumeric)
+            && query.split_whitespace().count() <= MAX_REWRITTEN_WORDS
+        {
             query
         } else {
             String::new()
@@ -253,6 +260,8 @@ mod tests {
         );
         assert_eq!(q("   "), "");
         assert_eq!(q("-"), "", "no product asked for");
+        let echoed = "The kind of product and the words that matter (brand, colour, size, material, use) under 100.";
+        assert_eq!(q(echoed), "", "an echo of the instructions is no query");
         assert_eq!(q(&"x".repeat(500)).chars().count(), MAX_REWRITTEN_CHARS);
     }
 

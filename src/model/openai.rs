@@ -407,10 +407,12 @@ impl ChatModel for OpenAiModel {
                 prompt_tokens: u64::from(u.prompt_tokens),
                 completion_tokens: u64::from(u.completion_tokens),
             });
+            // An answer cut at the token limit is no whole query.
             let answer = response
                 .choices
                 .into_iter()
                 .next()
+                .filter(|choice| choice.finish_reason != Some(WireFinish::Length))
                 .and_then(|choice| choice.message.content)
                 .unwrap_or_default();
             Ok(Rewritten::from_answer(&answer, usage))
