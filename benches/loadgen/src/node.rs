@@ -29,7 +29,8 @@ pub enum NodeChoice {
 }
 
 /// Settings for a node the load generator starts, as `MIKABOT__` variables:
-/// loopback, a fresh data directory, the load generator's model, and a
+/// loopback, a fresh data directory, the load generator's model, a store
+/// budget no run reaches, and a
 /// scenario's own `extra` settings. Variables already set in the
 /// environment win, so any setting can be changed for a run.
 pub fn node_env(
@@ -46,6 +47,10 @@ pub fn node_env(
         ("MIKABOT__MODEL__BASE_URL", model_base_url),
         ("MIKABOT__MODEL__API_KEY", "loadgen"),
         ("MIKABOT__LOG__FILTER", "warn"),
+        // A run measures streaming, not the daily budget: at 5 million
+        // tokens a store, a 30 s run of 1,000 shoppers with query rewrites
+        // would spend it and get offline answers for its last replies.
+        ("MIKABOT__LIMITS__STORE_DAILY_TOKENS", "1000000000000"),
     ];
     ours.iter()
         .chain(&storage)
