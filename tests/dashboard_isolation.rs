@@ -279,6 +279,18 @@ const CASES: &[Case] = &[
         &[],
     ),
     case(
+        "POST",
+        "/dashboard/stores/{store}/golden/add",
+        "/dashboard/stores/{store}/golden/add",
+        &[("question", "a stranger's question")],
+    ),
+    case(
+        "POST",
+        "/dashboard/stores/{store}/golden/{n}/delete",
+        "/dashboard/stores/{store}/golden/1/delete",
+        &[("question", "a tent")],
+    ),
+    case(
         "GET",
         "/dashboard/stores/{store}/settings",
         "/dashboard/stores/{store}/settings",

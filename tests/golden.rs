@@ -196,6 +196,85 @@ async fn owners_keep_and_replay_golden_questions_in_the_dashboard() {
         .post(&format!("{golden}/run"), &[("csrf", "wrong")])
         .await;
     assert_eq!(page.status, 403);
+
+    // One question added from the form, its price in the store's currency.
+    let add = format!("{golden}/add");
+    let page = owner
+        .post(
+            &add,
+            &[
+                ("question", "Een warme jas onder 150 euro"),
+                ("language", "nl"),
+                ("products", "parka-1, parka-2"),
+                ("max_price", "149,95"),
+                ("mentions", "warm"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let text = page.text();
+    assert!(text.contains("Question added; 3 in all."), "{text}");
+    assert!(
+        text.contains(
+            "shows parka-1, parka-2; answers in Dutch; cards up to 149.95; mentions warm"
+        ),
+        "{text}"
+    );
+    // Bad fields are refused where they are, the form kept, nothing added.
+    let page = owner
+        .post(&add, &[("question", "a coat"), ("max_price", "cheap")])
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("id=\"e-max_price\""), "{}", page.body);
+    assert!(page.body.contains("value=\"a coat\""));
+    let page = owner.post(&add, &[("question", "  ")]).await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.text().contains("the question is empty"),
+        "{}",
+        page.text()
+    );
+    let page = owner
+        .post(
+            &add,
+            &[
+                ("question", "a coat"),
+                ("min_price", "90"),
+                ("max_price", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.text().contains("min_price is above max_price"));
+    assert!(
+        owner
+            .get(&golden)
+            .await
+            .text()
+            .contains("3 questions, replayed")
+    );
+
+    // Removing checks the question is still the one the page showed.
+    let page = owner
+        .post(&format!("{golden}/3/delete"), &[("question", "a tent")])
+        .await;
+    assert_eq!(page.status, 404, "a list changed meanwhile is not cut");
+    let page = owner
+        .post(
+            &format!("{golden}/3/delete"),
+            &[("question", "Een warme jas onder 150 euro")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.text().contains("Question removed."));
+    assert!(page.text().contains("2 questions, replayed"));
+    let page = owner
+        .post(
+            &format!("{golden}/1/delete"),
+            &[("csrf", "wrong"), ("question", "Can I talk to a person?")],
+        )
+        .await;
+    assert_eq!(page.status, 403);
 }
 
 #[actix_web::test]

@@ -1,6 +1,7 @@
-//! The store's golden questions in the dashboard: the list (edited as one
-//! JSON list), the last replay with what changed, and the button that
-//! replays them now. Owners only; both changes are CSRF-checked posts.
+//! The store's golden questions in the dashboard: the list (a question
+//! added with its expectations from a form, one removed, or the whole list
+//! edited as JSON), the last replay with what changed, and the button that
+//! replays them now. Owners only; every change is a CSRF-checked post.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,7 +9,9 @@ use mikabot_actors::catalog::StoreProfile;
 use mikabot_actors::golden::{self, Golden, Outcome};
 use serde::Deserialize;
 
-use super::pages::{Chrome, Errors, GoldenPage, GoldenRow, render};
+use mikabot_actors::language::Language;
+
+use super::pages::{Chrome, Errors, GoldenForm, GoldenPage, GoldenRow, QuestionRow, render};
 use super::stores::{head, member};
 use super::visitor::{CsrfOnly, Visitor, form};
 use super::{DashError, ok};
@@ -47,6 +50,49 @@ async fn page_html(
     run: Option<crate::golden::Replay>,
     errors: Errors,
 ) -> Result<String, DashError> {
+    let form = AddBody::default();
+    page_with(visitor, state, profile, (list, run), errors, form).await
+}
+
+/// What one stored question expects, in words.
+fn expects(golden: &Golden, currency: mikabot_actors::catalog::Currency) -> String {
+    let e = &golden.expect;
+    let amount = |minor: i64| mikabot_actors::catalog::Money { minor, currency }.decimal();
+    let mut said: Vec<String> = Vec::new();
+    if !e.products.is_empty() {
+        said.push(format!("shows {}", e.products.join(", ")));
+    }
+    if let Some(language) = e.language {
+        said.push(format!("answers in {}", language.english_name()));
+    }
+    match (e.min_price, e.max_price) {
+        (Some(lo), Some(hi)) => said.push(format!("cards from {} to {}", amount(lo), amount(hi))),
+        (Some(lo), None) => said.push(format!("cards from {}", amount(lo))),
+        (None, Some(hi)) => said.push(format!("cards up to {}", amount(hi))),
+        (None, None) => {}
+    }
+    if !e.mentions.is_empty() {
+        said.push(format!("mentions {}", e.mentions.join(", ")));
+    }
+    if e.handover {
+        said.push("hands over to a person".into());
+    }
+    if said.is_empty() {
+        "answers".into()
+    } else {
+        said.join("; ")
+    }
+}
+
+/// The page with the add form as `form` holds it.
+async fn page_with(
+    visitor: &Visitor,
+    state: &AppState,
+    profile: &StoreProfile,
+    (list, run): (Option<String>, Option<crate::golden::Replay>),
+    errors: Errors,
+    form: AddBody,
+) -> Result<String, DashError> {
     let id = profile.id.clone();
     let (goldens, stored) = state
         .storage
@@ -71,9 +117,32 @@ async fn page_html(
     };
     let list = list
         .unwrap_or_else(|| serde_json::to_string_pretty(&goldens).unwrap_or_else(|_| "[]".into()));
+    let questions = goldens
+        .iter()
+        .enumerate()
+        .map(|(i, g)| QuestionRow {
+            n: i + 1,
+            question: g.question.clone(),
+            expects: expects(g, profile.currency),
+        })
+        .collect();
     render(&GoldenPage {
         chrome: Chrome::of(visitor, format!("{}: golden questions", profile.name)),
         store: head(profile),
+        questions,
+        form: GoldenForm {
+            question: form.question,
+            language: form.language,
+            products: form.products,
+            min_price: form.min_price,
+            max_price: form.max_price,
+            mentions: form.mentions,
+            handover: !form.handover.is_empty(),
+        },
+        languages: Language::ALL
+            .iter()
+            .map(|l| (l.code(), l.english_name()))
+            .collect(),
         list,
         count: goldens.len(),
         last_run: at_ms.map(|ms| format_time(ms / 1000)).unwrap_or_default(),
@@ -100,6 +169,171 @@ pub async fn page(
 pub struct ListBody {
     csrf: String,
     list: String,
+}
+
+/// The add form's fields, as typed.
+#[derive(Deserialize, Default, Clone)]
+#[serde(default)]
+pub struct AddBody {
+    csrf: String,
+    question: String,
+    language: String,
+    products: String,
+    min_price: String,
+    max_price: String,
+    mentions: String,
+    handover: String,
+}
+
+/// Words of a comma-separated field, trimmed, empty ones left out.
+fn listed(field: &str) -> Vec<String> {
+    field
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The question the form describes, or the field it is wrong in and why.
+fn from_form(
+    body: &AddBody,
+    currency: mikabot_actors::catalog::Currency,
+) -> Result<Golden, FieldError> {
+    let price = |field: &'static str, text: &str| -> Result<Option<i64>, FieldError> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        mikabot_actors::catalog::Money::parse(text, currency)
+            .map(|money| Some(money.minor))
+            .map_err(|e| FieldError::new(field, format!("{e}; write an amount such as 89.95")))
+    };
+    let language = match body.language.trim() {
+        "" => None,
+        tag => Some(
+            Language::from_tag(tag)
+                .ok_or_else(|| FieldError::new("language", "choose one of the languages listed"))?,
+        ),
+    };
+    Ok(Golden {
+        question: body.question.trim().to_owned(),
+        language: None,
+        expect: golden::Expect {
+            products: listed(&body.products),
+            language,
+            min_price: price("min_price", &body.min_price)?,
+            max_price: price("max_price", &body.max_price)?,
+            mentions: listed(&body.mentions),
+            handover: !body.handover.is_empty(),
+        },
+    })
+}
+
+/// `POST /dashboard/stores/{store}/golden/add`: adds one question.
+pub async fn add(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, DashError> {
+    let mut visitor = Visitor::of(&req, &state)?;
+    let (_, profile, _) = member(&visitor, &state, &path, Role::Owner)?;
+    let body: AddBody = form(&body)?;
+    visitor.check_csrf(&req, &state, &body.csrf)?;
+    let question = from_form(&body, profile.currency);
+    let id = profile.id.clone();
+    // Read, checked and written under the store-change lock: two owners
+    // adding at once both keep their question.
+    let added = state
+        .write_for_store(&profile.id, move |s| {
+            let question = match question {
+                Ok(question) => question,
+                Err(error) => return Ok(Err(error)),
+            };
+            let mut goldens = s.goldens(&id)?;
+            goldens.push(question);
+            if let Err(problem) = golden::validate(&goldens) {
+                let field = match problem {
+                    golden::GoldenProblem::Empty(_) | golden::GoldenProblem::TooLong(_) => {
+                        "question"
+                    }
+                    golden::GoldenProblem::PriceRange(_)
+                    | golden::GoldenProblem::NegativePrice(_) => "max_price",
+                    golden::GoldenProblem::Expectations(_) => "products",
+                    golden::GoldenProblem::TooMany => "",
+                };
+                let message = problem.to_string();
+                let message = match message.split_once(": ") {
+                    Some((_, why)) if !field.is_empty() => why.to_owned(),
+                    _ => message.clone(),
+                };
+                return Ok(Err(FieldError::new(field, message)));
+            }
+            s.put_goldens(&id, &goldens)?;
+            Ok(Ok(goldens.len()))
+        })
+        .await
+        .map_err(DashError::internal)?
+        .ok_or(DashError::NotFound)?;
+    match added {
+        Ok(count) => {
+            visitor
+                .notices
+                .push(format!("Question added; {count} in all."));
+            let html = page_html(&visitor, &state, &profile, None, None, Errors::default()).await?;
+            Ok(ok(visitor, html))
+        }
+        Err(error) => {
+            let html =
+                page_with(&visitor, &state, &profile, (None, None), error.into(), body).await?;
+            Ok(visitor.page(StatusCode::UNPROCESSABLE_ENTITY, html))
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RemoveBody {
+    csrf: String,
+    /// The question as the page showed it: a list changed meanwhile is not
+    /// cut in the wrong place.
+    question: String,
+}
+
+/// `POST /dashboard/stores/{store}/golden/{n}/delete`: removes question
+/// `n` (from 1), if it is still the one the page showed.
+pub async fn remove(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, usize)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, DashError> {
+    let mut visitor = Visitor::of(&req, &state)?;
+    let (store, n) = path.into_inner();
+    let (_, profile, _) = member(&visitor, &state, &store, Role::Owner)?;
+    let body: RemoveBody = form(&body)?;
+    visitor.check_csrf(&req, &state, &body.csrf)?;
+    let id = profile.id.clone();
+    let removed = state
+        .write_for_store(&profile.id, move |s| {
+            let mut goldens = s.goldens(&id)?;
+            let at = n
+                .checked_sub(1)
+                .filter(|i| goldens.get(*i).is_some_and(|g| g.question == body.question));
+            let Some(at) = at else { return Ok(false) };
+            goldens.remove(at);
+            s.put_goldens(&id, &goldens)?;
+            Ok(true)
+        })
+        .await
+        .map_err(DashError::internal)?
+        .ok_or(DashError::NotFound)?;
+    if !removed {
+        return Err(DashError::NotFound);
+    }
+    visitor.notices.push("Question removed.".into());
+    let html = page_html(&visitor, &state, &profile, None, None, Errors::default()).await?;
+    Ok(ok(visitor, html))
 }
 
 /// `POST /dashboard/stores/{store}/golden`: replaces the list.

@@ -117,6 +117,8 @@ dashboard_routes! {
     GET "/dashboard/stores/{store}/golden" => golden::page, Store(Role::Owner);
     POST "/dashboard/stores/{store}/golden" => golden::save, Store(Role::Owner);
     POST "/dashboard/stores/{store}/golden/run" => golden::run, Store(Role::Owner);
+    POST "/dashboard/stores/{store}/golden/add" => golden::add, Store(Role::Owner);
+    POST "/dashboard/stores/{store}/golden/{n}/delete" => golden::remove, Store(Role::Owner);
     GET "/dashboard/stores/{store}/settings" => stores::settings_form, Store(Role::Owner);
     POST "/dashboard/stores/{store}/settings" => stores::save_settings, Store(Role::Owner);
     POST "/dashboard/stores/{store}/delete" => stores::delete, Store(Role::Owner);

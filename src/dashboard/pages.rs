@@ -286,8 +286,32 @@ pub struct GoldenRow {
     pub changes: Vec<String>,
 }
 
+/// One stored golden question, as the list shows it.
+pub struct QuestionRow {
+    /// Its place in the list, from 1.
+    pub n: usize,
+    pub question: String,
+    /// What it expects, in words.
+    pub expects: String,
+}
+
+/// The add form's fields, as typed (kept when the form is refused).
+#[derive(Default)]
+pub struct GoldenForm {
+    pub question: String,
+    pub language: String,
+    pub products: String,
+    pub min_price: String,
+    pub max_price: String,
+    pub mentions: String,
+    pub handover: bool,
+}
+
 page!(GoldenPage, "golden.html" {
     store: StoreHead,
+    questions: Vec<QuestionRow>,
+    form: GoldenForm,
+    languages: Vec<(&'static str, &'static str)>,
     list: String,
     count: usize,
     last_run: String,
