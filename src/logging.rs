@@ -18,7 +18,10 @@ pub fn init(log: &LogSettings) {
             .unwrap_or_default();
         tracing::error!(%location, "a task panicked; it was caught where it ran");
     }));
-    let builder = tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&log.filter));
+    // async-openai logs a provider's whole answer when it cannot read it,
+    // and answers carry what the shopper wrote: never logged.
+    let filter = format!("{},async_openai=off", log.filter);
+    let builder = tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&filter));
     match log.format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder

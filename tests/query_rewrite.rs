@@ -12,6 +12,8 @@ const DRY: &str = "iets voor als het giet";
 async fn rewriting_app(fake: &FakeOpenAi, budget_ms: u64) -> crate::helpers::TestApp {
     let base_url = fake.base_url.clone();
     spawn_app(move |s| {
+        // One failure counted against the provider would open its breaker.
+        s.model.breaker_failures = 1;
         s.model.provider = mikabot::config::ProviderChoice::Openai;
         s.model.base_url = base_url;
         s.model.api_key = serde_json::from_value(json!("sk-test-key")).expect("secret");

@@ -117,6 +117,14 @@ async fn a_call_for_a_product_not_retrieved_shows_nothing_and_references_still_w
         .and_then(|p| p["cards"].as_array())
         .map_or(0, Vec::len);
     assert_eq!(none, 0, "P99 was never retrieved");
+    let told = fake.requests()[1].body["messages"]
+        .as_array()
+        .and_then(|m| m.last().cloned())
+        .expect("the tool's answer");
+    assert_eq!(
+        told["content"], "No product of the list was named; nothing was shown.",
+        "the model is not told a card it never got was shown"
+    );
 
     let cited = shopper.ask("c2", "a rain jacket").await;
     assert_eq!(cited.text(), "Try this one.");
@@ -184,5 +192,55 @@ async fn by_default_no_tool_is_offered() {
         defaults.model.show_products_tool,
         mikabot::config::ToolUse::Off
     );
+    fake.stop().await;
+}
+
+#[actix_web::test]
+async fn both_requests_of_a_tool_reply_are_charged_to_the_stores_budget() {
+    // The test provider counts a prompt's tokens as its body's length / 4.
+    let tokens = |body: &Value| body.to_string().len() as u64 / 4;
+    let script = || {
+        [
+            call(&["{\"products\": [\"P1\"]}"]),
+            Behavior::reply(&["Here."]),
+            Behavior::reply(&["Again."]),
+        ]
+    };
+    let fake = FakeOpenAi::start().await;
+    fake.script(script());
+    let app = app_with(&fake, "on").await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    shopper.ask("c1", "a rain jacket").await;
+    let requests = fake.requests();
+    // The call's answer reports 8 completion tokens, the reply 1.
+    let first = tokens(&requests[0].body) + 8;
+    let second = tokens(&requests[1].body) + 1;
+    fake.stop().await;
+
+    // A budget the second request alone stays under, both together reach.
+    let fake = FakeOpenAi::start().await;
+    fake.script(script());
+    let budget = second + first / 2;
+    let base_url = fake.base_url.clone();
+    let app = spawn_app(move |s| {
+        s.model.provider = mikabot::config::ProviderChoice::Openai;
+        s.model.base_url = base_url;
+        s.model.api_key = serde_json::from_value(json!("sk-test-key")).expect("secret");
+        s.model.show_products_tool = mikabot::config::ToolUse::On;
+        s.limits.store_daily_tokens = budget;
+    })
+    .await;
+    let mut shopper = Shopper::connect(&app.ws_url("demo")).await;
+    shopper.hello(json!({})).await;
+    let reply = shopper.ask("c1", "a rain jacket").await;
+    assert_eq!(reply.text(), "Here.");
+    let next = shopper.ask("c2", "a rain jacket").await;
+    assert!(
+        next.text().starts_with("Our assistant is in basic mode"),
+        "{}",
+        next.text()
+    );
+    assert_eq!(fake.requests().len(), 2, "the budget was spent");
     fake.stop().await;
 }

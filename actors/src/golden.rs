@@ -21,7 +21,7 @@ use crate::ids::StoreId;
 use crate::knowledge::sources_line;
 use crate::language::{Language, detect};
 use crate::metrics::Metrics;
-use crate::model::{ChatModel, ModelChunk, ModelError, Usage};
+use crate::model::{ChatModel, ModelChunk, ModelError};
 use crate::prompt::{Prompt, estimated_tokens};
 use crate::provider::Models;
 use crate::reply::{ProbeGuard, reply_cards};
@@ -334,7 +334,7 @@ async fn answer(
                 streamed += 1;
                 text.push_str(&citations.push(piece));
             }
-            ModelChunk::Usage(u) => usage = Some(usage.map_or(u, |spent: Usage| spent.plus(u))),
+            ModelChunk::Usage(u) => usage = Some(u),
             ModelChunk::Show(references) => citations.show(&references),
             ModelChunk::Finished(_) => {}
         }

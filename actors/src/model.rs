@@ -46,8 +46,9 @@ pub enum ModelChunk {
     /// The model's own end marker.
     Finished(FinishReason),
     /// What the request cost, as the provider counts it (OpenAI sends it
-    /// last, when asked to). A reply of several requests (a tool call and
-    /// the answer after it) sends one for each.
+    /// last, when asked to). The last one a reply sends counts (a provider
+    /// may send running totals); a reply of two requests (a tool call and
+    /// the answer after it) sends their sum last.
     Usage(Usage),
     /// Products the model showed through the `show_products` tool, by
     /// their reference numbers in the prompt (`P2` is 2).

@@ -794,9 +794,8 @@ async fn attempt_once(
                 *seq += 1;
             }
             Some(Ok(ModelChunk::Finished(reason))) => finish = Some(reason),
-            Some(Ok(ModelChunk::Usage(usage))) => {
-                recorder.usage = Some(recorder.usage.map_or(usage, |spent| spent.plus(usage)));
-            }
+            // The last report counts: a provider may send running totals.
+            Some(Ok(ModelChunk::Usage(usage))) => recorder.usage = Some(usage),
             Some(Ok(ModelChunk::Show(references))) => recorder.citations.show(&references),
             Some(Err(error)) => return Err(error),
             None => {

@@ -117,7 +117,12 @@ pub async fn retrieve(
     let asked = Instant::now();
     let answer = tokio::time::timeout(rewrite.budget, rewrite.model.rewrite_query(request)).await;
     let (outcome, query, spent) = match answer {
-        Err(_) => (RewriteOutcome::Late, None, 0),
+        // Sent and not answered in time: the provider may still bill it.
+        Err(_) => (
+            RewriteOutcome::Late,
+            None,
+            REWRITE_PROMPT_TOKENS + estimate(ask.message) + ask.earlier.map_or(0, estimate),
+        ),
         Ok(Err(error)) => {
             tracing::debug!(%error, "query rewrite failed");
             (RewriteOutcome::Failed, None, 0)
@@ -143,10 +148,15 @@ pub async fn retrieve(
             spent,
         });
     };
-    let fused = catalog
+    let mut fused = catalog
         .send(find(Some(query.clone())))
         .await
         .map_err(|_| unavailable())?;
+    // Whether the shop's pages answer is decided on the shopper's words: the
+    // rewrite's product hits must not push a shop question's passages out.
+    if fused.passages.is_empty() {
+        fused.passages = found.passages;
+    }
     Ok(Retrieved {
         found: fused,
         rewritten: Some(query),
@@ -157,11 +167,14 @@ pub async fn retrieve(
 /// Instructions and overhead of a rewrite request, in estimated tokens.
 const REWRITE_PROMPT_TOKENS: u64 = 120;
 
+fn estimate(text: &str) -> u64 {
+    crate::prompt::estimated_tokens(text) as u64
+}
+
 fn spent_on(rewritten: &Rewritten, message: &str, earlier: Option<&str>) -> u64 {
     match rewritten.usage {
         Some(usage) => usage.prompt_tokens.saturating_add(usage.completion_tokens),
         None => {
-            let estimate = |text: &str| crate::prompt::estimated_tokens(text) as u64;
             REWRITE_PROMPT_TOKENS
                 + estimate(message)
                 + earlier.map_or(0, estimate)

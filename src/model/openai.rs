@@ -352,6 +352,7 @@ impl ChatModel for OpenAiModel {
         // that refuses it.
         let plain = (tools && self.tool_use == ToolUse::Auto).then(|| self.request(&prompt, false));
         let offers_tools = Arc::clone(&self.offers_tools);
+        let retrieved = prompt.products.len();
         let client = self.client.clone();
         Box::pin(async move {
             let request = request.map_err(model_error)?;
@@ -377,7 +378,8 @@ impl ChatModel for OpenAiModel {
                 Err(error) => return Err(model_error(error)),
             };
             if request.tools.is_some() {
-                return Ok(Box::pin(tools::stream(client, request, stream)) as ChunkStream);
+                let stream = tools::stream(client, request, stream, retrieved);
+                return Ok(Box::pin(stream) as ChunkStream);
             }
             let stream: ChunkStream = Box::pin(stream.flat_map(|item| {
                 let items: Vec<Result<ModelChunk, ModelError>> = match item {

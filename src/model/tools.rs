@@ -97,6 +97,8 @@ struct Call {
     id: String,
     name: String,
     arguments: String,
+    /// Arguments beyond [`MAX_ARGUMENTS_BYTES`] came: the call is refused.
+    truncated: bool,
 }
 
 /// A reply's stream that follows one round of tool calls: the first
@@ -110,6 +112,17 @@ struct Rounds {
     text: String,
     /// Whether the second request was made.
     followed: bool,
+    /// The first answer called and ended: the second request is made once
+    /// its stream has ended (its usage comes after the finish reason).
+    calling: bool,
+    /// The last usage each request reported (a provider may send a running
+    /// total), summed into one chunk at the end.
+    usage: [Option<Usage>; 2],
+    /// Products retrieved for the turn: a call's reference beyond them
+    /// shows nothing, and the model is told so.
+    retrieved: usize,
+    /// Whether the second answer has shown text yet.
+    answered: bool,
     ready: VecDeque<Result<ModelChunk, ModelError>>,
     done: bool,
 }
@@ -119,6 +132,7 @@ pub fn stream(
     client: Client<OpenAIConfig>,
     request: CreateChatCompletionRequest,
     inner: ChatCompletionResponseStream,
+    retrieved: usize,
 ) -> impl Stream<Item = Result<ModelChunk, ModelError>> + Send {
     let rounds = Rounds {
         client,
@@ -127,6 +141,10 @@ pub fn stream(
         calls: Vec::new(),
         text: String::new(),
         followed: false,
+        calling: false,
+        usage: [None, None],
+        retrieved,
+        answered: false,
         ready: VecDeque::new(),
         done: false,
     };
@@ -139,31 +157,46 @@ pub fn stream(
                 return None;
             }
             match rounds.inner.next().await {
-                Some(Ok(response)) => rounds.take(response).await,
+                Some(Ok(response)) => rounds.take(response),
                 Some(Err(error)) => {
                     rounds.ready.push_back(Err(model_error(error)));
                     rounds.done = true;
                 }
-                None => rounds.done = true,
+                None if rounds.calling => {
+                    rounds.calling = false;
+                    rounds.follow().await;
+                }
+                None => {
+                    rounds.done = true;
+                    rounds.end();
+                }
             }
         }
     })
 }
 
 impl Rounds {
-    async fn take(&mut self, response: CreateChatCompletionStreamResponse) {
+    fn take(&mut self, response: CreateChatCompletionStreamResponse) {
         if let Some(usage) = &response.usage {
-            self.ready.push_back(Ok(ModelChunk::Usage(Usage {
+            self.usage[usize::from(self.followed)] = Some(Usage {
                 prompt_tokens: u64::from(usage.prompt_tokens),
                 completion_tokens: u64::from(usage.completion_tokens),
-            })));
+            });
         }
         let Some(choice) = response.choices.into_iter().next() else {
             return;
         };
-        if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+        if let Some(mut text) = choice.delta.content.filter(|t| !t.is_empty()) {
             if !self.followed {
                 self.text.push_str(&text);
+            } else if !self.answered {
+                self.answered = true;
+                // The answer after the call goes on from the text before it.
+                if self.text.chars().last().is_some_and(|c| !c.is_whitespace())
+                    && !text.starts_with(char::is_whitespace)
+                {
+                    text.insert(0, ' ');
+                }
             }
             self.ready.push_back(Ok(ModelChunk::Text(text)));
         }
@@ -184,13 +217,19 @@ impl Rounds {
                 call.id = id;
             }
             if let Some(function) = piece.function {
-                if let Some(name) = function.name {
-                    call.name.push_str(&name);
-                }
-                if let Some(arguments) = function.arguments
-                    && call.arguments.len() + arguments.len() <= MAX_ARGUMENTS_BYTES
+                // Named once; a provider repeating the name in every chunk
+                // does not make it another.
+                if let Some(name) = function.name
+                    && call.name.is_empty()
                 {
-                    call.arguments.push_str(&arguments);
+                    call.name = name.chars().take(64).collect();
+                }
+                if let Some(arguments) = function.arguments {
+                    if call.arguments.len() + arguments.len() > MAX_ARGUMENTS_BYTES {
+                        call.truncated = true;
+                    } else if !call.truncated {
+                        call.arguments.push_str(&arguments);
+                    }
                 }
             }
         }
@@ -198,7 +237,8 @@ impl Rounds {
             return;
         };
         if !self.followed && !self.calls.is_empty() {
-            self.follow().await;
+            // Read the first answer to its end (its usage), then follow.
+            self.calling = true;
             return;
         }
         self.ready.push_back(Ok(ModelChunk::Finished(match reason {
@@ -221,8 +261,14 @@ impl Rounds {
             } else {
                 call.id.clone()
             };
-            let answer = if call.name == TOOL_NAME {
-                let shown = shown(&call.arguments);
+            let answer = if call.truncated {
+                "The call's arguments were too long; nothing was shown.".to_owned()
+            } else if call.name == TOOL_NAME {
+                let retrieved = self.retrieved;
+                let shown: Vec<usize> = shown(&call.arguments)
+                    .into_iter()
+                    .filter(|n| *n <= retrieved)
+                    .collect();
                 let listed: Vec<String> = shown.iter().map(|n| format!("P{n}")).collect();
                 for n in shown {
                     if !references.contains(&n) {
@@ -230,19 +276,24 @@ impl Rounds {
                     }
                 }
                 if listed.is_empty() {
-                    "No product was named; nothing was shown.".to_owned()
+                    "No product of the list was named; nothing was shown.".to_owned()
                 } else {
                     format!("Shown to the shopper as cards: {}.", listed.join(", "))
                 }
             } else {
                 format!("There is no tool named {:?}.", call.name)
             };
+            let arguments = if call.truncated {
+                "{}".to_owned()
+            } else {
+                call.arguments.clone()
+            };
             tool_calls.push(ChatCompletionMessageToolCalls::Function(
                 ChatCompletionMessageToolCall {
                     id: id.clone(),
                     function: FunctionCall {
                         name: call.name.clone(),
-                        arguments: call.arguments.clone(),
+                        arguments,
                     },
                 },
             ));
@@ -273,9 +324,21 @@ impl Rounds {
         match self.client.chat().create_stream(request).await {
             Ok(next) => self.inner = next,
             Err(error) => {
+                self.end();
                 self.ready.push_back(Err(model_error(error)));
                 self.done = true;
             }
+        }
+    }
+
+    /// What both requests cost, as one chunk.
+    fn end(&mut self) {
+        let spent = match self.usage {
+            [Some(first), Some(second)] => Some(first.plus(second)),
+            [one, other] => one.or(other),
+        };
+        if let Some(spent) = spent {
+            self.ready.push_back(Ok(ModelChunk::Usage(spent)));
         }
     }
 }

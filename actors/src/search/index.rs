@@ -1127,10 +1127,17 @@ mod tests {
             capped.iter().all(|h| h.product.price.minor < 10_000),
             "{capped:?}"
         );
-        // Both rankings agreeing keeps their order; a product both find
-        // outranks one only one finds.
-        let both = index.find_with_rewrite("running shoes", "trail shoes", Language::En, 5);
-        assert_eq!(ids(both)[0], "3");
+        // The rewrite's own filters apply where the shopper set none.
+        let theirs = index.find_with_rewrite(
+            "iets voor als het giet",
+            "jacket coat under 150",
+            Language::Nl,
+            5,
+        );
+        assert_eq!(ids(theirs.clone()), ["1"], "the 200 euro coat is left out");
+        let unfiltered =
+            index.find_with_rewrite("iets voor als het giet", "jacket coat", Language::Nl, 5);
+        assert!(ids(unfiltered).contains(&"2".to_owned()));
     }
 
     #[test]
