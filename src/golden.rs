@@ -166,9 +166,11 @@ async fn run(
     };
     let (id, kept) = (store.clone(), run.clone());
     // A store deleted during the run keeps no run.
+    let changing = state.profile_changes.lock().await;
     state
-        .write_for_store(store, move |s| s.put_golden_run(&id, &kept))
+        .write_for_store(&changing, store, move |s| s.put_golden_run(&id, &kept))
         .await?;
+    drop(changing);
     let passed = results.iter().filter(|r| r.passed).count();
     tracing::info!(%store, passed, failed = results.len() - passed, "golden conversations replayed");
     Ok(Replay {

@@ -33,10 +33,12 @@ pub async fn save(
     page.validate().map_err(SaveError::Invalid)?;
     // Held through the reinstall too: two saves install their passages in
     // the order they stored them.
-    let _changing = state.profile_changes.lock().await;
+    let changing = state.profile_changes.lock().await;
     let id = store.clone();
     let saved = state
-        .write_for_store_locked(store, move |storage| storage.save_page(&id, &page))
+        .write_for_store(&changing, store, move |storage| {
+            storage.save_page(&id, &page)
+        })
         .await?
         .ok_or(SaveError::StoreGone)?;
     if saved == PageSaved::TooMany {
@@ -53,10 +55,12 @@ pub async fn delete(
     language: Language,
     slug: &str,
 ) -> Result<bool, StorageError> {
-    let _changing = state.profile_changes.lock().await;
+    let changing = state.profile_changes.lock().await;
     let (id, slug) = (store.clone(), slug.to_owned());
     let existed = state
-        .write_for_store_locked(store, move |storage| storage.delete_page(&id, &slug))
+        .write_for_store(&changing, store, move |storage| {
+            storage.delete_page(&id, &slug)
+        })
         .await?
         .unwrap_or(false);
     if existed {

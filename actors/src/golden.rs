@@ -26,7 +26,7 @@ use crate::prompt::{Prompt, estimated_tokens};
 use crate::provider::Models;
 use crate::reply::{ProbeGuard, reply_cards};
 use crate::retrieval::{Ask, Rewrite, retrieve};
-use crate::store::{Found, StoreCatalog};
+use crate::store::StoreCatalog;
 
 /// Most golden questions a store keeps.
 pub const MAX_GOLDENS: usize = 100;
@@ -76,23 +76,67 @@ pub struct Expect {
     pub handover: bool,
 }
 
-/// Why a golden question was refused.
+/// What is wrong with one question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuestionProblem {
+    #[error("the question is empty")]
+    Empty,
+    #[error("longer than {MAX_QUESTION_CHARS} characters")]
+    TooLong,
+    #[error("min_price is above max_price")]
+    PriceRange,
+    #[error("a price is below 0")]
+    NegativePrice,
+    #[error("at most {MAX_EXPECTED} products, each 1 to {MAX_EXPECTED_CHARS} characters")]
+    Products,
+    #[error("at most {MAX_EXPECTED} mentions, each 1 to {MAX_EXPECTED_CHARS} characters")]
+    Mentions,
+}
+
+/// Why a list of golden questions was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GoldenProblem {
-    #[error("question {0}: the question is empty")]
-    Empty(usize),
-    #[error("question {0}: longer than {MAX_QUESTION_CHARS} characters")]
-    TooLong(usize),
-    #[error("question {0}: min_price is above max_price")]
-    PriceRange(usize),
-    #[error("question {0}: a price is below 0")]
-    NegativePrice(usize),
-    #[error(
-        "question {0}: at most {MAX_EXPECTED} products and {MAX_EXPECTED} mentions, each 1 to {MAX_EXPECTED_CHARS} characters"
-    )]
-    Expectations(usize),
+    /// Question `n` (from 1) is wrong.
+    #[error("question {0}: {1}")]
+    Question(usize, QuestionProblem),
     #[error("at most {MAX_GOLDENS} questions")]
     TooMany,
+}
+
+/// Checks one question.
+pub fn check_question(golden: &Golden) -> Result<(), QuestionProblem> {
+    if golden.question.trim().is_empty() {
+        return Err(QuestionProblem::Empty);
+    }
+    if golden.question.chars().count() > MAX_QUESTION_CHARS {
+        return Err(QuestionProblem::TooLong);
+    }
+    let expect = &golden.expect;
+    if let (Some(lo), Some(hi)) = (expect.min_price, expect.max_price)
+        && lo > hi
+    {
+        return Err(QuestionProblem::PriceRange);
+    }
+    if [expect.min_price, expect.max_price]
+        .iter()
+        .flatten()
+        .any(|price| *price < 0)
+    {
+        return Err(QuestionProblem::NegativePrice);
+    }
+    let fits = |words: &[String]| {
+        words.len() <= MAX_EXPECTED
+            && words
+                .iter()
+                .all(|w| !w.trim().is_empty() && w.chars().count() <= MAX_EXPECTED_CHARS)
+    };
+    if !fits(&expect.products) {
+        return Err(QuestionProblem::Products);
+    }
+    if !fits(&expect.mentions) {
+        return Err(QuestionProblem::Mentions);
+    }
+    Ok(())
 }
 
 /// Checks a list before it replaces the stored one.
@@ -101,35 +145,7 @@ pub fn validate(goldens: &[Golden]) -> Result<(), GoldenProblem> {
         return Err(GoldenProblem::TooMany);
     }
     for (i, golden) in goldens.iter().enumerate() {
-        let n = i + 1;
-        if golden.question.trim().is_empty() {
-            return Err(GoldenProblem::Empty(n));
-        }
-        if golden.question.chars().count() > MAX_QUESTION_CHARS {
-            return Err(GoldenProblem::TooLong(n));
-        }
-        let expect = &golden.expect;
-        if let (Some(lo), Some(hi)) = (expect.min_price, expect.max_price)
-            && lo > hi
-        {
-            return Err(GoldenProblem::PriceRange(n));
-        }
-        if [expect.min_price, expect.max_price]
-            .iter()
-            .flatten()
-            .any(|price| *price < 0)
-        {
-            return Err(GoldenProblem::NegativePrice(n));
-        }
-        let fits = |words: &[String]| {
-            words.len() <= MAX_EXPECTED
-                && words
-                    .iter()
-                    .all(|w| !w.trim().is_empty() && w.chars().count() <= MAX_EXPECTED_CHARS)
-        };
-        if !fits(&expect.products) || !fits(&expect.mentions) {
-            return Err(GoldenProblem::Expectations(n));
-        }
+        check_question(golden).map_err(|problem| GoldenProblem::Question(i + 1, problem))?;
     }
     Ok(())
 }
@@ -253,7 +269,8 @@ pub async fn replay(
     };
     let answered = match retrieve(catalog, ask, metrics).await {
         Ok(retrieved) => {
-            let prompt = Arc::new(prompt(retrieved.found, &golden.question, language));
+            let rewrite_spent = retrieved.spent;
+            let prompt = Arc::new(retrieved.prompt(language, Vec::new(), &golden.question));
             let answered = tokio::time::timeout(
                 REPLAY_TIMEOUT,
                 answer(chosen.model.as_ref(), Arc::clone(&prompt)),
@@ -262,7 +279,7 @@ pub async fn replay(
             .unwrap_or(Err(ModelError::Timeout));
             models.settle(&chosen, answered.as_ref().map(|_| ()));
             probe.breaker = None;
-            answered.map(|(text, cards, spent)| (text, cards, spent + retrieved.spent))
+            answered.map(|(text, cards, spent)| (text, cards, spent + rewrite_spent))
         }
         Err(error) => Err(error),
     };
@@ -302,20 +319,6 @@ fn for_owners(error: &ModelError) -> String {
     match error.status() {
         Some(status) => format!("{what} (HTTP {status})"),
         None => what.to_owned(),
-    }
-}
-
-/// A golden question's prompt: a first message, no history.
-fn prompt(found: Found, question: &str, language: Language) -> Prompt {
-    Prompt {
-        store_name: found.profile.name.clone(),
-        store_url: found.profile.url.clone(),
-        instructions: found.profile.instructions.clone(),
-        language,
-        products: found.hits.into_iter().map(|hit| hit.product).collect(),
-        passages: found.passages.into_iter().map(|hit| hit.passage).collect(),
-        history: Vec::new(),
-        message: question.to_owned(),
     }
 }
 
@@ -478,29 +481,41 @@ mod tests {
         assert_eq!(validate(&[golden("a tent")]), Ok(()));
         assert_eq!(
             validate(&[golden("ok"), golden("  ")]),
-            Err(GoldenProblem::Empty(2))
+            Err(GoldenProblem::Question(2, QuestionProblem::Empty))
         );
         let long = "x".repeat(MAX_QUESTION_CHARS + 1);
-        assert_eq!(validate(&[golden(&long)]), Err(GoldenProblem::TooLong(1)));
+        assert_eq!(
+            validate(&[golden(&long)]),
+            Err(GoldenProblem::Question(1, QuestionProblem::TooLong))
+        );
         let mut bad = golden("a tent");
         bad.expect.min_price = Some(200);
         bad.expect.max_price = Some(100);
-        assert_eq!(validate(&[bad]), Err(GoldenProblem::PriceRange(1)));
+        assert_eq!(
+            validate(&[bad]),
+            Err(GoldenProblem::Question(1, QuestionProblem::PriceRange))
+        );
         let many = vec![golden("q"); MAX_GOLDENS + 1];
         assert_eq!(validate(&many), Err(GoldenProblem::TooMany));
         let mut negative = golden("a tent");
         negative.expect.max_price = Some(-1);
-        assert_eq!(validate(&[negative]), Err(GoldenProblem::NegativePrice(1)));
+        assert_eq!(
+            validate(&[negative]),
+            Err(GoldenProblem::Question(1, QuestionProblem::NegativePrice))
+        );
         let mut empty_mention = golden("a tent");
         empty_mention.expect.mentions = vec![" ".into()];
         assert_eq!(
             validate(&[golden("ok"), empty_mention]),
-            Err(GoldenProblem::Expectations(2)),
+            Err(GoldenProblem::Question(2, QuestionProblem::Mentions)),
             "an empty mention would always pass"
         );
         let mut flood = golden("a tent");
         flood.expect.products = vec!["tent-01".into(); MAX_EXPECTED + 1];
-        assert_eq!(validate(&[flood]), Err(GoldenProblem::Expectations(1)));
+        assert_eq!(
+            validate(&[flood]),
+            Err(GoldenProblem::Question(1, QuestionProblem::Products))
+        );
         // Unknown fields are refused, so a typo is not silently ignored.
         let typo =
             serde_json::from_str::<Golden>(r#"{"question": "q", "expect": {"prodcts": []}}"#);

@@ -150,18 +150,9 @@ impl ReplyJob {
             rewrite,
         };
         let retrieved = retrieve(&self.catalog, ask, &self.metrics).await?;
-        let found = retrieved.found;
-        let prompt = Prompt {
-            store_name: found.profile.name.clone(),
-            store_url: found.profile.url.clone(),
-            instructions: found.profile.instructions.clone(),
-            language: self.language,
-            products: found.hits.into_iter().map(|hit| hit.product).collect(),
-            passages: found.passages.into_iter().map(|hit| hit.passage).collect(),
-            history,
-            message: self.message.clone(),
-        };
-        Ok((prompt, retrieved.spent))
+        let spent = retrieved.spent;
+        let prompt = retrieved.prompt(self.language, history, &self.message);
+        Ok((prompt, spent))
     }
 }
 

@@ -13,9 +13,11 @@ use actix::Addr;
 
 use crate::language::Language;
 use crate::metrics::Metrics;
-use crate::model::{ChatModel, ModelError, QueryRequest, Rewritten};
+use crate::model::{ChatModel, ModelError, QueryRequest};
+use crate::prompt::{Prompt, Turn};
 use crate::provider::Chosen;
 use crate::search::analysis::fold;
+use crate::search::fuse;
 use crate::store::{FindProducts, Found, StoreCatalog};
 
 /// A rewrite to ask for: the model, and how long it may take.
@@ -52,10 +54,26 @@ pub struct Ask<'a> {
 /// What a turn retrieved.
 pub struct Retrieved {
     pub found: Found,
-    /// The model's query, when one was searched.
-    pub rewritten: Option<String>,
     /// Tokens the rewrite cost (the provider's count, else an estimate).
     pub spent: u64,
+}
+
+impl Retrieved {
+    /// The prompt for answering `message` in `language` with what was
+    /// retrieved, after `history`.
+    pub fn prompt(self, language: Language, history: Vec<Turn>, message: &str) -> Prompt {
+        let found = self.found;
+        Prompt {
+            store_name: found.profile.name.clone(),
+            store_url: found.profile.url.clone(),
+            instructions: found.profile.instructions.clone(),
+            language,
+            products: found.hits.into_iter().map(|hit| hit.product).collect(),
+            passages: found.passages.into_iter().map(|hit| hit.passage).collect(),
+            history,
+            message: message.to_owned(),
+        }
+    }
 }
 
 /// How a rewrite ended, as the metrics name it.
@@ -101,34 +119,30 @@ pub async fn retrieve(
         limit: ask.limit,
         rewritten,
     };
-    let found = catalog.send(find(None)).await.map_err(|_| unavailable())?;
+    let mut found = catalog.send(find(None)).await.map_err(|_| unavailable())?;
     let Some(rewrite) = ask.rewrite else {
-        return Ok(Retrieved {
-            found,
-            rewritten: None,
-            spent: 0,
-        });
+        return Ok(Retrieved { found, spent: 0 });
     };
     let request = QueryRequest {
         message: ask.message.to_owned(),
         earlier: ask.earlier.map(str::to_owned),
         catalog_language: found.profile.default_language,
     };
+    // What the request costs, sent: the provider may bill a late one too.
+    let asking = REWRITE_PROMPT_TOKENS + estimate(ask.message) + ask.earlier.map_or(0, estimate);
     let asked = Instant::now();
     let answer = tokio::time::timeout(rewrite.budget, rewrite.model.rewrite_query(request)).await;
     let (outcome, query, spent) = match answer {
-        // Sent and not answered in time: the provider may still bill it.
-        Err(_) => (
-            RewriteOutcome::Late,
-            None,
-            REWRITE_PROMPT_TOKENS + estimate(ask.message) + ask.earlier.map_or(0, estimate),
-        ),
+        Err(_) => (RewriteOutcome::Late, None, asking),
         Ok(Err(error)) => {
             tracing::debug!(%error, "query rewrite failed");
             (RewriteOutcome::Failed, None, 0)
         }
         Ok(Ok(rewritten)) => {
-            let spent = spent_on(&rewritten, ask.message, ask.earlier);
+            let spent = rewritten.usage.map_or_else(
+                || asking + estimate(&rewritten.query),
+                |usage| usage.prompt_tokens.saturating_add(usage.completion_tokens),
+            );
             let outcome = if rewritten.query.is_empty() {
                 RewriteOutcome::Empty
             } else if fold(&rewritten.query) == fold(ask.message) {
@@ -141,27 +155,18 @@ pub async fn retrieve(
         }
     };
     metrics.query_rewrite(outcome.as_str(), asked.elapsed().min(rewrite.budget));
-    let Some(query) = query else {
-        return Ok(Retrieved {
-            found,
-            rewritten: None,
-            spent,
-        });
-    };
-    let mut fused = catalog
-        .send(find(Some(query.clone())))
-        .await
-        .map_err(|_| unavailable())?;
-    // Whether the shop's pages answer is decided on the shopper's words: the
-    // rewrite's product hits must not push a shop question's passages out.
-    if fused.passages.is_empty() {
-        fused.passages = found.passages;
+    if let Some(query) = query {
+        // The rewrite adds products only: whether the shop's pages answer
+        // stays decided on the shopper's words.
+        let theirs = std::mem::take(&mut found.hits);
+        let rewrite_hits = catalog
+            .send(find(Some(query)))
+            .await
+            .map_err(|_| unavailable())?
+            .hits;
+        found.hits = fuse(theirs, rewrite_hits, ask.limit);
     }
-    Ok(Retrieved {
-        found: fused,
-        rewritten: Some(query),
-        spent,
-    })
+    Ok(Retrieved { found, spent })
 }
 
 /// Instructions and overhead of a rewrite request, in estimated tokens.
@@ -169,16 +174,4 @@ const REWRITE_PROMPT_TOKENS: u64 = 120;
 
 fn estimate(text: &str) -> u64 {
     crate::prompt::estimated_tokens(text) as u64
-}
-
-fn spent_on(rewritten: &Rewritten, message: &str, earlier: Option<&str>) -> u64 {
-    match rewritten.usage {
-        Some(usage) => usage.prompt_tokens.saturating_add(usage.completion_tokens),
-        None => {
-            REWRITE_PROMPT_TOKENS
-                + estimate(message)
-                + earlier.map_or(0, estimate)
-                + estimate(&rewritten.query)
-        }
-    }
 }

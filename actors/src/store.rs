@@ -176,8 +176,9 @@ pub struct FindProducts {
     pub language: Language,
     pub limit: usize,
     /// A model's rewrite of the shopper's words into a query in the
-    /// catalog's language, searched beside them (see
-    /// [`SearchIndex::find_with_rewrite`](crate::search::SearchIndex::find_with_rewrite)).
+    /// catalog's language: when set, the answer holds the rewrite's own
+    /// hits under the shopper's filters and no passages (see
+    /// [`SearchIndex::find_rewrite`](crate::search::SearchIndex::find_rewrite)).
     pub rewritten: Option<String>,
 }
 
@@ -202,12 +203,11 @@ impl Handler<FindProducts> for StoreCatalog {
         let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             #[cfg(test)]
             assert!(!panics, "a bug in the search");
-            let hits = match &msg.rewritten {
-                Some(rewritten) => {
-                    index.find_with_rewrite(&msg.query, rewritten, msg.language, msg.limit)
-                }
-                None => index.find(&msg.query, msg.language, msg.limit),
-            };
+            if let Some(rewritten) = &msg.rewritten {
+                let hits = index.find_rewrite(&msg.query, rewritten, msg.language, msg.limit);
+                return (hits, Vec::new());
+            }
+            let hits = index.find(&msg.query, msg.language, msg.limit);
             let passages = if !knowledge.is_empty()
                 && (hits.is_empty() || knowledge::asks_about_the_shop(&msg.query))
             {

@@ -229,6 +229,16 @@ fn from_form(
     })
 }
 
+/// The add form's field a problem is in.
+fn field_of(problem: golden::QuestionProblem) -> &'static str {
+    match problem {
+        golden::QuestionProblem::Empty | golden::QuestionProblem::TooLong => "question",
+        golden::QuestionProblem::PriceRange | golden::QuestionProblem::NegativePrice => "max_price",
+        golden::QuestionProblem::Products => "products",
+        golden::QuestionProblem::Mentions => "mentions",
+    }
+}
+
 /// `POST /dashboard/stores/{store}/golden/add`: adds one question.
 pub async fn add(
     req: HttpRequest,
@@ -240,41 +250,37 @@ pub async fn add(
     let (_, profile, _) = member(&visitor, &state, &path, Role::Owner)?;
     let body: AddBody = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
-    let question = from_form(&body, profile.currency);
-    let id = profile.id.clone();
-    // Read, checked and written under the store-change lock: two owners
-    // adding at once both keep their question.
-    let added = state
-        .write_for_store(&profile.id, move |s| {
-            let question = match question {
-                Ok(question) => question,
-                Err(error) => return Ok(Err(error)),
-            };
-            let mut goldens = s.goldens(&id)?;
-            goldens.push(question);
-            if let Err(problem) = golden::validate(&goldens) {
-                let field = match problem {
-                    golden::GoldenProblem::Empty(_) | golden::GoldenProblem::TooLong(_) => {
-                        "question"
+    let question = from_form(&body, profile.currency).and_then(|question| {
+        golden::check_question(&question)
+            .map(|()| question)
+            .map_err(|problem| FieldError::new(field_of(problem), problem.to_string()))
+    });
+    let added = match question {
+        Err(error) => Err(error),
+        Ok(question) => {
+            let id = profile.id.clone();
+            // Read and written under the store-change lock: two owners
+            // adding at once both keep their question.
+            let changing = state.profile_changes.lock().await;
+            let added = state
+                .write_for_store(&changing, &profile.id, move |s| {
+                    let mut goldens = s.goldens(&id)?;
+                    if goldens.len() >= golden::MAX_GOLDENS {
+                        return Ok(None);
                     }
-                    golden::GoldenProblem::PriceRange(_)
-                    | golden::GoldenProblem::NegativePrice(_) => "max_price",
-                    golden::GoldenProblem::Expectations(_) => "products",
-                    golden::GoldenProblem::TooMany => "",
-                };
-                let message = problem.to_string();
-                let message = match message.split_once(": ") {
-                    Some((_, why)) if !field.is_empty() => why.to_owned(),
-                    _ => message.clone(),
-                };
-                return Ok(Err(FieldError::new(field, message)));
-            }
-            s.put_goldens(&id, &goldens)?;
-            Ok(Ok(goldens.len()))
-        })
-        .await
-        .map_err(DashError::internal)?
-        .ok_or(DashError::NotFound)?;
+                    goldens.push(question);
+                    s.put_goldens(&id, &goldens)?;
+                    Ok(Some(goldens.len()))
+                })
+                .await
+                .map_err(DashError::internal)?
+                .ok_or(DashError::NotFound)?;
+            drop(changing);
+            added.ok_or_else(|| {
+                FieldError::new("", format!("at most {} questions", golden::MAX_GOLDENS))
+            })
+        }
+    };
     match added {
         Ok(count) => {
             visitor
@@ -314,8 +320,9 @@ pub async fn remove(
     let body: RemoveBody = form(&body)?;
     visitor.check_csrf(&req, &state, &body.csrf)?;
     let id = profile.id.clone();
+    let changing = state.profile_changes.lock().await;
     let removed = state
-        .write_for_store(&profile.id, move |s| {
+        .write_for_store(&changing, &profile.id, move |s| {
             let mut goldens = s.goldens(&id)?;
             let at = n
                 .checked_sub(1)
@@ -328,6 +335,7 @@ pub async fn remove(
         .await
         .map_err(DashError::internal)?
         .ok_or(DashError::NotFound)?;
+    drop(changing);
     if !removed {
         return Err(DashError::NotFound);
     }
@@ -363,11 +371,15 @@ pub async fn save(
         }
     };
     let (id, count) = (profile.id.clone(), goldens.len());
+    let changing = state.profile_changes.lock().await;
     state
-        .write_for_store(&profile.id, move |s| s.put_goldens(&id, &goldens))
+        .write_for_store(&changing, &profile.id, move |s| {
+            s.put_goldens(&id, &goldens)
+        })
         .await
         .map_err(DashError::internal)?
         .ok_or(DashError::NotFound)?;
+    drop(changing);
     visitor.notices.push(format!("{count} questions saved."));
     let html = page_html(&visitor, &state, &profile, None, None, Errors::default()).await?;
     Ok(ok(visitor, html))

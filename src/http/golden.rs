@@ -55,11 +55,15 @@ pub async fn put(
     let profile = stored_profile(&state, &path)?;
     let count = body.goldens.len();
     let id = profile.id.clone();
+    let changing = state.profile_changes.lock().await;
     state
-        .write_for_store(&profile.id, move |s| s.put_goldens(&id, &body.goldens))
+        .write_for_store(&changing, &profile.id, move |s| {
+            s.put_goldens(&id, &body.goldens)
+        })
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(ApiCode::UnknownStore, format!("no store {}", profile.id)))?;
+    drop(changing);
     Ok(HttpResponse::Ok().json(json!({ "goldens": count })))
 }
 

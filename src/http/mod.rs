@@ -104,28 +104,17 @@ pub struct AppState {
 
 pub use demo_shop::DemoShop;
 
+/// Proof that `profile_changes` is held.
+pub type StoreChanges<'a> = tokio::sync::MutexGuard<'a, ()>;
+
 impl AppState {
-    /// Runs `write` while `store` still exists, under `profile_changes`:
-    /// a store's deletion holds the same lock, so nothing written for the
-    /// store lands after its erasure (and would be found by a new store
+    /// Runs `write` while `store` still exists, under `profile_changes`
+    /// (`held`): a store's deletion takes the same lock, so nothing is
+    /// written for a store already deleted (and found later by a new store
     /// given the same id). `None`: the store is gone and nothing was written.
     pub async fn write_for_store<T, F>(
         &self,
-        store: &StoreId,
-        write: F,
-    ) -> Result<Option<T>, crate::storage::StorageError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Storage) -> Result<T, crate::storage::StorageError> + Send + 'static,
-    {
-        let _changing = self.profile_changes.lock().await;
-        self.write_for_store_locked(store, write).await
-    }
-
-    /// [`write_for_store`](Self::write_for_store) for a caller already
-    /// holding `profile_changes`.
-    pub async fn write_for_store_locked<T, F>(
-        &self,
+        _held: &StoreChanges<'_>,
         store: &StoreId,
         write: F,
     ) -> Result<Option<T>, crate::storage::StorageError>

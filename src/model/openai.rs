@@ -19,7 +19,8 @@ use async_openai::middleware::HttpRequestFactory;
 use async_openai::types::chat::{
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
     ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
-    ChatCompletionStreamOptions, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
+    ChatCompletionResponseStream, ChatCompletionStreamOptions, CompletionUsage,
+    CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
     CreateChatCompletionStreamResponse, FinishReason as WireFinish,
 };
 use futures_util::future::BoxFuture;
@@ -317,27 +318,49 @@ const REWRITE_WORDS: usize = 8;
 /// The token limit of a rewrite's answer.
 const REWRITE_MAX_TOKENS: u32 = 32;
 
+/// A provider's token count as the node keeps it.
+pub(super) fn usage_of(usage: &CompletionUsage) -> Usage {
+    Usage {
+        prompt_tokens: u64::from(usage.prompt_tokens),
+        completion_tokens: u64::from(usage.completion_tokens),
+    }
+}
+
+/// Why the provider stopped, as the node names it (a tool call ends the
+/// text as a natural stop would).
+pub(super) fn finish_of(reason: WireFinish) -> FinishReason {
+    match reason {
+        WireFinish::Length => FinishReason::Length,
+        WireFinish::ContentFilter => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
+    }
+}
+
 fn chunks(response: CreateChatCompletionStreamResponse) -> Vec<ModelChunk> {
     let mut out = Vec::new();
     if let Some(usage) = &response.usage {
-        out.push(ModelChunk::Usage(Usage {
-            prompt_tokens: u64::from(usage.prompt_tokens),
-            completion_tokens: u64::from(usage.completion_tokens),
-        }));
+        out.push(ModelChunk::Usage(usage_of(usage)));
     }
     if let Some(choice) = response.choices.into_iter().next() {
         if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
             out.push(ModelChunk::Text(text));
         }
         if let Some(reason) = choice.finish_reason {
-            out.push(ModelChunk::Finished(match reason {
-                WireFinish::Length => FinishReason::Length,
-                WireFinish::ContentFilter => FinishReason::ContentFilter,
-                _ => FinishReason::Stop,
-            }));
+            out.push(ModelChunk::Finished(finish_of(reason)));
         }
     }
     out
+}
+
+/// The chunks of a reply whose request offered no tool.
+fn plain_chunks(stream: ChatCompletionResponseStream) -> ChunkStream {
+    Box::pin(stream.flat_map(|item| {
+        let items: Vec<Result<ModelChunk, ModelError>> = match item {
+            Ok(response) => chunks(response).into_iter().map(Ok).collect(),
+            Err(error) => vec![Err(model_error(error))],
+        };
+        stream::iter(items)
+    }))
 }
 
 impl ChatModel for OpenAiModel {
@@ -356,39 +379,32 @@ impl ChatModel for OpenAiModel {
         let client = self.client.clone();
         Box::pin(async move {
             let request = request.map_err(model_error)?;
-            let (request, stream) = match client.chat().create_stream(request.clone()).await {
-                Ok(stream) => (request, stream),
-                Err(error) if refuses_tools(&error) && plain.is_some() => {
-                    let plain = plain
-                        .into_iter()
-                        .next()
-                        .expect("checked")
-                        .map_err(model_error)?;
+            if !tools {
+                let stream = client
+                    .chat()
+                    .create_stream(request)
+                    .await
+                    .map_err(model_error)?;
+                return Ok(plain_chunks(stream));
+            }
+            // Kept for the answer after a call.
+            let first = client.chat().create_stream(request.clone()).await;
+            match (first, plain) {
+                (Ok(stream), _) => Ok(Box::pin(tools::stream(client, request, stream, retrieved))),
+                (Err(error), Some(plain)) if refuses_tools(&error) => {
                     let stream = client
                         .chat()
-                        .create_stream(plain.clone())
+                        .create_stream(plain.map_err(model_error)?)
                         .await
                         .map_err(model_error)?;
                     offers_tools.store(false, Ordering::Relaxed);
                     tracing::warn!(
                         "the model provider refused the show_products tool; replies no longer offer it"
                     );
-                    (plain, stream)
+                    Ok(plain_chunks(stream))
                 }
-                Err(error) => return Err(model_error(error)),
-            };
-            if request.tools.is_some() {
-                let stream = tools::stream(client, request, stream, retrieved);
-                return Ok(Box::pin(stream) as ChunkStream);
+                (Err(error), _) => Err(model_error(error)),
             }
-            let stream: ChunkStream = Box::pin(stream.flat_map(|item| {
-                let items: Vec<Result<ModelChunk, ModelError>> = match item {
-                    Ok(response) => chunks(response).into_iter().map(Ok).collect(),
-                    Err(error) => vec![Err(model_error(error))],
-                };
-                stream::iter(items)
-            }));
-            Ok(stream)
         })
     }
 
@@ -405,10 +421,7 @@ impl ChatModel for OpenAiModel {
         Box::pin(async move {
             let request = request.map_err(model_error)?;
             let response = client.chat().create(request).await.map_err(model_error)?;
-            let usage = response.usage.as_ref().map(|u| Usage {
-                prompt_tokens: u64::from(u.prompt_tokens),
-                completion_tokens: u64::from(u.completion_tokens),
-            });
+            let usage = response.usage.as_ref().map(usage_of);
             // An answer cut at the token limit is no whole query.
             let answer = response
                 .choices

@@ -14,14 +14,13 @@ use async_openai::types::chat::{
     ChatCompletionRequestMessage, ChatCompletionRequestToolMessage,
     ChatCompletionRequestToolMessageContent, ChatCompletionResponseStream, ChatCompletionTool,
     ChatCompletionToolChoiceOption, ChatCompletionTools, CreateChatCompletionRequest,
-    CreateChatCompletionStreamResponse, FinishReason as WireFinish, FunctionCall, FunctionObject,
-    ToolChoiceOptions,
+    CreateChatCompletionStreamResponse, FunctionCall, FunctionObject, ToolChoiceOptions,
 };
 use futures_util::{Stream, StreamExt};
-use mikabot_actors::model::{FinishReason, ModelChunk, ModelError, Usage};
+use mikabot_actors::model::{ModelChunk, ModelError, Usage};
 use serde_json::{Value, json};
 
-use super::openai::model_error;
+use super::openai::{finish_of, model_error, usage_of};
 
 /// The tool's name, as the model calls it.
 pub const TOOL_NAME: &str = "show_products";
@@ -110,21 +109,29 @@ struct Rounds {
     calls: Vec<Call>,
     /// The first answer's text, for the assistant message of the second.
     text: String,
-    /// Whether the second request was made.
-    followed: bool,
-    /// The first answer called and ended: the second request is made once
-    /// its stream has ended (its usage comes after the finish reason).
-    calling: bool,
+    phase: Phase,
     /// The last usage each request reported (a provider may send a running
     /// total), summed into one chunk at the end.
     usage: [Option<Usage>; 2],
     /// Products retrieved for the turn: a call's reference beyond them
     /// shows nothing, and the model is told so.
     retrieved: usize,
-    /// Whether the second answer has shown text yet.
-    answered: bool,
     ready: VecDeque<Result<ModelChunk, ModelError>>,
-    done: bool,
+}
+
+/// Where a reply of tool rounds stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading the first answer.
+    First,
+    /// The first answer called and finished: the second request is made
+    /// once its stream has ended (its usage comes after the finish reason).
+    Calling,
+    /// Reading the answer after the calls; `spoken` once it showed text.
+    Second {
+        spoken: bool,
+    },
+    Done,
 }
 
 /// The chunks of a reply whose request offered the tool.
@@ -140,34 +147,28 @@ pub fn stream(
         inner,
         calls: Vec::new(),
         text: String::new(),
-        followed: false,
-        calling: false,
+        phase: Phase::First,
         usage: [None, None],
         retrieved,
-        answered: false,
         ready: VecDeque::new(),
-        done: false,
     };
     futures_util::stream::unfold(rounds, |mut rounds| async move {
         loop {
             if let Some(item) = rounds.ready.pop_front() {
                 return Some((item, rounds));
             }
-            if rounds.done {
+            if rounds.phase == Phase::Done {
                 return None;
             }
             match rounds.inner.next().await {
                 Some(Ok(response)) => rounds.take(response),
                 Some(Err(error)) => {
                     rounds.ready.push_back(Err(model_error(error)));
-                    rounds.done = true;
+                    rounds.phase = Phase::Done;
                 }
-                None if rounds.calling => {
-                    rounds.calling = false;
-                    rounds.follow().await;
-                }
+                None if rounds.phase == Phase::Calling => rounds.follow().await,
                 None => {
-                    rounds.done = true;
+                    rounds.phase = Phase::Done;
                     rounds.end();
                 }
             }
@@ -178,30 +179,30 @@ pub fn stream(
 impl Rounds {
     fn take(&mut self, response: CreateChatCompletionStreamResponse) {
         if let Some(usage) = &response.usage {
-            self.usage[usize::from(self.followed)] = Some(Usage {
-                prompt_tokens: u64::from(usage.prompt_tokens),
-                completion_tokens: u64::from(usage.completion_tokens),
-            });
+            let second = matches!(self.phase, Phase::Second { .. });
+            self.usage[usize::from(second)] = Some(usage_of(usage));
         }
         let Some(choice) = response.choices.into_iter().next() else {
             return;
         };
         if let Some(mut text) = choice.delta.content.filter(|t| !t.is_empty()) {
-            if !self.followed {
-                self.text.push_str(&text);
-            } else if !self.answered {
-                self.answered = true;
-                // The answer after the call goes on from the text before it.
-                if self.text.chars().last().is_some_and(|c| !c.is_whitespace())
-                    && !text.starts_with(char::is_whitespace)
-                {
-                    text.insert(0, ' ');
+            match self.phase {
+                Phase::First | Phase::Calling => self.text.push_str(&text),
+                Phase::Second { spoken: false } => {
+                    self.phase = Phase::Second { spoken: true };
+                    // The answer after the call goes on from the text before it.
+                    if self.text.chars().last().is_some_and(|c| !c.is_whitespace())
+                        && !text.starts_with(char::is_whitespace)
+                    {
+                        text.insert(0, ' ');
+                    }
                 }
+                Phase::Second { spoken: true } | Phase::Done => {}
             }
             self.ready.push_back(Ok(ModelChunk::Text(text)));
         }
         for piece in choice.delta.tool_calls.into_iter().flatten() {
-            if self.followed {
+            if self.phase != Phase::First {
                 // The answer after the call may not call again.
                 continue;
             }
@@ -236,22 +237,19 @@ impl Rounds {
         let Some(reason) = choice.finish_reason else {
             return;
         };
-        if !self.followed && !self.calls.is_empty() {
+        if self.phase == Phase::First && !self.calls.is_empty() {
             // Read the first answer to its end (its usage), then follow.
-            self.calling = true;
+            self.phase = Phase::Calling;
             return;
         }
-        self.ready.push_back(Ok(ModelChunk::Finished(match reason {
-            WireFinish::Length => FinishReason::Length,
-            WireFinish::ContentFilter => FinishReason::ContentFilter,
-            _ => FinishReason::Stop,
-        })));
+        self.ready
+            .push_back(Ok(ModelChunk::Finished(finish_of(reason))));
     }
 
     /// Shows what the calls asked for, answers them and streams the
     /// answer after them.
     async fn follow(&mut self) {
-        self.followed = true;
+        self.phase = Phase::Second { spoken: false };
         let mut references: Vec<usize> = Vec::new();
         let mut messages: Vec<ChatCompletionRequestMessage> = Vec::new();
         let mut tool_calls = Vec::new();
@@ -326,7 +324,7 @@ impl Rounds {
             Err(error) => {
                 self.end();
                 self.ready.push_back(Err(model_error(error)));
-                self.done = true;
+                self.phase = Phase::Done;
             }
         }
     }

@@ -80,9 +80,10 @@ pub struct Hit {
 /// Rank fusion's damping: how much the first places outweigh the next.
 const FUSION_K: f32 = 10.0;
 
-/// Two rankings of the same catalog merged by reciprocal rank fusion; a
-/// hit's score is its fused one, ties go to the first ranking's order.
-fn fuse(first: Vec<Hit>, second: Vec<Hit>, limit: usize) -> Vec<Hit> {
+/// Two rankings of the same catalog merged by reciprocal rank fusion (a
+/// product both find rises); a hit's score is its fused one, ties go to
+/// the first ranking's order.
+pub fn fuse(first: Vec<Hit>, second: Vec<Hit>, limit: usize) -> Vec<Hit> {
     let mut fused: Vec<(f32, usize, Hit)> = Vec::with_capacity(first.len() + second.len());
     for (list, hits) in [first, second].into_iter().enumerate() {
         for (rank, hit) in hits.into_iter().enumerate() {
@@ -564,35 +565,29 @@ impl SearchIndex {
         self.language
     }
 
-    /// [`find`](Self::find) for a shopper's words and a model's rewrite of
-    /// them into a query in the catalog's language, fused by rank
-    /// (reciprocal rank fusion: a product both find rises, ties keep the
-    /// shopper's order). The shopper's own filters (a price, in stock) hold
-    /// for both; the rewrite's apply only where the shopper set none.
-    pub fn find_with_rewrite(
+    /// The hits of a model's rewrite of a shopper's words into a query in
+    /// the catalog's language, to be [`fuse`]d with the shopper's own
+    /// ([`find`](Self::find)). The shopper's filters (a price, in stock, a
+    /// category they named) hold; the rewrite's apply only where the
+    /// shopper set none.
+    pub fn find_rewrite(
         &self,
         query: &str,
         rewritten: &str,
         query_language: Language,
         limit: usize,
     ) -> Vec<Hit> {
-        let parsed = query::parse(query, self.minor_digits);
-        let mut filters = parsed.filters;
-        filters.category = self.named_category(&parsed.text, query_language);
-        let theirs = self.search_filtered(&parsed.text, query_language, &filters, limit);
+        let theirs = query::parse(query, self.minor_digits);
         let rewrite = query::parse(rewritten, self.minor_digits);
-        let mut rewrite_filters = Filters {
-            min_price: filters.min_price.or(rewrite.filters.min_price),
-            max_price: filters.max_price.or(rewrite.filters.max_price),
-            in_stock_only: filters.in_stock_only || rewrite.filters.in_stock_only,
-            category: None,
+        let filters = Filters {
+            min_price: theirs.filters.min_price.or(rewrite.filters.min_price),
+            max_price: theirs.filters.max_price.or(rewrite.filters.max_price),
+            in_stock_only: theirs.filters.in_stock_only || rewrite.filters.in_stock_only,
+            category: self
+                .named_category(&theirs.text, query_language)
+                .or_else(|| self.named_category(&rewrite.text, self.language)),
         };
-        rewrite_filters.category = filters
-            .category
-            .clone()
-            .or_else(|| self.named_category(&rewrite.text, self.language));
-        let model = self.search_filtered(&rewrite.text, self.language, &rewrite_filters, limit);
-        fuse(theirs, model, limit)
+        self.search_filtered(&rewrite.text, self.language, &filters, limit)
     }
 
     /// The store category whose every word the shopper used, if any.
@@ -1113,30 +1108,45 @@ mod tests {
         hits.into_iter().map(|h| h.product.id.0.clone()).collect()
     }
 
+    /// The shopper's hits fused with the rewrite's, as a turn retrieves.
+    fn with_rewrite(
+        index: &SearchIndex,
+        query: &str,
+        rewritten: &str,
+        language: Language,
+    ) -> Vec<Hit> {
+        let theirs = index.find(query, language, 5);
+        fuse(theirs, index.find_rewrite(query, rewritten, language, 5), 5)
+    }
+
     #[test]
     fn a_rewrite_adds_what_the_shoppers_words_miss_under_their_filters() {
         let index = index();
         // Words no lexicon maps to a product; the model's query finds it.
         let shopper = "iets voor als het giet";
         assert!(index.find(shopper, Language::Nl, 5).is_empty());
-        let hits = index.find_with_rewrite(shopper, "rain jacket", Language::Nl, 5);
+        let hits = with_rewrite(&index, shopper, "rain jacket", Language::Nl);
         assert_eq!(ids(hits)[0], "1");
         // The shopper's price limit holds for the rewrite's hits too.
-        let capped = index.find_with_rewrite("iets onder 100 euro", "coat", Language::Nl, 5);
+        let capped = with_rewrite(&index, "iets onder 100 euro", "coat", Language::Nl);
         assert!(
             capped.iter().all(|h| h.product.price.minor < 10_000),
             "{capped:?}"
         );
         // The rewrite's own filters apply where the shopper set none.
-        let theirs = index.find_with_rewrite(
+        let theirs = with_rewrite(
+            &index,
             "iets voor als het giet",
             "jacket coat under 150",
             Language::Nl,
-            5,
         );
         assert_eq!(ids(theirs.clone()), ["1"], "the 200 euro coat is left out");
-        let unfiltered =
-            index.find_with_rewrite("iets voor als het giet", "jacket coat", Language::Nl, 5);
+        let unfiltered = with_rewrite(
+            &index,
+            "iets voor als het giet",
+            "jacket coat",
+            Language::Nl,
+        );
         assert!(ids(unfiltered).contains(&"2".to_owned()));
     }
 

@@ -5,4 +5,4 @@ mod index;
 pub mod lexicon;
 pub mod query;
 
-pub use index::{Hit, SearchIndex};
+pub use index::{Hit, SearchIndex, fuse};
