@@ -3,23 +3,32 @@
 
 Usage: scripts/lexicon.py DICTD_DIR OUT_DIR
 
-DICTD_DIR holds the dictd files of the Debian packages dict-freedict-eng-nld,
--nld-eng, -eng-fra, -fra-eng, -eng-deu, -deu-eng, -eng-spa, -spa-eng, -eng-ita
-and -ita-eng (`freedict-XXX-YYY.index` and `.dict.dz`). `scripts/build-lexicon`
-fetches them and runs this script.
+DICTD_DIR holds the dictd files (`freedict-XXX-YYY.index` and `.dict.dz`) of
+the Debian packages dict-freedict-XXX-YYY between the six search languages
+(eng, nld, fra, deu, spa, ita) and the pivot languages (fin, pol, ell, por,
+swe), as many as Debian has. `scripts/build-lexicon` fetches them and runs
+this script.
 
-For each language L of nl, fr, de, es, it it writes `L-en.tsv.gz` and
-`en-L.tsv.gz`: one line per head word or two-word phrase, lowercased, then a
-tab and at most six translations separated by `|`, best first. Search folds
-and stems both sides when it loads them.
+For every ordered pair of the six languages it writes `FROM-TO.tsv.gz`
+(`nl-fr.tsv.gz` is Dutch to French): one line per head word or two-word
+phrase, lowercased, then a tab and at most six translations separated by
+`|`, best first. Search folds and stems both sides when it loads them.
 
+A pair's own translations come from its dictionaries in either direction.
 A translation ranks by where it stands in the forward dictionary's entry and
 where the head stands in the reverse dictionary's entry for it; a pair found
 both ways ranks above one found one way, and a sense marked with a specialist
-domain (medicine, botany, law, ...) ranks below an everyday one. The German
-dictionaries (from Ding, half a million heads) are kept to pairs whose English
-side uses words the four smaller dictionaries know, which keeps the everyday
-vocabulary and drops most specialist terms.
+domain (medicine, botany, law, ...) or as figurative, dated or slang ranks
+below an everyday one. The German-English dictionaries (from Ding, half a
+million heads) are kept to pairs whose English side uses words the four
+smaller English dictionaries know, which keeps the everyday vocabulary and
+drops most specialist terms.
+
+After its own translations a head gets those at least two pivot languages
+agree on (the head into each pivot, then the pivot's word into the target),
+marked with a leading `~`: search counts them less. This fills the gaps of
+the small dictionaries (the Italian-English one has no "giacca"; Finnish and
+Polish both lead to "jacket").
 """
 
 import collections
@@ -32,12 +41,27 @@ LANGUAGES = {"nl": "nld", "fr": "fra", "de": "deu", "es": "spa", "it": "ita"}
 MAX_TRANSLATIONS = 6
 MAX_HEAD_WORDS = 2
 MAX_TRANSLATION_WORDS = 2
+# Languages that only carry translations between the others: FreeDict's
+# largest WikDict dictionaries pair them with English and with each of the
+# five.
+PIVOTS = ["fin", "pol", "ell", "por", "swe"]
+# Translations of a head followed through a pivot, and of each pivot word.
+PIVOT_WIDTH = 3
+# Pivot languages that must agree on a translation.
+MIN_PIVOTS = 2
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 SPECIALIST = re.compile(
     r"\[(med|bot|zool|chem|anat|geol|biol|pharm|astron|min|phys|math|mil|jur"
     r"|relig|hist|ling|print|naut|aviat|ornith|entom|ichth|statist"
     r"|electr|comp|techn|constr|mach|mining|archaic|obs|poet|vulg|slang|pej"
     r"|rare|old|dated)\.?\]",
+    re.IGNORECASE,
+)
+FIGURATIVE = re.compile(
+    r"^\((figur|fig\.|argot|vieilli|familier|vulgaire|désuet|rare|obsol|dated"
+    r"|slang|archaic|veraltet|umgangssprachlich|vulg|übertragen|figurato"
+    r"|antiquato|gergale|figurado|coloquial|anticuado|figuurlijk|verouderd"
+    r"|spreektaal)",
     re.IGNORECASE,
 )
 NOT_A_SENSE = re.compile(r"^(see|Synonyms?|Antonyms?|Note|Examples?)\b")
@@ -75,7 +99,11 @@ def clean(phrase):
     phrase = phrase.strip(" .;:!?'\t").lower()
     if phrase.startswith("to "):
         phrase = phrase[3:]
-    return " ".join(words(phrase))
+    pieces = words(phrase)
+    # A sense number run into the text ("cream 2") is not a translation.
+    while len(pieces) > 1 and pieces[-1].isdigit():
+        pieces.pop()
+    return " ".join(pieces)
 
 
 def senses(text):
@@ -101,11 +129,52 @@ def senses(text):
     return head, out
 
 
+def wikdict_senses(text):
+    """Like `senses`, for the WikDict dictionaries, where each sense is a
+    line of translations (numbered when there are several) followed by a
+    line that defines it in the head's language."""
+    lines = text.split("\n")
+    head = re.split(r" /| <", lines[0])[0].strip().lower()
+    out = []
+    expect = True
+    sense_start = 0
+    for line in lines[1:]:
+        line = line.strip()
+        if not line:
+            continue
+        numbered = re.match(r"^\d+\.\s*(.*)$", line)
+        if numbered:
+            line, expect = numbered.group(1), True
+        elif line.startswith("["):
+            expect = True
+        if not expect:
+            # The definition: one that marks a figurative, dated or slang
+            # sense demotes that sense's translations.
+            if FIGURATIVE.match(line):
+                out[sense_start:] = [(p, True) for p, _ in out[sense_start:]]
+            continue
+        expect = False
+        sense_start = len(out)
+        line = re.sub(r"^\[[^\]]*\]\s*", "", line)
+        line = re.sub(r"\([^)]*\)", "", line)
+        for part in re.split(r"[,;|]", line):
+            phrase = clean(part)
+            if phrase:
+                out.append((phrase, False))
+    return head, out
+
+
+def is_wikdict(dictd, name):
+    head = gzip.open(os.path.join(dictd, f"freedict-{name}.dict.dz")).read(4000)
+    return b"WikDict" in head
+
+
 def load(dictd, name):
     """Head to its translations in order (first occurrence kept)."""
     table = collections.defaultdict(list)
+    parse = wikdict_senses if is_wikdict(dictd, name) else senses
     for text in entries(dictd, name):
-        head, translations = senses(text)
+        head, translations = parse(text)
         head_words = words(head)
         if not 1 <= len(head_words) <= MAX_HEAD_WORDS:
             continue
@@ -114,7 +183,7 @@ def load(dictd, name):
         head = " ".join(head_words)
         for phrase, specialist in translations:
             pieces = phrase.split()
-            if phrase == head or not 1 <= len(pieces) <= MAX_TRANSLATION_WORDS:
+            if not 1 <= len(pieces) <= MAX_TRANSLATION_WORDS:
                 continue
             if any(len(p) < 2 and not p.isdigit() for p in pieces):
                 continue
@@ -141,9 +210,8 @@ def rank(forward, reverse, keep=lambda head, translation: True):
             credit(head, translation, position, specialist, False)
     for target, heads in reverse.items():
         for position, (head, specialist) in enumerate(heads):
-            if head != target:
-                both = target in scores.get(head, {})
-                credit(head, target, position, specialist, both)
+            both = target in scores.get(head, {})
+            credit(head, target, position, specialist, both)
     ranked = {}
     for head, table in scores.items():
         best = sorted(
@@ -155,11 +223,65 @@ def rank(forward, reverse, keep=lambda head, translation: True):
 
 
 def write(path, source, table):
-    lines = [f"# {source}; GPL-2.0-or-later, see README.md\n"]
+    lines = [f"# {source}; GPL-3.0-or-later, see README.md\n"]
     lines += [f"{head}\t{'|'.join(t)}\n" for head, t in sorted(table.items())]
     with gzip.GzipFile(path, "wb", compresslevel=9, mtime=0) as out:
         out.write("".join(lines).encode("utf-8"))
     print(f"{os.path.basename(path)}: {len(table)} heads, {os.path.getsize(path)} bytes")
+
+
+def pair(tables, source, target, keep=lambda head, translation: True):
+    """The ranked translations from `source` to `target`, from the
+    dictionaries of that pair in either direction (empty if neither
+    exists)."""
+    forward = tables.get(f"{source}-{target}", {})
+    reverse = tables.get(f"{target}-{source}", {})
+    if not forward and not reverse:
+        return {}
+    return rank(forward, reverse, keep)
+
+
+def triangulate(legs):
+    """Translations reached through pivot languages: for each pivot, the
+    head's first translations into it, then theirs into the target. A
+    translation is kept only when at least two pivots reach it, which drops
+    the senses a single pivot word adds (a pivot word has meanings the head
+    lacks; two different pivot languages rarely share the same stray one)."""
+    found = collections.defaultdict(lambda: collections.defaultdict(dict))
+    for pivot, (first, second) in legs.items():
+        for head, middles in first.items():
+            for i, middle in enumerate(middles[:PIVOT_WIDTH]):
+                for j, target in enumerate(second.get(middle, [])[:PIVOT_WIDTH]):
+                    score = 1.0 / (1 + i) / (1 + j)
+                    paths = found[head][target]
+                    paths[pivot] = max(paths.get(pivot, 0.0), score)
+    out = {}
+    for head, targets in found.items():
+        agreed = [
+            (-len(paths), -sum(paths.values()), target)
+            for target, paths in targets.items()
+            if len(paths) >= MIN_PIVOTS
+        ]
+        if agreed:
+            out[head] = [target for _, _, target in sorted(agreed)]
+    return out
+
+
+def merge(direct, pivoted):
+    """The direct dictionaries' translations first, then pivoted ones they
+    lack, marked `~` (search counts them less), at most MAX_TRANSLATIONS in
+    all."""
+    merged = {}
+    for head in set(direct) | set(pivoted):
+        translations = list(direct.get(head, []))
+        for t in pivoted.get(head, []):
+            if t not in translations:
+                translations.append(t)
+        merged[head] = [
+            t if i < len(direct.get(head, [])) else f"~{t}"
+            for i, t in enumerate(translations[:MAX_TRANSLATIONS])
+        ]
+    return merged
 
 
 def main():
@@ -167,10 +289,13 @@ def main():
         sys.exit("usage: lexicon.py DICTD_DIR OUT_DIR")
     dictd, out_dir = sys.argv[1], sys.argv[2]
     os.makedirs(out_dir, exist_ok=True)
+    codes = ["eng", *LANGUAGES.values(), *PIVOTS]
     tables = {}
-    for code in LANGUAGES.values():
-        tables[f"eng-{code}"] = load(dictd, f"eng-{code}")
-        tables[f"{code}-eng"] = load(dictd, f"{code}-eng")
+    for source in codes:
+        for target in codes:
+            name = f"{source}-{target}"
+            if source != target and os.path.exists(os.path.join(dictd, f"freedict-{name}.index")):
+                tables[name] = load(dictd, name)
     everyday = set()
     for code in ("nld", "fra", "spa", "ita"):
         for head in tables[f"eng-{code}"]:
@@ -182,17 +307,35 @@ def main():
     def everyday_english(phrase):
         return all(w in everyday for w in phrase.split())
 
-    for language, code in LANGUAGES.items():
-        to_en, from_en = tables[f"{code}-eng"], tables[f"eng-{code}"]
-        if code == "deu":
-            to_english = rank(to_en, from_en, lambda _h, t: everyday_english(t))
-            from_english = rank(from_en, to_en, lambda h, _t: everyday_english(h))
-        else:
-            to_english = rank(to_en, from_en)
-            from_english = rank(from_en, to_en)
-        write(os.path.join(out_dir, f"{language}-en.tsv.gz"), f"FreeDict {code}-eng", to_english)
-        write(os.path.join(out_dir, f"en-{language}.tsv.gz"), f"FreeDict eng-{code}", from_english)
+    ranked = {}
 
+    def ranked_pair(source, target):
+        if (source, target) not in ranked:
+            keep = lambda _h, _t: True
+            if "deu" in (source, target) and "eng" in (source, target):
+                if source == "eng":
+                    keep = lambda h, _t: everyday_english(h)
+                else:
+                    keep = lambda _h, t: everyday_english(t)
+            ranked[(source, target)] = pair(tables, source, target, keep)
+        return ranked[(source, target)]
+
+    short = {"eng": "en", **{code: language for language, code in LANGUAGES.items()}}
+    for source in short:
+        for target in short:
+            if source == target:
+                continue
+            legs = {}
+            for pivot in codes:
+                if pivot in (source, target):
+                    continue
+                first, second = ranked_pair(source, pivot), ranked_pair(pivot, target)
+                if first and second:
+                    legs[pivot] = (first, second)
+            direct = ranked_pair(source, target)
+            table = merge(direct, triangulate(legs))
+            name = f"{short[source]}-{short[target]}"
+            write(os.path.join(out_dir, f"{name}.tsv.gz"), f"FreeDict {source}-{target}, pivots {'+'.join(legs)}", table)
 
 if __name__ == "__main__":
     main()

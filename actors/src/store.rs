@@ -25,7 +25,7 @@ use crate::catalog::{Product, StoreProfile};
 use crate::ids::StoreId;
 use crate::knowledge::{self, Knowledge, Page, PassageHit};
 use crate::language::Language;
-use crate::search::{Hit, SearchIndex};
+use crate::search::{Hit, SearchIndex, lexicon};
 
 /// What a store actor serves: its catalog and its knowledge pages.
 pub struct StoreContent {
@@ -133,6 +133,11 @@ impl Actor for StoreCatalog {
         }
         let counted = std::mem::take(&mut self.first_load);
         let profile = Arc::clone(&self.profile);
+        // The lexicons this catalog's searches use load beside the catalog,
+        // on their own thread: the store does not wait for them (a search
+        // that needs one first waits for that one only).
+        let language = profile.default_language;
+        tokio::task::spawn_blocking(move || lexicon::load_for(language));
         let build = async move {
             tokio::task::spawn_blocking(move || {
                 load().map(|content| {

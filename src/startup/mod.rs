@@ -94,8 +94,6 @@ impl Application {
     /// `clock` (tests move it).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         settings.validate()?;
-        // Loaded off the store threads, before shoppers need them.
-        tokio::task::spawn_blocking(mikabot_actors::search::lexicon::load_all);
         let data_dir = &settings.storage.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;

@@ -1,15 +1,16 @@
-//! Bilingual lexicons between English and each other supported language,
-//! and the compound splitting of Dutch and German words, for search across
+//! Bilingual lexicons between every two supported languages, and the
+//! compound splitting of Dutch and German words, for search across
 //! languages: a shopper's words reach a catalog written in another language
 //! through their translations.
 //!
 //! The lexicons are compiled by `scripts/lexicon.py` from the FreeDict
-//! dictionaries (GPL-2.0-or-later; `actors/data/lexicon/README.md`) into
-//! `actors/data/lexicon/*.tsv.gz` and compiled into the binary. Each is
-//! decompressed and folded the first time a search needs it, then kept as
-//! one string with a sorted line index (a few MB for German, far less for
-//! the others). Pairs without English go through English: Dutch to French
-//! is Dutch to English, then English to French.
+//! dictionaries, WikDict's among them (`actors/data/lexicon/README.md` has
+//! their sources and licence), into `actors/data/lexicon/*.tsv.gz` and
+//! compiled into the binary. A pair's translations come from its own
+//! dictionaries first, then from pivot languages that agree (marked `~`;
+//! search counts them less). Each lexicon is decompressed and folded the
+//! first time a search needs it, then kept as one string with a sorted line
+//! index.
 
 use std::io::Read;
 use std::sync::OnceLock;
@@ -35,61 +36,52 @@ const MIN_COMPOUND_LEN: usize = 7;
 const MAX_COMPOUND_LEN: usize = 40;
 const MIN_PART_LEN: usize = 3;
 
-/// The compiled lexicons, by `(from, to)`; one side is always English.
-const SOURCES: [(Language, Language, &[u8]); 10] = [
-    (
-        Language::Nl,
-        Language::En,
-        include_bytes!("../../data/lexicon/nl-en.tsv.gz"),
-    ),
-    (
-        Language::En,
-        Language::Nl,
-        include_bytes!("../../data/lexicon/en-nl.tsv.gz"),
-    ),
-    (
-        Language::Fr,
-        Language::En,
-        include_bytes!("../../data/lexicon/fr-en.tsv.gz"),
-    ),
-    (
-        Language::En,
-        Language::Fr,
-        include_bytes!("../../data/lexicon/en-fr.tsv.gz"),
-    ),
-    (
-        Language::De,
-        Language::En,
-        include_bytes!("../../data/lexicon/de-en.tsv.gz"),
-    ),
-    (
-        Language::En,
-        Language::De,
-        include_bytes!("../../data/lexicon/en-de.tsv.gz"),
-    ),
-    (
-        Language::Es,
-        Language::En,
-        include_bytes!("../../data/lexicon/es-en.tsv.gz"),
-    ),
-    (
-        Language::En,
-        Language::Es,
-        include_bytes!("../../data/lexicon/en-es.tsv.gz"),
-    ),
-    (
-        Language::It,
-        Language::En,
-        include_bytes!("../../data/lexicon/it-en.tsv.gz"),
-    ),
-    (
-        Language::En,
-        Language::It,
-        include_bytes!("../../data/lexicon/en-it.tsv.gz"),
-    ),
+macro_rules! source {
+    ($from:ident, $to:ident, $name:literal) => {
+        (
+            Language::$from,
+            Language::$to,
+            include_bytes!(concat!("../../data/lexicon/", $name, ".tsv.gz")),
+        )
+    };
+}
+
+/// The compiled lexicons, by `(from, to)`: every ordered pair of the six
+/// languages.
+const SOURCES: [(Language, Language, &[u8]); 30] = [
+    source!(En, Nl, "en-nl"),
+    source!(En, Fr, "en-fr"),
+    source!(En, De, "en-de"),
+    source!(En, Es, "en-es"),
+    source!(En, It, "en-it"),
+    source!(Nl, En, "nl-en"),
+    source!(Nl, Fr, "nl-fr"),
+    source!(Nl, De, "nl-de"),
+    source!(Nl, Es, "nl-es"),
+    source!(Nl, It, "nl-it"),
+    source!(Fr, En, "fr-en"),
+    source!(Fr, Nl, "fr-nl"),
+    source!(Fr, De, "fr-de"),
+    source!(Fr, Es, "fr-es"),
+    source!(Fr, It, "fr-it"),
+    source!(De, En, "de-en"),
+    source!(De, Nl, "de-nl"),
+    source!(De, Fr, "de-fr"),
+    source!(De, Es, "de-es"),
+    source!(De, It, "de-it"),
+    source!(Es, En, "es-en"),
+    source!(Es, Nl, "es-nl"),
+    source!(Es, Fr, "es-fr"),
+    source!(Es, De, "es-de"),
+    source!(Es, It, "es-it"),
+    source!(It, En, "it-en"),
+    source!(It, Nl, "it-nl"),
+    source!(It, Fr, "it-fr"),
+    source!(It, De, "it-de"),
+    source!(It, Es, "it-es"),
 ];
 
-static LOADED: [OnceLock<Lexicon>; 10] = [const { OnceLock::new() }; 10];
+static LOADED: [OnceLock<Lexicon>; 30] = [const { OnceLock::new() }; 30];
 
 /// One direction of one language pair: folded heads (a word or a two-word
 /// phrase) to their translations, best first.
@@ -144,14 +136,22 @@ impl Lexicon {
         &self.text[start as usize..end as usize]
     }
 
-    /// The translations of a folded head, best first; empty if unknown.
-    pub fn get(&self, head: &str) -> impl Iterator<Item = &str> {
+    /// The translations of a folded head, best first, each with whether it
+    /// was found only through pivot languages (marked `~` in the file);
+    /// empty if unknown.
+    pub fn get(&self, head: &str) -> impl Iterator<Item = (&str, bool)> {
         let found = self
             .lines
             .binary_search_by(|line| self.slice(line.head).cmp(head))
             .ok()
             .map(|i| self.slice(self.lines[i].translations));
-        found.into_iter().flat_map(|t| t.split('|'))
+        found
+            .into_iter()
+            .flat_map(|t| t.split('|'))
+            .map(|t| match t.strip_prefix('~') {
+                Some(pivoted) => (pivoted, true),
+                None => (t, false),
+            })
     }
 
     /// Whether a folded word is a head.
@@ -163,26 +163,28 @@ impl Lexicon {
 
     /// The translations of a folded word, trying its base forms when the
     /// word itself is not a head ("schoenen" is looked up as "schoen").
-    pub fn lookup(&self, word: &str, language: Language) -> Vec<&str> {
+    pub fn lookup(&self, word: &str, language: Language) -> Vec<(&str, bool)> {
         base_forms(word, language)
             .iter()
             .find_map(|form| {
-                let found: Vec<&str> = self.get(form).collect();
+                let found: Vec<(&str, bool)> = self.get(form).collect();
                 (!found.is_empty()).then_some(found)
             })
             .unwrap_or_default()
     }
 
-    /// Whether a folded word or one of its base forms is a head.
+    /// Whether a folded word or one of its base forms is a head, as a
+    /// compound's part: a form shorter than a part may be is not counted
+    /// (a tail "enen" is not the Dutch "en").
     pub fn knows(&self, word: &str, language: Language) -> bool {
         base_forms(word, language)
             .iter()
-            .any(|form| self.contains(form))
+            .any(|form| form.len() >= MIN_PART_LEN && self.contains(form))
     }
 }
 
-/// The lexicon from `from` to `to`, loaded on first use; `None` unless one
-/// side is English and the other is not.
+/// The lexicon from `from` to `to`, loaded on first use; `None` when the
+/// two are one language.
 pub fn lexicon(from: Language, to: Language) -> Option<&'static Lexicon> {
     let position = SOURCES
         .iter()
@@ -190,18 +192,24 @@ pub fn lexicon(from: Language, to: Language) -> Option<&'static Lexicon> {
     Some(LOADED[position].get_or_init(|| Lexicon::load(SOURCES[position].2)))
 }
 
-/// Loads every lexicon now (a node calls it on a blocking thread as it
-/// starts, so no store's first foreign word waits for a load on its
-/// actor's thread).
-pub fn load_all() {
-    for (from, to, _) in SOURCES {
-        let _ = lexicon(from, to);
+/// Loads the lexicons searches of a catalog written in `catalog` use, if
+/// not yet loaded: every language into it, and every language into English
+/// (the fallback through English, and the parts of Dutch and German
+/// compounds). A store calls it on a blocking thread as its catalog loads,
+/// so a node holds only the pairs its stores' languages need: all thirty
+/// take about 40 MB, those into English about 9 MB.
+pub fn load_for(catalog: Language) {
+    for from in Language::ALL {
+        let _ = lexicon(from, catalog);
+        let _ = lexicon(from, Language::En);
     }
 }
 
 /// The translations of a folded word or two-word phrase from one language
 /// into another, best first, at most [`MAX_CANDIDATES`], each with its
-/// rank among them and whether it went through English.
+/// rank among them and whether it came through a pivot language: the
+/// pair's own lexicon first, and for a word it lacks between two languages
+/// other than English, through English.
 pub fn translate(word: &str, from: Language, to: Language) -> Vec<(String, Translated)> {
     let mut out: Vec<(String, Translated)> = Vec::new();
     if from == to {
@@ -214,22 +222,26 @@ pub fn translate(word: &str, from: Language, to: Language) -> Vec<(String, Trans
         }
     };
     if let Some(direct) = lexicon(from, to) {
-        for text in direct.lookup(word, from) {
-            push(text, false, &mut out);
+        for (text, pivoted) in direct.lookup(word, from) {
+            push(text, pivoted, &mut out);
         }
+    }
+    if !out.is_empty() || from == Language::En || to == Language::En {
         return out;
     }
+    // A word the pair's own lexicon lacks may still be in the two English
+    // ones (the English dictionaries are the largest).
     let (Some(into_english), Some(from_english)) =
         (lexicon(from, Language::En), lexicon(Language::En, to))
     else {
         return out;
     };
-    for english in into_english
+    for (english, _) in into_english
         .lookup(word, from)
         .into_iter()
         .take(PIVOT_WIDTH)
     {
-        for text in from_english
+        for (text, _) in from_english
             .lookup(english, Language::En)
             .into_iter()
             .take(PIVOT_FANOUT)
@@ -241,7 +253,8 @@ pub fn translate(word: &str, from: Language, to: Language) -> Vec<(String, Trans
 }
 
 /// Where a translation stands: its rank (0 is the best) and whether it
-/// went through English.
+/// came through a pivot language (when the lexicon was compiled, or through
+/// English as it was looked up).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Translated {
     pub rank: usize,
@@ -439,16 +452,69 @@ mod tests {
     }
 
     #[test]
-    fn english_translates_out_and_other_pairs_pivot_through_english() {
+    fn every_pair_translates_directly_and_falls_back_through_english() {
         let german: Vec<String> = translate("coffee", Language::En, Language::De)
             .into_iter()
             .map(|(t, _)| t)
             .collect();
         assert!(german.contains(&"kaffee".to_owned()), "{german:?}");
+        // Dutch to French has its own lexicon: its first translations are
+        // the dictionaries' own, not pivoted.
         let french = translate("koffie", Language::Nl, Language::Fr);
         assert!(french.iter().any(|(t, _)| t == "cafe"), "{french:?}");
-        assert!(french.iter().all(|(_, how)| how.pivot));
+        assert!(!french[0].1.pivot, "{french:?}");
+        let spanish = translate("cafetera", Language::Es, Language::Nl);
+        assert!(
+            spanish.iter().any(|(t, _)| t.starts_with("koffie")),
+            "{spanish:?}"
+        );
         assert!(translate("koffie", Language::Nl, Language::Nl).is_empty());
+    }
+
+    #[test]
+    fn pivoted_translations_fill_gaps_of_the_small_dictionaries_and_are_marked() {
+        // The Italian dictionary has no "giacca"; two pivot languages agree
+        // on jacket.
+        let jacket = translate("giacca", Language::It, Language::En);
+        assert!(
+            jacket.iter().any(|(t, how)| t == "jacket" && how.pivot),
+            "{jacket:?}"
+        );
+        // A head the direct dictionary has keeps its own senses first.
+        let skin = translate("haut", Language::De, Language::En);
+        assert_eq!(
+            skin.first().map(|(t, how)| (t.as_str(), how.pivot)),
+            Some(("skin", false))
+        );
+        assert!(
+            skin.iter()
+                .skip_while(|(_, how)| !how.pivot)
+                .all(|(_, how)| how.pivot)
+        );
+    }
+
+    #[test]
+    fn a_pair_lexicon_without_the_word_falls_back_through_english() {
+        let direct = lexicon(Language::Nl, Language::Fr).expect("shipped");
+        let english = lexicon(Language::Nl, Language::En).expect("shipped");
+        // A Dutch head the Dutch-French lexicon lacks but the Dutch-English
+        // one has, found by scanning rather than named (the lists change
+        // when they are rebuilt).
+        let missing = english
+            .lines
+            .iter()
+            .map(|line| english.slice(line.head))
+            .find(|head| {
+                !head.contains(' ')
+                    && !direct.contains(head)
+                    && !translate(head, Language::Nl, Language::Fr).is_empty()
+            })
+            .expect("some Dutch word reaches French only through English");
+        let found = translate(missing, Language::Nl, Language::Fr);
+        assert!(
+            found.iter().all(|(_, how)| how.pivot),
+            "{missing}: {found:?}"
+        );
     }
 
     #[test]
