@@ -811,7 +811,7 @@ impl SearchIndex {
         is_last: bool,
         translated: &mut Vec<String>,
     ) -> Alternatives {
-        let own = self.variants(word, query_language, is_last);
+        let (own, exact) = self.variants(word, query_language, is_last);
         let found = !own.is_empty();
         let mut ways: Alternatives = vec![vec![own]];
         let catalog = self.language;
@@ -845,6 +845,7 @@ impl SearchIndex {
                     .map(|l| (l, OTHER_LANGUAGE_FACTOR)),
             );
         }
+        let mut translates = false;
         for (source, source_factor) in sources {
             let phrase = next.map(|n| format!("{word} {n}"));
             let phrases = phrase.as_deref().filter(|_| source == query_language);
@@ -852,7 +853,11 @@ impl SearchIndex {
                 // The first translations the catalog knows, at most four.
                 let mut kept = 0;
                 for (translation, how) in translate(text, source, catalog) {
-                    let factor = translation_factor(how) * source_factor;
+                    // A translation of several words counts as much as one
+                    // of one word, shared among its words: "coffee pot"
+                    // found as "pot" alone is weak evidence.
+                    let words = tokens(&translation).count().max(1) as f32;
+                    let factor = translation_factor(how) * source_factor / words;
                     let parts: Vec<Vec<(u32, f32)>> = tokens(&translation)
                         .map(|w| self.terms_of(w, catalog, factor))
                         .collect();
@@ -861,6 +866,7 @@ impl SearchIndex {
                     }
                     ways.push(parts);
                     translated.extend(tokens(&translation).map(str::to_owned));
+                    translates = true;
                     kept += 1;
                     if kept == lexicon::MAX_TRANSLATIONS {
                         break;
@@ -888,6 +894,12 @@ impl SearchIndex {
                 );
             }
         }
+        // A word that translates into the catalog's words is a word of the
+        // shopper's language, not a typo or the start of a catalog word:
+        // Spanish "botas" is boots, not one letter from "botan(ica)".
+        if translates {
+            ways[0][0].truncate(exact);
+        }
         ways.retain(|parts| parts.iter().any(|terms| !terms.is_empty()));
         ways
     }
@@ -910,8 +922,16 @@ impl SearchIndex {
         out
     }
 
-    /// The indexed terms a query word may match, with how much each counts.
-    fn variants(&self, token: &str, query_language: Language, is_last: bool) -> Vec<(u32, f32)> {
+    /// The indexed terms a query word may match, with how much each counts,
+    /// and how many of them come first as the word itself (its stems,
+    /// synonyms and compounds ending in it) rather than as a completion or
+    /// correction.
+    fn variants(
+        &self,
+        token: &str,
+        query_language: Language,
+        is_last: bool,
+    ) -> (Vec<(u32, f32)>, usize) {
         let mut out: Vec<(u32, f32)> = Vec::new();
         let add = |term: u32, factor: f32, out: &mut Vec<(u32, f32)>| match out
             .iter_mut()
@@ -949,8 +969,9 @@ impl SearchIndex {
                 add(term, COMPOUND_FACTOR, &mut out);
             }
         }
+        let exact = out.len();
         if found_directly {
-            return out;
+            return (out, exact);
         }
         if is_last && length >= MIN_PREFIX_LEN {
             for term in self.with_prefix(token) {
@@ -965,7 +986,7 @@ impl SearchIndex {
                 add(term, TYPO_FACTOR, &mut out);
             }
         }
-        out
+        (out, exact)
     }
 
     /// The longest indexed term that `token` extends by a short ending the
@@ -1298,6 +1319,49 @@ mod tests {
         let hits = index.find("jas", Language::Nl, 2);
         assert_eq!(ids(hits.clone()), ["own", "translated"]);
         assert!(hits[1].score < hits[0].score, "{hits:?}");
+    }
+
+    #[test]
+    fn a_word_that_translates_is_not_taken_for_a_typo() {
+        // Spanish "botas" is one letter from "botan", the stem of a rare
+        // brand, and translates to "boot", which many products share (so
+        // counts little): the translation wins all the same.
+        let mut products = vec![product("brand", "Botanica hand cream", "Care", "", 20)];
+        for n in 0..6 {
+            products.push(product(
+                &format!("boot{n}"),
+                "Hiking boots",
+                "Shoes",
+                "",
+                90,
+            ));
+        }
+        let index = SearchIndex::build(products, Language::En);
+        let hits = index.find("botas", Language::Es, 10);
+        assert!(hits[0].product.id.0.starts_with("boot"), "{hits:?}");
+        assert!(hits.iter().all(|h| h.product.id.0 != "brand"), "{hits:?}");
+        // A word that translates to nothing the catalog has is still
+        // corrected.
+        let hits = index.find("botanics", Language::En, 1);
+        assert_eq!(ids(hits), ["brand"]);
+    }
+
+    #[test]
+    fn a_word_translated_into_two_counts_about_as_much_as_one() {
+        // "cafetera" is "coffee pot", "lana" is "wool": each shopper word
+        // weighs about one word, so neither product outranks the other by
+        // matching two translated words for one shopper word.
+        let index = SearchIndex::build(
+            vec![
+                product("pot", "Coffee pot", "Kitchen", "", 30),
+                product("wool", "Wool blanket", "Home", "", 30),
+            ],
+            Language::En,
+        );
+        let hits = index.find("cafetera lana", Language::Es, 2);
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        let (a, b) = (hits[0].score, hits[1].score);
+        assert!(b > 0.75 * a, "{hits:?}");
     }
 
     #[test]
