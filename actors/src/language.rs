@@ -41,7 +41,7 @@ const FUNCTION_WORDS: [&[&str]; 6] = [
     &[
         "un", "une", "le", "la", "les", "je", "cherche", "pour", "moins", "des", "du", "avec",
         "vous", "avez", "est", "sont", "mon", "ma", "quel", "quelle", "merci", "bonjour", "pas",
-        "cher", "voudrais",
+        "cher", "voudrais", "de", "en", "et", "au", "aux",
     ],
     &[
         "ich", "suche", "eine", "ein", "einen", "der", "die", "das", "für", "unter", "mit",
@@ -50,7 +50,8 @@ const FUNCTION_WORDS: [&[&str]; 6] = [
     ],
     &[
         "una", "el", "los", "las", "busco", "para", "con", "tienen", "quiero", "menos", "es",
-        "son", "mi", "gracias", "hola", "barato", "necesito",
+        "son", "mi", "gracias", "hola", "barato", "necesito", "de", "del", "por", "la", "al", "en",
+        "y",
     ],
     &[
         "una",
@@ -71,6 +72,11 @@ const FUNCTION_WORDS: [&[&str]; 6] = [
         "economico",
         "ho",
         "bisogno",
+        "di",
+        "da",
+        "del",
+        "della",
+        "sotto",
     ],
 ];
 
@@ -149,6 +155,14 @@ fn by_function_words(text: &str) -> Option<Language> {
                 *score += 1;
             }
         }
+        // Letters only one of the languages writes: Spanish ñ, German ß.
+        for (letter, language) in [('ñ', Language::Es), ('ß', Language::De)] {
+            if word.contains(letter)
+                && let Some(i) = Language::ALL.iter().position(|l| *l == language)
+            {
+                scores[i] += 1;
+            }
+        }
     }
     let best = *scores.iter().max()?;
     let leaders: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] == best).collect();
@@ -221,6 +235,16 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(detect(text, Language::En), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn words_several_languages_share_do_not_decide_alone() {
+        // "de" is Dutch, French and Spanish: a letter only Spanish writes
+        // decides, and a shared word alone leaves the conversation's language.
+        assert_eq!(detect("botas de montaña", Language::En), Language::Es);
+        assert_eq!(detect("Straße", Language::En), Language::De);
+        assert_eq!(detect("sac de voyage", Language::Fr), Language::Fr);
+        assert_eq!(detect("bolsa de viaje", Language::Es), Language::Es);
     }
 
     #[test]
