@@ -162,15 +162,22 @@ impl Lexicon {
     }
 
     /// The translations of a folded word, trying its base forms when the
-    /// word itself is not a head ("schoenen" is looked up as "schoen").
+    /// word itself is not a head ("schoenen" is looked up as "schoen"): the
+    /// first form a dictionary of the pair translates, else the first one
+    /// pivots reach (French "noire" is only a pivoted "quarter note", while
+    /// the dictionaries give "noir" as "black").
     pub fn lookup(&self, word: &str, language: Language) -> Vec<(&str, bool)> {
-        base_forms(word, language)
-            .iter()
-            .find_map(|form| {
-                let found: Vec<(&str, bool)> = self.get(form).collect();
-                (!found.is_empty()).then_some(found)
-            })
-            .unwrap_or_default()
+        let mut pivoted_only: Option<Vec<(&str, bool)>> = None;
+        for form in base_forms(word, language) {
+            let found: Vec<(&str, bool)> = self.get(&form).collect();
+            if found.iter().any(|(_, pivoted)| !pivoted) {
+                return found;
+            }
+            if pivoted_only.is_none() && !found.is_empty() {
+                pivoted_only = Some(found);
+            }
+        }
+        pivoted_only.unwrap_or_default()
     }
 
     /// Whether a folded word or one of its base forms is a head, as a
@@ -261,9 +268,15 @@ pub struct Translated {
     pub pivot: bool,
 }
 
-/// A folded word and the forms a dictionary lists it under: plural and
-/// inflected endings removed, and for a Dutch or German compound's verb
-/// part the infinitive ("wandel" → "wandelen").
+/// A folded word and the forms a dictionary lists it under, most likely
+/// first: plural and inflected endings removed; for a Dutch or German
+/// compound's verb part the infinitive ("wandel" → "wandelen"); in French,
+/// Spanish and Italian the masculine of a feminine adjective ("seca" →
+/// "seco"), the word a diminutive is made from ("molinillo" → "molino",
+/// "tazzine" → "tazza") and the verb of a participle or an agent noun
+/// ("hidratante" → "hidratar", "espumador" → "espumar"). A lookup takes the
+/// first form that is a head, so a word the dictionary lists is never read
+/// as another.
 pub fn base_forms(word: &str, language: Language) -> Vec<String> {
     let mut forms = vec![word.to_owned()];
     let mut add = |form: String| {
@@ -272,6 +285,16 @@ pub fn base_forms(word: &str, language: Language) -> Vec<String> {
         }
     };
     let strip = |ending: &str| word.strip_suffix(ending).map(str::to_owned);
+    // Each (ending, replacement) in order, applied to the word as written.
+    let replace = |pairs: &[(&str, &str)], add: &mut dyn FnMut(String)| {
+        for (ending, base) in pairs {
+            if let Some(stem) = word.strip_suffix(ending)
+                && stem.chars().count() >= 2
+            {
+                add(format!("{stem}{base}"));
+            }
+        }
+    };
     match language {
         Language::En => {
             if let Some(stem) = strip("ies") {
@@ -314,6 +337,7 @@ pub fn base_forms(word: &str, language: Language) -> Vec<String> {
                     add(stem);
                 }
             }
+            replace(FRENCH_FORMS, &mut add);
         }
         Language::Es => {
             for ending in ["es", "s"] {
@@ -321,11 +345,14 @@ pub fn base_forms(word: &str, language: Language) -> Vec<String> {
                     add(stem);
                 }
             }
+            replace(SPANISH_FORMS, &mut add);
         }
         Language::It => {
             for (ending, singular) in [
                 ("chi", "co"),
                 ("ghi", "go"),
+                ("che", "ca"),
+                ("ghe", "ga"),
                 ("i", "o"),
                 ("i", "e"),
                 ("e", "a"),
@@ -334,10 +361,83 @@ pub fn base_forms(word: &str, language: Language) -> Vec<String> {
                     add(format!("{stem}{singular}"));
                 }
             }
+            replace(ITALIAN_FORMS, &mut add);
         }
     }
     forms
 }
+
+/// French feminines and plurals of adjectives ("noires" → "noir",
+/// "chaleureuse" → "chaleureux"), and present participles ("chauffant" →
+/// "chauffer").
+const FRENCH_FORMS: &[(&str, &str)] = &[
+    ("euses", "eux"),
+    ("euse", "eux"),
+    ("ives", "if"),
+    ("ive", "if"),
+    ("elles", "el"),
+    ("elle", "el"),
+    ("ennes", "en"),
+    ("enne", "en"),
+    ("es", ""),
+    ("e", ""),
+    ("antes", "er"),
+    ("ante", "er"),
+    ("ants", "er"),
+    ("ant", "er"),
+];
+
+/// Spanish feminines ("seca" → "seco"), diminutives ("molinillo" →
+/// "molino"),
+/// participles ("hidratante" → "hidratar") and agent nouns ("espumador" →
+/// "espumar").
+const SPANISH_FORMS: &[(&str, &str)] = &[
+    ("as", "o"),
+    ("a", "o"),
+    ("illos", "o"),
+    ("illas", "a"),
+    ("illo", "o"),
+    ("illa", "a"),
+    ("itos", "o"),
+    ("itas", "a"),
+    ("ito", "o"),
+    ("ita", "a"),
+    ("antes", "ar"),
+    ("ante", "ar"),
+    ("ientes", "ir"),
+    ("iente", "ir"),
+    ("entes", "er"),
+    ("ente", "er"),
+    ("adores", "ar"),
+    ("adoras", "ar"),
+    ("adora", "ar"),
+    ("ador", "ar"),
+];
+
+/// Italian feminines and plurals of adjectives ("nere" → "nero"),
+/// diminutives ("tazzine" → "tazza"), participles ("decalcificante" →
+/// "decalcificare") and agent nouns ("macinatore" → "macinare").
+const ITALIAN_FORMS: &[(&str, &str)] = &[
+    ("a", "o"),
+    ("e", "o"),
+    ("ine", "a"),
+    ("ina", "a"),
+    ("ini", "o"),
+    ("ino", "o"),
+    ("ette", "a"),
+    ("etta", "a"),
+    ("etti", "o"),
+    ("etto", "o"),
+    ("anti", "are"),
+    ("ante", "are"),
+    ("enti", "ere"),
+    ("ente", "ere"),
+    ("ente", "ire"),
+    ("trici", "re"),
+    ("trice", "re"),
+    ("tori", "re"),
+    ("tore", "re"),
+];
 
 /// "jass" → "jas": a word ending in a doubled consonant, undoubled.
 fn undouble(stem: &str) -> Option<String> {
@@ -449,6 +549,41 @@ mod tests {
         // Through a base form: the plural is not a head.
         assert!(english_of("schoenen", Language::Nl).contains(&"shoe".to_owned()));
         assert!(english_of("koffie", Language::Nl).contains(&"coffee".to_owned()));
+    }
+
+    #[test]
+    fn feminines_diminutives_and_participles_reach_their_heads() {
+        // Dictionaries list the masculine, the plain word and the verb.
+        assert!(english_of("seca", Language::Es).contains(&"dry".to_owned()));
+        assert!(english_of("externas", Language::Es).contains(&"external".to_owned()));
+        assert!(english_of("tazzine", Language::It).contains(&"cup".to_owned()));
+        assert!(english_of("nere", Language::It).contains(&"black".to_owned()));
+        assert!(english_of("chaudes", Language::Fr).contains(&"warm".to_owned()));
+        let spanish = base_forms("hidratante", Language::Es);
+        assert!(spanish.contains(&"hidratar".to_owned()), "{spanish:?}");
+        let spanish = base_forms("molinillo", Language::Es);
+        assert!(spanish.contains(&"molino".to_owned()), "{spanish:?}");
+        let italian = base_forms("macinatore", Language::It);
+        assert!(italian.contains(&"macinare".to_owned()), "{italian:?}");
+        // A head is read as itself, not as another word's form: Spanish
+        // "mochila" stays a backpack, not a "mochilo".
+        assert_eq!(base_forms("mochila", Language::Es)[0], "mochila");
+        assert!(english_of("mochila", Language::Es).contains(&"backpack".to_owned()));
+    }
+
+    #[test]
+    fn a_form_the_dictionaries_translate_goes_before_one_only_pivots_reach() {
+        // "noire" is a head only pivots reach ("quarter note"); the
+        // dictionaries translate "noir", so "noires" is black.
+        let french = lexicon(Language::Fr, Language::En).expect("shipped");
+        let noire: Vec<(&str, bool)> = french.get("noire").collect();
+        assert!(noire.iter().all(|(_, pivoted)| *pivoted), "{noire:?}");
+        let noires = french.lookup("noires", Language::Fr);
+        assert!(noires.contains(&("black", false)), "{noires:?}");
+        // With no form a dictionary translates, the pivoted one is used.
+        let italian = lexicon(Language::It, Language::En).expect("shipped");
+        let jacket = italian.lookup("giacche", Language::It);
+        assert!(jacket.contains(&("jacket", true)), "{jacket:?}");
     }
 
     #[test]
