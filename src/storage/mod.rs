@@ -520,14 +520,29 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let options = StorageOptions::in_dir(dir.path());
         {
-            let db = sled::open(&options.data_dir).expect("open raw");
+            // No flusher thread: the lock goes with the handle, so the
+            // open below meets the schema, not sled's lock.
+            let db = sled::Config::new()
+                .path(&options.data_dir)
+                .flush_every_ms(None)
+                .open()
+                .expect("open raw");
             db.insert(SCHEMA_KEY, &99_u32.to_be_bytes()).expect("write");
             db.flush().expect("flush");
         }
-        match Storage::open(&options) {
-            Err(StorageError::SchemaMismatch { found: 99 }) => {}
-            Err(other) => panic!("unexpected error: {other}"),
-            Ok(_) => panic!("a newer schema must be refused"),
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Storage::open(&options) {
+                Err(StorageError::SchemaMismatch { found: 99 }) => break,
+                Err(other)
+                    if std::time::Instant::now() < deadline
+                        && other.to_string().contains("lock") =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(other) => panic!("unexpected error: {other}"),
+                Ok(_) => panic!("a newer schema must be refused"),
+            }
         }
     }
 }
