@@ -5,6 +5,7 @@
 
 use actix::Addr;
 use mikabot_actors::catalog::{Product, StoreProfile};
+use mikabot_actors::search::lexicon;
 use mikabot_actors::store::{InstallCatalog, StoreCatalog, build_index};
 use serde::Serialize;
 
@@ -129,10 +130,13 @@ pub async fn apply(
 }
 
 /// Builds the index for `profile` on a blocking thread and installs both in
-/// the store's actor in one message.
+/// the store's actor in one message. The lexicons its searches use load on
+/// that thread too, so a store whose language changed never loads one on
+/// the actor's thread at its first search.
 pub async fn install(catalog: &Addr<StoreCatalog>, profile: StoreProfile, products: Vec<Product>) {
     let store = profile.id.clone();
     let built = tokio::task::spawn_blocking(move || {
+        lexicon::load_for(profile.default_language);
         let index = build_index(&profile, products);
         (profile, index)
     })
