@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Compiles the FreeDict bilingual dictionaries into the lexicons search ships.
+"""Compiles the FreeDict bilingual dictionaries and the emoji names of
+Unicode CLDR into the lexicons search ships.
 
-Usage: scripts/lexicon.py DICTD_DIR OUT_DIR
+Usage: scripts/lexicon.py DICTD_DIR CLDR_ANNOTATIONS_DIR OUT_DIR
 
 DICTD_DIR holds the dictd files (`freedict-XXX-YYY.index` and `.dict.dz`) of
 the Debian packages dict-freedict-XXX-YYY between the six search languages
 (eng, nld, fra, deu, spa, ita) and the pivot languages (fin, pol, ell, por,
-swe), as many as Debian has. `scripts/build-lexicon` fetches them and runs
-this script.
+swe), as many as Debian has. CLDR_ANNOTATIONS_DIR is `common/annotations`
+of CLDR (Debian's unicode-cldr-core), with a file per language (`es.xml`).
+`scripts/build-lexicon` fetches them all and runs this script.
 
 For every ordered pair of the six languages it writes `FROM-TO.tsv.gz`
 (`nl-fr.tsv.gz` is Dutch to French): one line per head word or two-word
@@ -29,6 +31,12 @@ agree on (the head into each pivot, then the pivot's word into the target),
 marked with a leading `~`: search counts them less. This fills the gaps of
 the small dictionaries (the Italian-English one has no "giacca"; Finnish and
 Polish both lead to "jacket").
+
+The emoji names add what everyday objects are called, which dictionaries
+often miss: every emoji is named in all six languages, so the names of one
+emoji translate each other ("zapatilla deportiva" is a "running shoe", its
+head word "zapatilla" a "shoe"). They come after a head's first three
+dictionary translations and before the pivoted ones.
 """
 
 import collections
@@ -36,6 +44,7 @@ import gzip
 import os
 import re
 import sys
+import xml.etree.ElementTree as ElementTree
 
 LANGUAGES = {"nl": "nld", "fr": "fra", "de": "deu", "es": "spa", "it": "ita"}
 MAX_TRANSLATIONS = 6
@@ -49,6 +58,18 @@ PIVOTS = ["fin", "pol", "ell", "por", "swe"]
 PIVOT_WIDTH = 3
 # Pivot languages that must agree on a translation.
 MIN_PIVOTS = 2
+# The emoji names (CLDR): at most this many translations of a name, after
+# this many of the dictionaries', each with at least this overlap.
+MAX_CONCEPTS = 3
+CONCEPTS_AFTER = 3
+MIN_DICE = 0.4
+# Languages whose noun phrases put the head noun first, with the words that
+# link a noun to its complement ("zapatillas de ballet").
+LINKING_WORDS = {
+    "fra": {"de", "du", "des", "à", "au", "aux", "en", "pour", "avec"},
+    "spa": {"de", "del", "en", "para", "con"},
+    "ita": {"di", "da", "del", "della", "a", "in", "per", "con"},
+}
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 SPECIALIST = re.compile(
     r"\[(med|bot|zool|chem|anat|geol|biol|pharm|astron|min|phys|math|mil|jur"
@@ -284,10 +305,100 @@ def merge(direct, pivoted):
     return merged
 
 
+def concept_units(annotations, code):
+    """The names of the emoji in one language's CLDR annotations: for each
+    emoji, its name when it has one or two words, and the head word of a
+    name of two words besides linking words (the first in French, Spanish
+    and Italian, the last in English, Dutch and German: "zapatilla" of
+    "zapatilla deportiva", "shoe" of "running shoe"). Keywords are left out:
+    an emoji's keywords are loose associations ("fork" for the knife)."""
+    language = {"eng": "en", **{c: l for l, c in LANGUAGES.items()}}[code]
+    tree = ElementTree.parse(os.path.join(annotations, f"{language}.xml"))
+    linking = LINKING_WORDS.get(code, set())
+    units = {}
+    for node in tree.getroot().iter("annotation"):
+        cp = node.get("cp")
+        # Emoji only: the file also names letters, punctuation, arrows and
+        # mathematical signs ("less than", "em dash").
+        if node.get("type") != "tts" or max(map(ord, cp)) < 0x2300:
+            continue
+        name = clean(node.text or "")
+        content = [w for w in name.split() if w not in linking]
+        head = None
+        if len(content) == 2 and usable(content[0]) and usable(content[1]):
+            head = content[0] if code in LINKING_WORDS else content[-1]
+            # An English name ending in a participle names an action
+            # ("people hugging"), not a thing.
+            if code == "eng" and head.endswith("ing"):
+                head = None
+        units[cp] = (name if usable(name) else None, head)
+    return units
+
+
+def usable(phrase):
+    """A phrase of one or two words, none a digit or a single letter."""
+    pieces = phrase.split()
+    return 1 <= len(pieces) <= MAX_TRANSLATION_WORDS and all(
+        len(p) >= 2 and not p.isdigit() for p in pieces
+    )
+
+
+def concepts(source_units, target_units):
+    """Translations from the emoji names of two languages, each emoji a
+    concept both name: a name translates into the other language's name of
+    the same emoji, a head word into its head word, ranked by how much the
+    emoji they name overlap (Dice's coefficient), so that a word naming many
+    emoji ("mujer" in every woman's) keeps only the translations that name
+    most of them too. Returns the names' translations and the head words'."""
+    found = []
+    for kind in (0, 1):
+        out = collections.defaultdict(list)
+        seen_source, seen_target = collections.Counter(), collections.Counter()
+        together = collections.defaultdict(collections.Counter)
+        for cp in source_units.keys() & target_units.keys():
+            source, target = source_units[cp][kind], target_units[cp][kind]
+            seen_source[source] += 1
+            seen_target[target] += 1
+            if source and target:
+                together[source][target] += 1
+        for s, targets in together.items():
+            ranked = sorted(
+                (-2 * both / (seen_source[s] + seen_target[t]), t) for t, both in targets.items()
+            )
+            for score, t in ranked:
+                if -score >= MIN_DICE and len(out[s]) < MAX_CONCEPTS:
+                    out[s].append(t)
+        found.append(out)
+    return found
+
+
+def with_concepts(direct, names, heads, known):
+    """A pair's dictionary translations with the emoji names' after the
+    dictionaries' first few: the dictionaries know a word's senses, the
+    names know what the everyday object is called ("zapatilla" is a slipper
+    to the dictionaries, a shoe to the emoji). A single word gets them only
+    when it is already a head (`known`): a new head would hide the form the
+    dictionaries list from a word's inflections ("frauen" is looked up as
+    "frau" while it is no head)."""
+    merged = dict(direct)
+    for head in sorted(set(names) | set(heads)):
+        if " " not in head and head not in known:
+            continue
+        own = direct.get(head, [])
+        extra = []
+        for t in names.get(head, []) + heads.get(head, []):
+            if t not in own and t not in extra:
+                extra.append(t)
+        merged[head] = (own[:CONCEPTS_AFTER] + extra[:MAX_CONCEPTS] + own[CONCEPTS_AFTER:])[
+            :MAX_TRANSLATIONS
+        ]
+    return merged
+
+
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: lexicon.py DICTD_DIR OUT_DIR")
-    dictd, out_dir = sys.argv[1], sys.argv[2]
+    if len(sys.argv) != 4:
+        sys.exit("usage: lexicon.py DICTD_DIR CLDR_ANNOTATIONS_DIR OUT_DIR")
+    dictd, annotations, out_dir = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(out_dir, exist_ok=True)
     codes = ["eng", *LANGUAGES.values(), *PIVOTS]
     tables = {}
@@ -321,6 +432,7 @@ def main():
         return ranked[(source, target)]
 
     short = {"eng": "en", **{code: language for language, code in LANGUAGES.items()}}
+    units = {code: concept_units(annotations, code) for code in short}
     for source in short:
         for target in short:
             if source == target:
@@ -333,9 +445,12 @@ def main():
                 if first and second:
                     legs[pivot] = (first, second)
             direct = ranked_pair(source, target)
-            table = merge(direct, triangulate(legs))
+            pivoted = triangulate(legs)
+            names, heads = concepts(units[source], units[target])
+            direct = with_concepts(direct, names, heads, set(direct) | set(pivoted))
+            table = merge(direct, pivoted)
             name = f"{short[source]}-{short[target]}"
-            write(os.path.join(out_dir, f"{name}.tsv.gz"), f"FreeDict {source}-{target}, pivots {'+'.join(legs)}", table)
+            write(os.path.join(out_dir, f"{name}.tsv.gz"), f"FreeDict {source}-{target}, CLDR emoji names, pivots {'+'.join(legs)}", table)
 
 if __name__ == "__main__":
     main()

@@ -4,11 +4,12 @@
 //! through their translations.
 //!
 //! The lexicons are compiled by `scripts/lexicon.py` from the FreeDict
-//! dictionaries, WikDict's among them (`actors/data/lexicon/README.md` has
-//! their sources and licence), into `actors/data/lexicon/*.tsv.gz` and
-//! compiled into the binary. A pair's translations come from its own
-//! dictionaries first, then from pivot languages that agree (marked `~`;
-//! search counts them less). Each lexicon is decompressed and folded the
+//! dictionaries, WikDict's among them, and the emoji names of Unicode CLDR
+//! (`actors/data/lexicon/README.md` has their sources and licences), into
+//! `actors/data/lexicon/*.tsv.gz` and compiled into the binary. A pair's
+//! translations come from its own dictionaries first, with the emoji names
+//! after their first three, then from pivot languages that agree (marked
+//! `~`; search counts them less). Each lexicon is decompressed and folded the
 //! first time a search needs it, then kept as one string with a sorted line
 //! index.
 
@@ -549,6 +550,45 @@ mod tests {
         // Through a base form: the plural is not a head.
         assert!(english_of("schoenen", Language::Nl).contains(&"shoe".to_owned()));
         assert!(english_of("koffie", Language::Nl).contains(&"coffee".to_owned()));
+    }
+
+    #[test]
+    fn everyday_objects_are_called_what_their_emoji_names_call_them() {
+        // The dictionaries know Spanish "zapatilla" as a slipper only; the
+        // emoji names call the running shoe a "zapatilla deportiva".
+        let shoe = english_of("zapatilla", Language::Es);
+        assert_eq!(shoe.first().map(String::as_str), Some("slipper"));
+        assert!(shoe.contains(&"shoe".to_owned()), "{shoe:?}");
+        // A word the dictionaries do not list gains no head of its own: its
+        // inflections still reach the form they list.
+        let child = english_of("ninos", Language::Es);
+        assert!(child.contains(&"child".to_owned()), "{child:?}");
+        let woman = english_of("mujeres", Language::Es);
+        assert!(woman.contains(&"woman".to_owned()), "{woman:?}");
+        // Names only pivots reached before are the pair's own now.
+        for (word, from, english) in [
+            ("telefono movil", Language::Es, "mobile phone"),
+            ("ordinateur portable", Language::Fr, "laptop"),
+            ("teddybar", Language::De, "teddy bear"),
+        ] {
+            let found = translate(word, from, Language::En);
+            assert!(
+                found.iter().any(|(t, how)| t == english && !how.pivot),
+                "{word}: {found:?}"
+            );
+        }
+        // Between two languages other than English too, and as the pair's
+        // own translation where only pivots reached it before.
+        let french = lexicon(Language::Es, Language::Fr).expect("shipped");
+        let shoe: Vec<(&str, bool)> = french.get("zapatilla").collect();
+        assert!(shoe.contains(&("chaussure", false)), "{shoe:?}");
+        let spanish = translate("ordinateur portable", Language::Fr, Language::Es);
+        assert!(
+            spanish
+                .iter()
+                .any(|(t, how)| t == "ordenador portatil" && !how.pivot),
+            "{spanish:?}"
+        );
     }
 
     #[test]

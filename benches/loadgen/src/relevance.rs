@@ -354,16 +354,30 @@ mod tests {
     #[test]
     fn cross_language_search_stays_at_its_measured_level() {
         // Measured when these floors were set (all languages together):
-        // demo without tags 0.837 / 0.926 (0.724 / 0.797 with the English
+        // demo without tags 0.842 / 0.932 (0.724 / 0.797 with the English
         // lexicons alone, 0.464 / 0.498 without any); the Dutch catalog
         // 0.696 / 0.893 (0.499 / 0.583 and 0.248 / 0.310).
         for (set, ndcg, recall) in [
-            (Set::DemoWithoutTags, 0.82, 0.91),
+            (Set::DemoWithoutTags, 0.83, 0.92),
             (Set::Koffie, 0.67, 0.87),
         ] {
             let judged = set.judgements().expect("judgements parse");
             let index = set.index().expect("catalog");
-            let all = summary(&evaluate(&judged, &index))
+            let rows = summary(&evaluate(&judged, &index));
+            // The target: every language within 10 % of English (on the
+            // Dutch catalog English is itself a translated language).
+            let english = rows.iter().find(|row| row.0 == "en").expect("English");
+            for row in rows.iter().filter(|row| row.0 != "all") {
+                assert!(
+                    row.2 >= 0.9 * english.2,
+                    "{} {}: nDCG@10 {:.3} against English {:.3}",
+                    set.name(),
+                    row.0,
+                    row.2,
+                    english.2
+                );
+            }
+            let all = rows
                 .into_iter()
                 .find(|row| row.0 == "all")
                 .expect("an overall row");
