@@ -357,8 +357,13 @@ impl SearchIndex {
         // A folded token to the term ids of its variants (itself and stems)
         // and of its compound parts' variants.
         let mut variants_of: HashMap<Box<str>, (Vec<u32>, Vec<u32>)> = HashMap::new();
-        let compound_lexicon = lexicon::lexicon(language, Language::En)
-            .filter(|_| matches!(language, Language::De | Language::Nl));
+        // Only Dutch and German catalogs split compounds, and an empty
+        // index (a store's before its catalog loads, built on the caller's
+        // thread) needs no lexicon loaded.
+        let compound_lexicon = (matches!(language, Language::De | Language::Nl)
+            && !products.is_empty())
+        .then(|| lexicon::lexicon(language, Language::En))
+        .flatten();
         let known_part = |part: &str| compound_lexicon.is_some_and(|l| l.knows(part, language));
         let mut doc_len = Vec::with_capacity(products.len());
         let mut tf: Vec<(u32, f32)> = Vec::new();
