@@ -134,20 +134,22 @@ impl Actor for StoreCatalog {
         let counted = std::mem::take(&mut self.first_load);
         let profile = Arc::clone(&self.profile);
         // The lexicons this catalog's searches use load beside the catalog,
-        // on their own thread: the store does not wait for them (a search
-        // that needs one first waits for that one only).
+        // on their own blocking thread, and the store serves (and counts as
+        // loaded for `/readyz`) once both are in: a search runs on the
+        // actor's thread and must not be the one that waits for a lexicon.
         let language = profile.default_language;
-        tokio::task::spawn_blocking(move || lexicon::load_for(language));
+        let lexicons = tokio::task::spawn_blocking(move || lexicon::load_for(language));
         let build = async move {
-            tokio::task::spawn_blocking(move || {
+            let catalog = tokio::task::spawn_blocking(move || {
                 load().map(|content| {
                     let knowledge = Knowledge::build(&content.pages, profile.default_language);
                     let products = content.products.len();
                     (products, build_index(&profile, content.products), knowledge)
                 })
-            })
-            .await
-            .map_err(|e| format!("the index build stopped: {e}"))?
+            });
+            let (built, loaded) = tokio::join!(catalog, lexicons);
+            loaded.map_err(|e| format!("the lexicons did not load: {e}"))?;
+            built.map_err(|e| format!("the index build stopped: {e}"))?
         };
         // Nothing else is handled until the catalog is in.
         ctx.wait(

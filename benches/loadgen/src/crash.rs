@@ -189,6 +189,9 @@ pub async fn crash(common: &Common, options: &CrashOptions) -> anyhow::Result<Cr
     for _ in 0..options.iterations {
         let env = crate::node::node_env(&model.base_url, dir.path(), MANY_SESSIONS);
         let mut node = RunningNode::start_on(&common.node, env, dir.path()).await?;
+        // Killed while it serves: a node still loading its stores (their
+        // catalogs and lexicons) answers nobody yet.
+        wait_until_ready(node.addr).await?;
         let target = Target {
             url: node.ws_url(STORE),
             origin: node.origin(),
@@ -271,5 +274,30 @@ impl CrashReport {
                 ("time", format!("{:.1} s", self.elapsed_secs)),
             ],
         )
+    }
+}
+
+/// Waits until the node's `/readyz` answers 200 (every store loaded), for
+/// at most a minute.
+async fn wait_until_ready(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+            let request =
+                format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let mut answer = Vec::new();
+            if stream.write_all(request.as_bytes()).await.is_ok()
+                && stream.read_to_end(&mut answer).await.is_ok()
+                && answer.starts_with(b"HTTP/1.1 200")
+            {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the node was not ready within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
