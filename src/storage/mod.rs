@@ -481,16 +481,21 @@ pub(crate) mod tests {
     /// Opens a database just closed in this process: sled's own threads
     /// may hold its lock a moment after the last handle went.
     pub(crate) fn reopen(options: &StorageOptions) -> Storage {
+        open_when_unlocked(options).unwrap_or_else(|e| panic!("reopen: {e}"))
+    }
+
+    /// `Storage::open`, tried again while sled's lock is still held (for
+    /// at most 10 s); any other outcome is answered as it is.
+    fn open_when_unlocked(options: &StorageOptions) -> Result<Storage, StorageError> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match Storage::open(options) {
-                Ok(storage) => return storage,
                 Err(e)
                     if std::time::Instant::now() < deadline && e.to_string().contains("lock") =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                Err(e) => panic!("reopen: {e}"),
+                opened => return opened,
             }
         }
     }
@@ -530,19 +535,10 @@ pub(crate) mod tests {
             db.insert(SCHEMA_KEY, &99_u32.to_be_bytes()).expect("write");
             db.flush().expect("flush");
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match Storage::open(&options) {
-                Err(StorageError::SchemaMismatch { found: 99 }) => break,
-                Err(other)
-                    if std::time::Instant::now() < deadline
-                        && other.to_string().contains("lock") =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(other) => panic!("unexpected error: {other}"),
-                Ok(_) => panic!("a newer schema must be refused"),
-            }
+        match open_when_unlocked(&options) {
+            Err(StorageError::SchemaMismatch { found: 99 }) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+            Ok(_) => panic!("a newer schema must be refused"),
         }
     }
 }
